@@ -1,0 +1,1 @@
+"""geomusic: classify music by geographic origin."""

@@ -1,0 +1,247 @@
+"""Typed schema for `params/*.yaml`: one file describes one run.
+
+Unknown keys and bad values fail with a message that names the key and the file.
+Secrets (Spotify credentials) are deliberately *not* part of this schema: they come
+from the environment or `.env` only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ParamsError(ValueError):
+    """A params file is missing, malformed or has an invalid key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class UciParams(_Strict):
+    chromatic: bool = Field(True, description="116 features (default + chroma) instead of 68")
+
+
+class MirageParams(_Strict):
+    path: Path = Field(Path("data/raw/MIRAGE.csv"), description="MIRAGE.csv (v1 or legacy export)")
+    target: Literal["station", "artist"] = "station"
+    level: Literal["country", "region", "continent"] = "country"
+    country_source: Literal["ne", "rg"] = Field("ne", description="Natural Earth or Radio Garden country")
+    min_reliability: float = Field(0.90, ge=0.0, le=1.0)
+    min_tracks_per_class: int = Field(20, ge=1)
+    max_events: int | None = Field(None, ge=1, description="read at most this many rows (debugging)")
+
+
+class TableParams(_Strict):
+    path: Path | None = None
+    label_column: str = "label"
+    feature_columns: list[str] = Field(default_factory=list, description="empty = every numeric column")
+    group_column: str | None = None
+    lat_column: str | None = None
+    lon_column: str | None = None
+    id_column: str | None = None
+    min_tracks_per_class: int = Field(1, ge=1)
+    encoding: str = "utf-8"
+
+
+class DataParams(_Strict):
+    source: Literal["uci", "mirage", "table"] = "uci"
+    uci: UciParams = Field(default_factory=UciParams)
+    mirage: MirageParams = Field(default_factory=MirageParams)
+    table: TableParams = Field(default_factory=TableParams)
+    max_tracks: int | None = Field(None, ge=1, description="seeded subsample of tracks")
+
+
+class SplitParams(_Strict):
+    strategy: Literal["holdout", "kfold"] = "holdout"
+    train: float = Field(0.7, gt=0, lt=1)
+    val: float = Field(0.1, ge=0, lt=1)
+    test: float = Field(0.2, gt=0, lt=1)
+    folds: int = Field(10, ge=2)
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> "SplitParams":
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split.train + split.val + split.test must be 1.0, got {total:.3f}")
+        return self
+
+
+class SpotifyParams(_Strict):
+    batch_size: int = Field(100, ge=1, le=100, description="ids per audio-features call (API max 100)")
+    search_min_similarity: float = Field(0.85, ge=0, le=1)
+    audio_analysis: bool = False
+    max_tries: int = Field(6, ge=1)
+    timeout_s: float = Field(10.0, gt=0)
+    api_base: str | None = Field(None, description="override the API root (tests use a local fake)")
+
+
+class AudioParams(_Strict):
+    manifest: Path | None = Field(None, description="CSV with columns track_id,path")
+    sample_rate: int = 22050
+    n_mfcc: int = 20
+    hop_length: int = 512
+    max_frames: int = 1300
+
+
+class FeatureParams(_Strict):
+    source: Literal["columns", "spotify", "audio", "metadata"] = "columns"
+    sample_size: int | None = Field(None, ge=1)
+    spotify: SpotifyParams = Field(default_factory=SpotifyParams)
+    audio: AudioParams = Field(default_factory=AudioParams)
+    metadata_fields: list[str] = Field(
+        default_factory=lambda: [
+            "artist_wd_instruments", "artist_wd_voicetypes", "track_wd_instrumentation",
+            "track_wd_language", "artist_wd_genre",
+        ]
+    )
+    metadata_min_count: int = Field(5, ge=1)
+
+
+class FcnnParams(_Strict):
+    hidden: list[int] = Field(default_factory=lambda: [256, 128, 64])
+    dropout: float = Field(0.3, ge=0, lt=1)
+
+
+class CnnParams(_Strict):
+    channels: list[int] = Field(default_factory=lambda: [32, 64, 128, 128])
+    kernel_size: int = Field(3, ge=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    view: Literal["grid", "tokens", "frames"] = "grid"
+
+
+class RnnParams(_Strict):
+    hidden: int = Field(128, ge=1)
+    layers: int = Field(2, ge=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    view: Literal["tokens", "grid", "frames"] = "grid"
+
+
+class AttentionParams(_Strict):
+    hidden: int = Field(128, ge=1)
+    layers: int = Field(1, ge=1)
+    attention: Literal["self", "additive", "dot"] = "additive"
+    heads: int = Field(4, ge=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    view: Literal["tokens", "grid", "frames"] = "grid"
+
+
+class ModelParams(_Strict):
+    fcnn: FcnnParams = Field(default_factory=FcnnParams)
+    cnn: CnnParams = Field(default_factory=CnnParams)
+    rnn: RnnParams = Field(default_factory=RnnParams)
+    attention: AttentionParams = Field(default_factory=AttentionParams)
+
+
+class TrainParams(_Strict):
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
+    grad_clip: float = Field(1.0, gt=0)
+    patience: int = Field(15, ge=1)
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    class_weights: bool = True
+    amp: bool = True
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+
+class EvaluateParams(_Strict):
+    bootstrap: int = Field(1000, ge=0)
+    decision: Literal["argmax", "distance"] = "argmax"
+    calibration_bins: int = Field(10, ge=2)
+
+
+class InterpretParams(_Strict):
+    shap_background: int = Field(64, ge=1)
+    shap_samples: int = Field(100, ge=1)
+    tsne_samples: int = Field(600, ge=10)
+    top_countries: int = Field(4, ge=1)
+
+
+class PredictParams(_Strict):
+    top_k: int = Field(5, ge=1)
+    countries: list[str] = Field(default_factory=lambda: ["Indonesia", "Mali", "India", "Japan"])
+    per_country: int = Field(3, ge=1)
+
+
+class Params(_Strict):
+    run_name: str = "default"
+    runs_dir: Path = Path("runs")
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data: DataParams = Field(default_factory=DataParams)
+    split: SplitParams = Field(default_factory=SplitParams)
+    features: FeatureParams = Field(default_factory=FeatureParams)
+    models: list[Literal["fcnn", "cnn", "rnn", "attention"]] = Field(
+        default_factory=lambda: ["fcnn", "cnn", "rnn", "attention"]
+    )
+    model: ModelParams = Field(default_factory=ModelParams)
+    baselines: list[Literal["majority", "logreg", "random_forest", "hist_gb"]] = Field(
+        default_factory=lambda: ["majority", "logreg", "random_forest", "hist_gb"]
+    )
+    train: TrainParams = Field(default_factory=TrainParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    interpret: InterpretParams = Field(default_factory=InterpretParams)
+    predict: PredictParams = Field(default_factory=PredictParams)
+
+    @field_validator("run_name")
+    @classmethod
+    def _safe_run_name(cls, value: str) -> str:
+        if not value or any(c in value for c in "/\\ ") or value.startswith("."):
+            raise ValueError("run_name must be a plain folder name (no slashes or spaces)")
+        return value
+
+    @property
+    def run_dir(self) -> Path:
+        return self.runs_dir / self.run_name
+
+    def to_plain(self) -> dict[str, Any]:
+        """JSON-safe dict (paths as strings), e.g. for checkpoints and manifests."""
+        return self.model_dump(mode="json")
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid parameters"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key (check spelling; see params/default.yaml)" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  - {key}: {msg} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def params_from_dict(raw: dict[str, Any] | None, source: str = "<dict>") -> Params:
+    """Validate a nested dict into `Params`, with errors that name the key."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as err:
+        raise ParamsError(_format_errors(err, source)) from None
+
+
+def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Params:
+    """Read a params YAML file; `overrides` is a nested dict merged on top."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found. Use one of params/*.yaml, e.g. params/default.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    return params_from_dict(deep_merge(raw, overrides or {}), source=str(path))
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge `extra` into a copy of `base`."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
