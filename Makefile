@@ -1,0 +1,40 @@
+# Two commands set everything up: `make test` and `make book`. Both create or refresh .venv.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PARAMS ?= params/default.yaml
+JOBS   ?= 1
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install test test-slow test-all book lab bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+test: $(STAMP)  ## fast tests (offline)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)  ## end-to-end tests: smoke book via papermill, kill-and-resume, browser check
+	$(PY) -m pytest -q -m slow
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m "slow or not slow"
+
+book: $(STAMP)  ## run every notebook with papermill on $(PARAMS), then build the Jupyter Book
+	$(PY) -m geomusic_lib.run --params $(PARAMS) --jobs $(JOBS)
+
+lab: $(STAMP)  ## explore the notebooks in JupyterLab
+	$(PY) -m jupyter lab notebooks/
+
+bench: $(STAMP)  ## print the benchmark figures (UCI 10-fold CV, throughput, Spotify extraction)
+	$(PY) benchmarks/bench_uci_cv.py
+	$(PY) benchmarks/bench_throughput.py
+	$(PY) benchmarks/bench_spotify_extraction.py
+
+clean:
+	rm -rf _build book/notebooks runs/smoke

@@ -1,0 +1,208 @@
+"""MIRAGE-MetaCorpus loader: v1 (`<entity>_<source>_<field>`) or legacy flat column names.
+
+Reads only the columns it needs, in chunks, filters on metadata reliability, and collapses
+radio events to one row per track labelled by majority vote.
+"""
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from geomusic_lib.data.io import DataError, check_file
+from geomusic_lib.data.labels import drop_small_classes, majority_vote, normalise_text, purity_report
+from geomusic_lib.data.table import TrackTable
+from geomusic_lib.params import MirageParams
+
+RELIABILITY = "event_ma_metadatareliability"
+ID_COLUMNS = ["track_sp_id", "artist_sp_id", "artist_sp_name", "track_sp_name", "artist_wd_name", "track_wd_name",
+              "artist_wd_qid", "station_rg_id", "location_rg_id"]
+STATION_COORDS = ("location_rg_latitude", "location_rg_longitude")
+MIRAGE_NOTE = (
+    "MIRAGE labels: station target = the country (region, continent) of the radio station that played the "
+    "track; artist target = the artist's country in Wikidata. A track played in several places gets the "
+    "majority label of its events; label purity says how often its events agree."
+)
+
+
+def export_mapping() -> dict[str, str]:
+    """Legacy flat name → v1 name (both lower case), from the maintainers' MIRAGE_exportvariables.csv."""
+    path = resources.files("geomusic_lib.data") / "mirage_exportvariables.csv"
+    with path.open("r", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    return {r["old_fields"].strip().lower(): r["new_fields"].strip().lower() for r in rows}
+
+
+def canonical_names(columns: list[str]) -> dict[str, str]:
+    """Map each raw column to its v1 lower-case name (first occurrence wins)."""
+    mapping, out, seen = export_mapping(), {}, set()
+    for raw in columns:
+        name = raw.strip().lower()
+        name = mapping.get(name, name)
+        if name not in seen:
+            out[raw], seen = name, seen | {name}
+    return out
+
+
+def label_column(params: MirageParams, available: set[str] | None = None) -> str:
+    """The country column of the chosen target (Radio Garden's when a legacy file lacks Natural Earth's)."""
+    if params.target == "artist":
+        return "artist_wd_country"
+    wanted = f"location_{params.country_source}_country"
+    other = "location_rg_country" if params.country_source == "ne" else "location_ne_country"
+    if available is not None and wanted not in available and other in available:
+        warnings.warn(f"'{wanted}' is not in this export; using '{other}' for the station country.")
+        return other
+    return wanted
+
+
+def _wanted(canonical: set[str], params: MirageParams, extra: list[str]) -> set[str]:
+    want = {label_column(params), "location_rg_country", "location_ne_country", RELIABILITY, *STATION_COORDS, *ID_COLUMNS, *extra,
+            "location_ne_region", "location_ne_continent", "artist_wd_coordinates"}
+    want |= {c for c in canonical if c.startswith("track_sp_")}
+    return want & canonical
+
+
+def read_mirage_events(path: str | Path, params: MirageParams, extra_columns: list[str] | None = None,
+                       chunksize: int = 200_000) -> pd.DataFrame:
+    """Read the needed columns of MIRAGE.csv (v1 or legacy) in chunks, filtering on reliability."""
+    path = check_file(path, "MIRAGE export")
+    try:
+        header = pd.read_csv(path, nrows=0, encoding="utf-8").columns.tolist()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not valid UTF-8 (byte {err.start}). Re-download MIRAGE.csv or convert it to UTF-8.") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty. Re-download MIRAGE.csv.") from None
+    names = canonical_names(header)
+    label = label_column(params, set(names.values()))
+    if label not in names.values():
+        raise DataError(f"{path}: missing the label column '{label}' (legacy name '{_legacy_name(label)}'). "
+                        "Check data.mirage.target / country_source, or that this is a MIRAGE export.")
+    if params.min_reliability > 0 and RELIABILITY not in names.values():
+        raise DataError(f"{path}: missing column '{RELIABILITY}' (legacy 'metadata_editdist'). "
+                        "Set data.mirage.min_reliability: 0 to use every event without filtering.")
+    keep = _wanted(set(names.values()), params, extra_columns or [])
+    usecols = [raw for raw, name in names.items() if name in keep]
+    reader = pd.read_csv(path, usecols=usecols, dtype=str, chunksize=chunksize, nrows=params.max_events,
+                         encoding="utf-8", keep_default_na=True)
+    chunks, total = [], 0
+    try:
+        for chunk in tqdm(reader, desc="Reading MIRAGE", unit="chunk"):
+            chunk = chunk.rename(columns=names)
+            total += len(chunk)
+            chunks.append(_filter_reliability(chunk, params.min_reliability))
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not valid UTF-8 after row {total} (byte {err.start}). Convert the file to UTF-8.") from None
+    events = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=list(keep))
+    events.attrs.update(path=str(path), events_read=total, events_reliable=len(events), label_column=label)
+    return _fix_coordinates(events, path)
+
+
+def _legacy_name(v1: str) -> str:
+    inverse = {new: old for old, new in export_mapping().items() if old != new}
+    return inverse.get(v1, v1)
+
+
+def _filter_reliability(chunk: pd.DataFrame, minimum: float) -> pd.DataFrame:
+    if minimum <= 0 or RELIABILITY not in chunk:
+        return chunk
+    score = pd.to_numeric(chunk[RELIABILITY], errors="coerce")
+    return chunk[score >= minimum]
+
+
+def _fix_coordinates(events: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Parse station coordinates; swap them back if latitude and longitude were exported swapped."""
+    lat_col, lon_col = STATION_COORDS
+    if lat_col not in events or lon_col not in events:
+        return events
+    lat = pd.to_numeric(events[lat_col], errors="coerce")
+    lon = pd.to_numeric(events[lon_col], errors="coerce")
+    if len(lat) and (lat.abs() > 90).mean() > 0.01 and (lon.abs() <= 90).all():
+        warnings.warn(f"{path}: '{lat_col}' has values beyond ±90°, so latitude and longitude look swapped; swapping them back.")
+        lat, lon = lon, lat
+    events[lat_col], events[lon_col] = lat, lon
+    return events
+
+
+def parse_point(text: object) -> tuple[float, float]:
+    """Wikidata `Point(lon lat)` → (lat, lon); NaNs when absent or unparsable."""
+    match = re.search(r"(-?\d+(?:\.\d+)?)\s+(-?\d+(?:\.\d+)?)", str(text)) if isinstance(text, str) else None
+    return (float(match.group(2)), float(match.group(1))) if match else (np.nan, np.nan)
+
+
+def track_keys(events: pd.DataFrame) -> pd.Series:
+    """`track_sp_id` where present, else the normalised artist + title; empty when neither exists."""
+    def col(name: str) -> pd.Series:
+        return events[name].fillna("").astype(str) if name in events else pd.Series("", index=events.index)
+    artist = col("artist_sp_name").where(col("artist_sp_name") != "", col("artist_wd_name")).map(normalise_text)
+    title = col("track_sp_name").where(col("track_sp_name") != "", col("track_wd_name")).map(normalise_text)
+    by_name = ("at:" + artist + "|" + title).where((artist != "") & (title != ""), "")
+    spid = col("track_sp_id").str.strip()
+    return spid.where(spid != "", by_name)
+
+
+def artist_groups(events: pd.DataFrame) -> pd.Series:
+    """Artist identity for grouped splits: Spotify artist id, else Wikidata QID, else the normalised name."""
+    group = pd.Series("", index=events.index)
+    for name, fn in (("artist_wd_name", normalise_text), ("artist_sp_name", normalise_text),
+                     ("artist_wd_qid", str.strip), ("artist_sp_id", str.strip)):
+        if name in events:
+            value = events[name].fillna("").astype(str).map(fn)
+            group = value.where(value != "", group)
+    return group
+
+
+def event_labels(events: pd.DataFrame, params: MirageParams) -> pd.Series:
+    """Each event's label at the requested level (country, region or continent)."""
+    country = events[events.attrs.get("label_column", label_column(params))].astype("string").str.strip()
+    if params.level == "country":
+        return country
+    source = f"location_ne_{params.level}"
+    if params.target == "station" and source in events and events[source].notna().any():
+        return events[source].astype("string").str.strip()
+    from geomusic_lib.data.geo import coarsen_label  # names from the shipped UN M49 table
+    return country.map(lambda c: coarsen_label(c, params.level) if isinstance(c, str) else pd.NA).astype("string")
+
+
+def load_mirage_tracks(params: MirageParams, extra_columns: list[str] | None = None) -> TrackTable:
+    """MIRAGE events → one labelled row per track, with label purity and station/artist coordinates."""
+    events = read_mirage_events(params.path, params, extra_columns)
+    path = params.path
+    events["track_id"] = track_keys(events)
+    events["label"] = event_labels(events, params)
+    events["group"] = artist_groups(events)
+    if params.target == "artist" and "artist_wd_coordinates" in events:
+        coords = events["artist_wd_coordinates"].map(parse_point)
+        events["lat"], events["lon"] = coords.str[0], coords.str[1]
+    else:
+        events["lat"] = events.get(STATION_COORDS[0], np.nan)
+        events["lon"] = events.get(STATION_COORDS[1], np.nan)
+    usable = events[(events["track_id"] != "") & events["label"].notna() & (events["label"] != "")]
+    if usable.empty:
+        raise DataError(f"{path}: no event has both a track (track_sp_id or artist + title) and a label in "
+                        f"'{events.attrs['label_column']}' after the reliability filter (≥ {params.min_reliability}). "
+                        "Lower data.mirage.min_reliability or check the export.")
+    voted = majority_vote(usable)
+    majority = usable.merge(voted[["track_id", "label"]], on=["track_id", "label"])
+    first = majority.groupby("track_id", sort=False).first()
+    extra = [c for c in first.columns if c not in {"label", "group", "lat", "lon"}]
+    tracks = voted.join(first[["group", "lat", "lon", *extra]], on="track_id")
+    tracks["group"] = tracks["group"].replace("", pd.NA).astype("string")
+    tracks = drop_small_classes(tracks, params.min_tracks_per_class, source=str(path), column=events.attrs["label_column"])
+    report = {
+        "events_read": events.attrs.get("events_read"), "events_reliable": int(len(events)),
+        "events_without_track_or_label": int(len(events) - len(usable)),
+        **purity_report(voted), "tracks_kept": int(len(tracks)), "classes_kept": int(tracks["label"].nunique()),
+        "classes_dropped": int(voted["label"].nunique() - tracks["label"].nunique()),
+    }
+    front = ["track_id", "label", "group", "lat", "lon"]
+    tracks = tracks[front + [c for c in tracks.columns if c not in front]].reset_index(drop=True)
+    notes = {"label_note": MIRAGE_NOTE, "target": params.target, "level": params.level,
+             "label_column": events.attrs["label_column"], "report": report}
+    return TrackTable(tracks, [], source="mirage", notes=notes)

@@ -1,0 +1,103 @@
+"""Fixed, seeded, stratified splits that keep each artist on one side (holdout or k-fold)."""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from geomusic_lib.data.io import DataError
+from geomusic_lib.params import SplitParams
+
+
+@dataclass
+class Split:
+    """Row positions of one train/val/test partition; `fold` is -1 for a holdout split."""
+
+    fold: int
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def split_groups(frame: pd.DataFrame) -> np.ndarray:
+    """Artist groups where known; a track without an artist is its own group."""
+    group = frame["group"].astype("string")
+    own = "track:" + frame["track_id"].astype(str)
+    return group.fillna(own).where(group.fillna("").str.len() > 0, own).to_numpy(dtype=str)
+
+
+def _one_fold(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """First fold of a seeded StratifiedGroupKFold: (rest, held-out) positions."""
+    n_groups = len(np.unique(groups))
+    if n_groups < n_splits:
+        raise DataError(
+            f"column 'group': cannot make the {what} split: {n_groups} distinct artist group(s) for {n_splits} folds. "
+            "Use more data, fewer folds, or drop data.table.group_column to split by track."
+        )
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        rest, held = next(splitter.split(np.zeros(len(labels)), labels, groups))
+    return rest, held
+
+
+def _carve_validation(rest: np.ndarray, labels: np.ndarray, groups: np.ndarray, val_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if val_share <= 0:
+        return rest, np.array([], dtype=int)
+    n_splits = max(2, round(1 / val_share))
+    train_pos, val_pos = _one_fold(labels[rest], groups[rest], n_splits, seed + 1, "validation")
+    return rest[train_pos], rest[val_pos]
+
+
+def make_splits(frame: pd.DataFrame, params: SplitParams, seed: int) -> list[Split]:
+    """Holdout (train/val/test) or k-fold splits, stratified by label and grouped by artist."""
+    if frame.empty:
+        raise DataError("no tracks to split: the dataset is empty after filtering.")
+    labels = frame["label"].to_numpy(dtype=str)
+    groups = split_groups(frame)
+    if params.strategy == "holdout":
+        rest, test = _one_fold(labels, groups, max(2, round(1 / params.test)), seed, "test")
+        train, val = _carve_validation(rest, labels, groups, params.val / (params.train + params.val), seed)
+        return [Split(-1, np.sort(train), np.sort(val), np.sort(test))]
+    n_groups = len(np.unique(groups))
+    if n_groups < params.folds:
+        raise DataError(f"column 'group': {n_groups} distinct artist group(s) cannot fill {params.folds} folds. Lower split.folds.")
+    splitter = StratifiedGroupKFold(n_splits=params.folds, shuffle=True, random_state=seed)
+    splits = []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        folds = list(splitter.split(np.zeros(len(labels)), labels, groups))
+    for k, (rest, test) in enumerate(folds):
+        train, val = _carve_validation(rest, labels, groups, params.val / (params.train + params.val), seed + k)
+        splits.append(Split(k, np.sort(train), np.sort(val), np.sort(test)))
+    return splits
+
+
+def save_splits(splits: list[Split], frame: pd.DataFrame, path: str | Path) -> Path:
+    """Store splits by track id, so they survive rows dropped later (e.g. tracks without features)."""
+    ids = frame["track_id"].astype(str).to_numpy()
+    payload = [{"fold": s.fold, **{part: ids[getattr(s, part)].tolist() for part in ("train", "val", "test")}} for s in splits]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_splits(path: str | Path, frame: pd.DataFrame) -> list[Split]:
+    """Read splits saved by `save_splits` as positions into `frame` (ids not in `frame` are dropped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: splits file not found. Run the data-preparation step (01_data_prep) first.")
+    position = {tid: i for i, tid in enumerate(frame["track_id"].astype(str))}
+    splits = []
+    for item in json.loads(path.read_text(encoding="utf-8")):
+        parts = {p: np.array(sorted(position[t] for t in item[p] if t in position), dtype=int) for p in ("train", "val", "test")}
+        splits.append(Split(int(item["fold"]), parts["train"], parts["val"], parts["test"]))
+    return splits

@@ -1,0 +1,132 @@
+"""Dataset dispatch and the `runs/<name>/data/` files that later stages read."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geomusic_lib.data.io import DataError
+from geomusic_lib.data.splits import Split, load_splits, make_splits, save_splits
+from geomusic_lib.data.table import BASE_COLUMNS, TrackTable, load_table
+from geomusic_lib.data.uci import load_uci
+from geomusic_lib.params import Params
+
+
+@dataclass
+class RunData:
+    """What a model stage needs: the model-ready table, the fixed splits and the class table."""
+
+    table: TrackTable
+    splits: list[Split]
+    classes: pd.DataFrame
+
+
+def load_dataset(params: Params) -> TrackTable:
+    """Load the source named in `params.data` (features included for uci and table sources)."""
+    data = params.data
+    if data.source == "uci":
+        table = load_uci(chromatic=data.uci.chromatic)
+    elif data.source == "table":
+        t = data.table
+        if t.path is None:
+            raise DataError("params: data.table.path is empty. Point it at your CSV or parquet file of features.")
+        table = load_table(t.path, t.label_column, t.feature_columns or None, t.group_column, t.lat_column,
+                           t.lon_column, t.id_column, t.min_tracks_per_class, t.encoding)
+    else:
+        from geomusic_lib.data.mirage import load_mirage_tracks
+        table = load_mirage_tracks(data.mirage, extra_columns=params.features.metadata_fields)
+    if data.max_tracks and len(table.frame) > data.max_tracks:
+        table.frame = table.frame.sample(n=data.max_tracks, random_state=params.seed).sort_index().reset_index(drop=True)
+    return table
+
+
+def class_table(frame: pd.DataFrame, level: str = "country") -> pd.DataFrame:
+    """`class, lat, lon, region, continent, n_tracks` in label-encoder (sorted) order."""
+    from geomusic_lib.data import geo
+
+    centroids = geo.class_centroids(frame["label"], frame["lat"], frame["lon"]).set_index("class")
+    rows = []
+    for name in sorted(frame["label"].unique()):
+        region = continent = ""
+        if level == "country":
+            info = geo.lookup_country(name)
+            region, continent = (info.region, info.continent) if info else ("", "")
+        elif level == "region":
+            region = name
+        else:
+            region = continent = name
+        lat, lon = centroids.loc[name, ["lat", "lon"]] if name in centroids.index else (np.nan, np.nan)
+        rows.append({"class": name, "lat": lat, "lon": lon, "region": region, "continent": continent,
+                     "n_tracks": int((frame["label"] == name).sum())})
+    return pd.DataFrame(rows)
+
+
+def data_dir(params: Params) -> Path:
+    return params.run_dir / "data"
+
+
+def prepare_run_data(params: Params) -> tuple[TrackTable, list[Split]]:
+    """Load, split and write `data/` of the run: tracks, classes, splits, meta (and table when features exist)."""
+    table = load_dataset(params)
+    splits = make_splits(table.frame, params.split, params.seed)
+    out = data_dir(params)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_parquet(table.frame, out / "tracks.parquet")
+    level = params.data.mirage.level if params.data.source == "mirage" else "country"
+    class_table(table.frame, level).to_csv(out / "classes.csv", index=False)
+    save_splits(splits, table.frame, out / "splits.json")
+    write_meta(table, out / "meta.json")
+    if table.feature_names:
+        _atomic_parquet(table.frame, out / "table.parquet")
+    return table, splits
+
+
+def attach_features(params: Params, features: pd.DataFrame, notes: dict | None = None) -> TrackTable:
+    """Join extracted features (indexed by track_id) to the run's tracks and write `data/table.parquet`."""
+    out = data_dir(params)
+    tracks = pd.read_parquet(out / "tracks.parquet")
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    names = [str(c) for c in features.columns]
+    base = tracks[BASE_COLUMNS]
+    merged = base.join(features.set_axis(names, axis=1), on="track_id", how="inner")
+    if merged.empty:
+        raise DataError(f"{out / 'tracks.parquet'}: no track has features. Check the feature source's coverage report.")
+    table = TrackTable(merged.reset_index(drop=True), names, source=meta["source"],
+                       notes={**meta.get("notes", {}), **(notes or {})}, grid_shape=None)
+    _atomic_parquet(table.frame, out / "table.parquet")
+    write_meta(table, out / "meta.json")
+    return table
+
+
+def write_meta(table: TrackTable, path: Path) -> None:
+    meta = {"source": table.source, "feature_names": table.feature_names, "notes": table.notes,
+            "grid_shape": list(table.grid_shape) if table.grid_shape else None,
+            "n_tracks": int(len(table.frame)), "n_classes": int(table.frame["label"].nunique())}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_run_data(run_dir: str | Path) -> RunData:
+    """Read `data/table.parquet`, `meta.json`, `splits.json` and `classes.csv` of a run."""
+    base = Path(run_dir) / "data"
+    table_path = base / "table.parquet"
+    if not table_path.is_file():
+        raise DataError(f"{table_path}: not found. Run 01_data_prep and 02_feature_extraction for this run first.")
+    meta = json.loads((base / "meta.json").read_text(encoding="utf-8"))
+    frame = pd.read_parquet(table_path)
+    table = TrackTable(frame, meta["feature_names"], meta["source"], meta.get("notes", {}),
+                       tuple(meta["grid_shape"]) if meta.get("grid_shape") else None)
+    classes = pd.read_csv(base / "classes.csv", keep_default_na=False)
+    present = set(frame["label"])
+    classes = classes[classes["class"].isin(present)].reset_index(drop=True)
+    return RunData(table, load_splits(base / "splits.json", frame), classes)
+
+
+def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)

@@ -1,0 +1,85 @@
+"""Generic table source (bring your own features), on real Spotify country subsets."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from geomusic_lib.data import DataError, load_table, make_splits
+from geomusic_lib.params import SplitParams
+
+FEATURES = ["danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness",
+            "liveness", "valence", "tempo"]
+
+
+@pytest.fixture
+def top50(fixtures):
+    return fixtures / "spotify_country" / "top50_8countries_2025-02-12.csv"
+
+
+def test_table_with_named_features_groups_and_ids(top50):
+    table = load_table(top50, "country", FEATURES, group_column="artists")
+    assert table.feature_names == FEATURES
+    assert table.frame["label"].nunique() == 8 and len(table.frame) == 400
+    assert table.has_groups
+
+
+def test_every_numeric_column_is_a_feature_when_none_are_listed(top50):
+    table = load_table(top50, "country")
+    assert "danceability" in table.feature_names and "name" not in table.feature_names
+
+
+def test_no_artist_in_two_splits_for_a_table(top50):
+    frame = load_table(top50, "country", FEATURES, group_column="artists").frame
+    (split,) = make_splits(frame, SplitParams(), seed=0)
+    sides = [set(frame.loc[idx, "group"]) for idx in (split.train, split.val, split.test)]
+    assert not sides[0] & sides[1] and not sides[0] & sides[2] and not sides[1] & sides[2]
+
+
+def test_latin1_file_needs_its_encoding(fixtures):
+    path = fixtures / "spotify_country" / "top50contry_5countries_latin1.csv"
+    with pytest.raises(DataError, match=r"top50contry_5countries_latin1.csv: not valid utf-8 .*encoding: latin-1"):
+        load_table(path, "country")
+    table = load_table(path, "country", ["bpm", "nrgy", "dnce", "dB"], encoding="latin-1")
+    assert table.frame["label"].nunique() == 5
+
+
+def test_missing_columns_are_listed(top50):
+    with pytest.raises(DataError, match=r"missing required column\(s\) \['origin', 'tempo_bpm'\]"):
+        load_table(top50, "origin", ["tempo_bpm"])
+
+
+def test_nan_labels_name_the_column_and_rows(tmp_path, top50):
+    raw = pd.read_csv(top50)
+    raw.loc[[3, 7], "country"] = np.nan
+    path = tmp_path / "nan_labels.csv"
+    raw.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"nan_labels.csv: column 'country' has 2 empty label\(s\) \(first rows \[3, 7\]\)"):
+        load_table(path, "country", FEATURES)
+
+
+def test_empty_and_header_only_files(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="empty.csv: the file is empty"):
+        load_table(empty, "label")
+    header = tmp_path / "header.csv"
+    header.write_text("label,x\n")
+    with pytest.raises(DataError, match="header.csv: the file has a header but no data rows"):
+        load_table(header, "label")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="nope.parquet: data file not found"):
+        load_table(tmp_path / "nope.parquet", "label")
+
+
+def test_split_impossible_for_lack_of_groups(top50):
+    frame = load_table(top50, "country", FEATURES, group_column="artists").frame
+    frame["group"] = np.where(np.arange(len(frame)) % 2 == 0, "artist A", "artist B")
+    with pytest.raises(DataError, match=r"column 'group': cannot make the test split: 2 distinct artist group"):
+        make_splits(frame, SplitParams(), seed=0)
+
+
+def test_parquet_tables_work(tmp_path, top50):
+    path = tmp_path / "t.parquet"
+    pd.read_csv(top50).to_parquet(path)
+    assert len(load_table(path, "country", FEATURES).frame) == 400

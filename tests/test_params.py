@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from geomusic_lib.params import ParamsError, load_params, params_from_dict
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "params").glob("*.yaml")))
+def test_shipped_params_files_are_valid(name):
+    params = load_params(REPO / "params" / name)
+    assert params.run_name
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ParamsError, match=r"p.yaml: invalid parameters\n  - train.epoch: unknown key"):
+        load_params(path)
+
+
+def test_bad_value_is_named():
+    with pytest.raises(ParamsError, match=r"split.test: .*greater than 0"):
+        params_from_dict({"split": {"test": -0.1}})
+    with pytest.raises(ParamsError, match=r"device: Input should be 'auto', 'cpu' or 'cuda'"):
+        params_from_dict({"device": "tpu"})
+
+
+def test_split_fractions_must_sum_to_one():
+    with pytest.raises(ParamsError, match=r"must be 1.0, got 1.100"):
+        params_from_dict({"split": {"train": 0.8, "val": 0.1, "test": 0.2}})
+
+
+def test_overrides_merge_into_the_file(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("seed: 1\ntrain:\n  epochs: 5\n  lr: 0.01\n")
+    params = load_params(path, overrides={"train": {"epochs": 2}})
+    assert params.train.epochs == 2 and params.train.lr == 0.01 and params.seed == 1
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(ParamsError, match="nope.yaml: params file not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_secrets_are_not_parameters():
+    with pytest.raises(ParamsError, match="unknown key"):
+        params_from_dict({"features": {"spotify": {"client_secret": "x"}}})
