@@ -76,6 +76,10 @@ class SpotifyParams(_Strict):
     audio_analysis: bool = False
     max_tries: int = Field(6, ge=1)
     timeout_s: float = Field(10.0, gt=0)
+    backoff_base_s: float = Field(1.0, gt=0, description="first backoff step on 5xx/timeouts (doubles, full jitter)")
+    backoff_max_s: float = Field(60.0, gt=0)
+    max_retry_after_s: float = Field(600.0, gt=0, description="stop instead of waiting longer than this on a 429")
+    search_limit: int = Field(5, ge=1, le=50, description="candidates per search")
     api_base: str | None = Field(None, description="override the API root (tests use a local fake)")
 
 
@@ -154,12 +158,16 @@ class EvaluateParams(_Strict):
     bootstrap: int = Field(1000, ge=0)
     decision: Literal["argmax", "distance"] = "argmax"
     calibration_bins: int = Field(10, ge=2)
+    ci: float = Field(0.95, gt=0, lt=1, description="confidence level of the bootstrap intervals")
 
 
 class InterpretParams(_Strict):
     shap_background: int = Field(64, ge=1)
     shap_samples: int = Field(100, ge=1)
+    shap_nsamples: int = Field(50, ge=1, description="expected-gradients draws per explained row")
+    tree_shap_samples: int = Field(50, ge=1, description="rows explained for the tree baseline (TreeExplainer)")
     tsne_samples: int = Field(600, ge=10)
+    tsne_perplexity: float = Field(30.0, gt=1)
     top_countries: int = Field(4, ge=1)
 
 
@@ -167,6 +175,7 @@ class PredictParams(_Strict):
     top_k: int = Field(5, ge=1)
     countries: list[str] = Field(default_factory=lambda: ["Indonesia", "Mali", "India", "Japan"])
     per_country: int = Field(3, ge=1)
+    batch_size: int = Field(1024, ge=1, description="tracks per forward pass")
 
 
 class Params(_Strict):

@@ -1,0 +1,84 @@
+"""Feature extraction: tracks → `features.parquet` (index `track_id`), `coverage.json`, optional frames.
+
+Sources, chosen by `features.source`:
+- `columns`: audio features already in the input (`track_sp_*`, legacy or bare API names);
+- `spotify`: the Web API (batched, cached, resumable; see `SPOTIFY_NOTICE`);
+- `audio`: local audio files via librosa (extra `[audio]`);
+- `metadata`: MIRAGE's Wikidata fields as multi-hot features (not acoustic).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from geomusic_lib.features.base import (
+    FEATURES_FILE, FeatureError, FeatureResult, check_no_target_leak, check_tracks,
+    frame_channels, load_frames, sample_tracks,
+)
+from geomusic_lib.features.columns import AUDIO_FEATURE_COLUMNS, normalise_columns
+from geomusic_lib.features.spotify import (
+    SPOTIFY_NOTICE, SpotifyForbiddenError, SpotifyUnavailableError,
+)
+from geomusic_lib.params import FeatureParams
+
+
+__all__ = [
+    "AUDIO_FEATURE_COLUMNS", "FeatureError", "FeatureResult", "SPOTIFY_NOTICE", "SpotifyForbiddenError",
+    "SpotifyUnavailableError", "extract_features", "frame_channels", "load_features", "load_frames", "summary_line",
+]
+
+
+def extract_features(tracks: pd.DataFrame, params: FeatureParams, out_dir: str | Path,
+                     target: str = "station", seed: int = 42, client: Any | None = None) -> FeatureResult:
+    """Run the source named in `params.source`; writes `out_dir/features.parquet` and `coverage.json`.
+
+    `target` ('station' or 'artist') names the label, so that no proxy of it becomes a feature;
+    `seed` drives `params.sample_size`; `client` lets tests pass a prepared spotipy client.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = sample_tracks(normalise_columns(check_tracks(tracks)), params.sample_size, seed)
+    result = _dispatch(frame, params, out_dir, target, client)
+    check_no_target_leak(result.features.columns, target, f"{params.source} features")
+    tqdm.write(f"features ({params.source}): {summary_line(result.coverage)}", file=sys.stderr)
+    return result
+
+
+def _dispatch(frame: pd.DataFrame, params: FeatureParams, out_dir: Path, target: str,
+              client: Any | None) -> FeatureResult:
+    if params.source == "columns":
+        from geomusic_lib.features.columns import extract_columns
+
+        return extract_columns(frame, out_dir, target)
+    if params.source == "spotify":
+        from geomusic_lib.features.spotify import extract_spotify
+
+        return extract_spotify(frame, params.spotify, out_dir, client=client)
+    if params.source == "audio":
+        from geomusic_lib.features.audio import extract_audio
+
+        return extract_audio(frame, params.audio, out_dir)
+    if params.source == "metadata":
+        from geomusic_lib.features.metadata import extract_metadata
+
+        return extract_metadata(frame, params.metadata_fields, params.metadata_min_count, out_dir, target)
+    raise FeatureError(f"features.source: unknown source {params.source!r}")
+
+
+def summary_line(coverage: dict[str, Any]) -> str:
+    """One line with the coverage counts, for logs and the CLI."""
+    keys = ["tracks", "with_features", "fetched", "cached", "missing", "no_match", "forbidden", "pending",
+            "requests", "seconds"]
+    return ", ".join(f"{k}={coverage[k]}" for k in keys if k in coverage)
+
+
+def load_features(out_dir: str | Path) -> pd.DataFrame:
+    """Read `out_dir/features.parquet` (index `track_id`)."""
+    path = Path(out_dir) / FEATURES_FILE
+    if not path.is_file():
+        raise FeatureError(f"{path}: no features yet. Run `python -m geomusic_lib.features --out {out_dir}` first.")
+    return pd.read_parquet(path)

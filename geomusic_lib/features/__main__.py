@@ -1,0 +1,82 @@
+"""CLI: `python -m geomusic_lib.features --input tracks.parquet --source spotify --out DIR`.
+
+Safe to kill at any time: rerun the same command to resume from the cache in DIR.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from geomusic_lib.features import FeatureError, SpotifyForbiddenError, SpotifyUnavailableError, extract_features
+from geomusic_lib.features import summary_line
+from geomusic_lib.params import FeatureParams, ParamsError, load_params
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m geomusic_lib.features", description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, type=Path, help="tracks table (.parquet or .csv) with track_id")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (features, cache, frames)")
+    parser.add_argument("--source", choices=["columns", "spotify", "audio", "metadata"], help="overrides params")
+    parser.add_argument("--params", type=Path, help="params YAML; its `features:` section is used")
+    parser.add_argument("--target", choices=["station", "artist"], default=None,
+                        help="label whose proxies are refused (default: data.mirage.target from params)")
+    parser.add_argument("--sample-size", type=int, default=None, help="seeded subsample of tracks")
+    parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: params seed)")
+    parser.add_argument("--api-base", default=None, help="Spotify API root (a local fake in tests)")
+    parser.add_argument("--audio-analysis", action="store_true", help="also fetch Spotify segments as frames")
+    parser.add_argument("--audio-manifest", type=Path, default=None, help="CSV track_id,path for --source audio")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log retries and progress details")
+    return parser
+
+
+def read_tracks(path: Path) -> pd.DataFrame:
+    """Read the tracks table; ids stay strings."""
+    if not path.is_file():
+        raise FeatureError(f"{path}: input file not found (--input).")
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix.lower() in {".csv", ".txt"}:
+        return pd.read_csv(path, dtype={"track_id": str, "track_sp_id": str})
+    raise FeatureError(f"{path}: expected a .parquet or .csv file (--input).")
+
+
+def resolve_params(args: argparse.Namespace) -> tuple[FeatureParams, str, int]:
+    params = load_params(args.params) if args.params else None
+    features = params.features.model_copy(deep=True) if params else FeatureParams()
+    if args.source:
+        features.source = args.source
+    if args.sample_size is not None:
+        features.sample_size = args.sample_size
+    if args.api_base:
+        features.spotify.api_base = args.api_base
+    if args.audio_analysis:
+        features.spotify.audio_analysis = True
+    if args.audio_manifest:
+        features.audio.manifest = args.audio_manifest
+    target = args.target or (params.data.mirage.target if params else "station")
+    seed = args.seed if args.seed is not None else (params.seed if params else 42)
+    return features, target, seed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        features, target, seed = resolve_params(args)
+        result = extract_features(read_tracks(args.input), features, args.out, target=target, seed=seed)
+    except (FeatureError, ParamsError, SpotifyForbiddenError, SpotifyUnavailableError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{features.source}: {summary_line(result.coverage)}")  # stdout copy of the summary
+    print(f"wrote {args.out / 'features.parquet'} ({len(result.features)} tracks x "
+          f"{len(result.feature_names)} features) and {args.out / 'coverage.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
