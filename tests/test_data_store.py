@@ -1,0 +1,37 @@
+"""The run's data files: what 01_data_prep writes and every later stage reads."""
+import json
+
+import numpy as np
+import pandas as pd
+
+from geomusic_lib.data import attach_features, load_run_data, prepare_run_data
+from geomusic_lib.params import params_from_dict
+
+
+def test_prepare_and_load_uci_run(tmp_path):
+    params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "t"})
+    table, splits = prepare_run_data(params)
+    data = load_run_data(tmp_path / "t")
+    assert len(data.table.frame) == 1059 and data.table.grid_shape == (4, 29)
+    assert [len(s.test) for s in data.splits] == [len(s.test) for s in splits]
+    classes = data.classes
+    assert len(classes) == 33 and list(classes["class"]) == sorted(classes["class"])
+    indonesia = classes.set_index("class").loc["Indonesia"]
+    assert indonesia["region"] == "South-eastern Asia" and indonesia["continent"] == "Asia"
+    assert np.isclose(indonesia["lat"], -6.17) and indonesia["n_tracks"] == 25
+    meta = json.loads((tmp_path / "t" / "data" / "meta.json").read_text())
+    assert "derived" in meta["notes"]["label_note"]
+
+
+def test_mirage_run_gets_its_table_from_feature_extraction(tmp_path, mirage_v1):
+    params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "m", "data": {
+        "source": "mirage", "mirage": {"path": str(mirage_v1), "min_reliability": 0.0, "min_tracks_per_class": 8}}})
+    table, _ = prepare_run_data(params)
+    assert not (tmp_path / "m" / "data" / "table.parquet").exists()  # no audio features in the export
+    some = table.frame["track_id"].iloc[::2]
+    features = pd.DataFrame({"f1": np.arange(len(some), dtype=float)}, index=some.to_numpy())
+    attach_features(params, features)
+    data = load_run_data(tmp_path / "m")
+    assert set(data.table.frame["track_id"]) == set(some) and data.table.feature_names == ["f1"]
+    kept = sum(len(s.train) + len(s.val) + len(s.test) for s in data.splits)
+    assert kept == len(some)  # splits are stored by id, so tracks without features drop out
