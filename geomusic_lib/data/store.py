@@ -43,10 +43,17 @@ def load_dataset(params: Params) -> TrackTable:
     return table
 
 
-def class_table(frame: pd.DataFrame, level: str = "country") -> pd.DataFrame:
-    """`class, lat, lon, region, continent, n_tracks` in label-encoder (sorted) order."""
+def class_table(frame: pd.DataFrame, level: str = "auto") -> pd.DataFrame:
+    """`class, lat, lon, region, continent, n_tracks` in label-encoder (sorted) order.
+
+    `level="auto"` treats labels that are region or continent names as such.
+    """
     from geomusic_lib.data import geo
 
+    if level == "auto":
+        regions, continents = set(geo.country_table()["region"]), set(geo.CONTINENTS)
+        labels = set(frame["label"])
+        level = "continent" if labels <= continents else "region" if labels <= regions else "country"
     centroids = geo.class_centroids(frame["label"], frame["lat"], frame["lon"]).set_index("class")
     rows = []
     for name in sorted(frame["label"].unique()):
@@ -75,7 +82,7 @@ def prepare_run_data(params: Params) -> tuple[TrackTable, list[Split]]:
     out = data_dir(params)
     out.mkdir(parents=True, exist_ok=True)
     _atomic_parquet(table.frame, out / "tracks.parquet")
-    level = params.data.mirage.level if params.data.source == "mirage" else "country"
+    level = params.data.mirage.level if params.data.source == "mirage" else "auto"
     class_table(table.frame, level).to_csv(out / "classes.csv", index=False)
     save_splits(splits, table.frame, out / "splits.json")
     write_meta(table, out / "meta.json")

@@ -1,0 +1,76 @@
+"""Classic baselines on exactly the splits the neural models use: majority class, logistic
+regression, random forest and histogram gradient boosting (scikit-learn).
+
+Baselines have no early stopping, so each fits on the training and validation rows of a
+split together (scalers are fitted on those rows only) and predicts the test rows.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import ClassifierMixin
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tqdm.auto import tqdm
+
+from geomusic_lib.data import Split, TrackTable
+from geomusic_lib.params import Params
+from geomusic_lib.results import write_predictions
+
+BASELINES: dict[str, Callable[[int], ClassifierMixin]] = {
+    "majority": lambda seed: DummyClassifier(strategy="prior"),
+    "logreg": lambda seed: make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000)),
+    "random_forest": lambda seed: RandomForestClassifier(n_estimators=500, n_jobs=-1, random_state=seed),
+    "hist_gb": lambda seed: HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
+                                                           max_features=0.5, early_stopping=False,
+                                                           random_state=seed),
+}
+
+
+def make_baseline(name: str, seed: int) -> ClassifierMixin:
+    """A fresh, seeded, unfitted estimator for baseline `name`."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
+    return BASELINES[name](seed)
+
+
+def baseline_proba(estimator: ClassifierMixin, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """`(n, n_classes)` probabilities, with zero columns for classes absent from the training rows."""
+    proba = np.zeros((len(x), n_classes))
+    proba[:, estimator.classes_] = estimator.predict_proba(x)
+    return proba
+
+
+def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, out_dir: str | Path,
+                  names: Sequence[str] | None = None, progress: bool = True) -> dict[str, Path]:
+    """Fit every baseline in `names` (default `params.baselines`) on each split; write `out_dir/<name>/predictions.parquet`."""
+    names = list(params.baselines if names is None else names)
+    for name in names:
+        if name not in BASELINES:
+            raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
+    x = table.features
+    if not np.isfinite(x).all():
+        cols = [c for c, bad in zip(table.feature_names, ~np.isfinite(x).all(axis=0)) if bad]
+        raise ValueError(f"features contain NaN or infinite values in column(s) {cols[:5]}; impute or drop those tracks.")
+    classes = table.classes()
+    y = table.frame["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=int)
+    written: dict[str, Path] = {}
+    for name in tqdm(names, desc="baselines", disable=not progress):
+        probas, parts = [], []
+        for split in splits:
+            fit_rows = np.concatenate([split.train, split.val]).astype(int)
+            if len(fit_rows) == 0:
+                raise ValueError(f"baseline {name}: the training split of fold {split.fold} is empty")
+            estimator = make_baseline(name, params.seed + max(split.fold, 0)).fit(x[fit_rows], y[fit_rows])
+            probas.append(baseline_proba(estimator, x[split.test], len(classes)))
+            parts.append(table.frame.iloc[split.test][["track_id", "label", "lat", "lon"]].assign(fold=split.fold))
+        rows = pd.concat(parts, ignore_index=True)
+        written[name] = write_predictions(Path(out_dir) / name / "predictions.parquet", rows["track_id"], rows["label"],
+                                          np.concatenate(probas), classes, rows["lat"], rows["lon"], rows["fold"])
+    return written

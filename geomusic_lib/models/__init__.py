@@ -1,0 +1,42 @@
+"""Model families as pure `nn.Module`s, rebuilt by name from a plain config dict (see `build_model`)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from torch import nn
+
+from geomusic_lib.models.attention import ATTENTION_TYPES, AttentionConfig, AttentionLstm
+from geomusic_lib.models.cnn import Cnn, CnnConfig
+from geomusic_lib.models.fcnn import Fcnn, FcnnConfig
+from geomusic_lib.models.rnn import BiLstm, RnnConfig
+
+MODELS: dict[str, type[nn.Module]] = {"fcnn": Fcnn, "cnn": Cnn, "rnn": BiLstm, "attention": AttentionLstm}
+
+__all__ = ["MODELS", "ATTENTION_TYPES", "build_model", "count_parameters", "Fcnn", "FcnnConfig", "Cnn", "CnnConfig",
+           "BiLstm", "RnnConfig", "AttentionLstm", "AttentionConfig"]
+
+
+def build_model(name: str, config: dict[str, Any]) -> nn.Module:
+    """Build model `name` from a plain dict (e.g. a checkpoint's `model_config`)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    cls = MODELS[name]
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    unknown = set(config) - fields
+    if unknown:
+        raise ValueError(f"model {name!r}: unknown config key(s) {sorted(unknown)}; valid keys are {sorted(fields)}")
+    try:
+        return cls(cls.Config(**config))
+    except TypeError as err:
+        raise ValueError(f"model {name!r}: incomplete config {config}: {err}") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def model_config_dict(model: nn.Module) -> dict[str, Any]:
+    """The plain-dict config that `build_model` accepts."""
+    return dataclasses.asdict(model.config)

@@ -1,0 +1,69 @@
+"""Self-contained checkpoints: plain dicts of tensors, lists and numbers that load with
+`torch.load(path, weights_only=True)` (no pickled objects), written atomically."""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from geomusic_lib.models import build_model
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "model_name", "model_config", "state_dict", "classes", "feature_names", "view")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, corrupt, or not a geomusic checkpoint."""
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
+    """Write `checkpoint` to `path` via a temporary file, so a kill never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with `weights_only=True`; any failure becomes a `CheckpointError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found. Train the model first (notebook 03_train or geomusic_lib.train).")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        raise CheckpointError(
+            f"{path}: not a readable geomusic checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
+            "The file is corrupt or truncated; delete it and train again."
+        ) from None
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
+        missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+        raise CheckpointError(f"{path}: not a geomusic checkpoint (missing keys {missing}).")
+    if ckpt["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {ckpt['format_version']} is newer than this library "
+                              f"supports ({FORMAT_VERSION}); upgrade geomusic.")
+    return ckpt
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model of a loaded checkpoint, with its weights, in eval mode."""
+    model = build_model(checkpoint["model_name"], checkpoint["model_config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(device).eval()
+
+
+def check_input_features(checkpoint: dict[str, Any], n_features: int) -> None:
+    """Raise a clear error when the input's feature count differs from what the checkpoint was trained on."""
+    expected = len(checkpoint["feature_names"])
+    if expected and n_features != expected:
+        raise ValueError(
+            f"input has {n_features} features but model {checkpoint['model_name']!r} was trained on {expected} "
+            f"({', '.join(checkpoint['feature_names'][:3])}, …). Extract the same features as the training run."
+        )

