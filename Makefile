@@ -6,7 +6,7 @@ PARAMS ?= params/default.yaml
 JOBS   ?= 1
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test test-slow test-all book lab bench clean
+.PHONY: install test test-fast test-slow book lab bench clean
 
 install: $(STAMP)
 
@@ -16,14 +16,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-test: $(STAMP)  ## fast tests (offline)
+test: $(STAMP)  ## every test, offline: unit tests, then the smoke book via papermill, kill-and-resume, browser check
 	$(PY) -m pytest -q
 
-test-slow: $(STAMP)  ## end-to-end tests: smoke book via papermill, kill-and-resume, browser check
-	$(PY) -m pytest -q -m slow
+test-fast: $(STAMP)  ## the unit tests only (about a minute)
+	$(PY) -m pytest -q -m "not slow"
 
-test-all: $(STAMP)
-	$(PY) -m pytest -q -m "slow or not slow"
+test-slow: $(STAMP)  ## the end-to-end tests only
+	$(PY) -m pytest -q -m slow
 
 book: $(STAMP)  ## run every notebook with papermill on $(PARAMS), then build the Jupyter Book
 	$(PY) -m geomusic_lib.run --params $(PARAMS) --jobs $(JOBS)

@@ -17,7 +17,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from tqdm.auto import tqdm
+from geomusic_lib.progress import progress_bar
 
 from geomusic_lib.data import Split, TrackTable
 from geomusic_lib.params import Params
@@ -61,7 +61,7 @@ def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, ou
     classes = table.classes()
     y = table.frame["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=int)
     written: dict[str, Path] = {}
-    for name in tqdm(names, desc="baselines", disable=not progress):
+    for name in progress_bar(names, desc="baselines", enabled=progress):
         probas, parts = [], []
         for split in splits:
             fit_rows = np.concatenate([split.train, split.val]).astype(int)

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
-from tqdm.auto import tqdm
+from geomusic_lib.progress import progress_bar
 
 from geomusic_lib.data import Normalizer, Split, TrackTable, ViewBatch, make_view
 from geomusic_lib.data.store import class_table
@@ -320,8 +320,8 @@ def _train_fold(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, pa
         best_metric, best_epoch, bad_epochs = float(resume["best_metric"]), int(resume["best_epoch"]), int(resume["bad_epochs"])
     fold_dir.mkdir(parents=True, exist_ok=True)
 
-    bar = tqdm(range(start_epoch, tp.epochs), desc=f"{name}" + (f" fold {split.fold}" if split.fold >= 0 else ""),
-               initial=start_epoch, total=tp.epochs, disable=not progress, leave=False)
+    bar = progress_bar(range(start_epoch, tp.epochs), desc=f"{name}" + (f" fold {split.fold}" if split.fold >= 0 else ""),
+               initial=start_epoch, total=tp.epochs, enabled=progress, leave=False)
     epoch, stopped = start_epoch, resume is not None and bad_epochs >= tp.patience
     for epoch in bar:
         if stopped:

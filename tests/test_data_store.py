@@ -35,3 +35,32 @@ def test_mirage_run_gets_its_table_from_feature_extraction(tmp_path, mirage_v1):
     assert set(data.table.frame["track_id"]) == set(some) and data.table.feature_names == ["f1"]
     kept = sum(len(s.train) + len(s.val) + len(s.test) for s in data.splits)
     assert kept == len(some)  # splits are stored by id, so tracks without features drop out
+
+
+def test_feature_stage_extracts_in_file_columns_for_a_mirage_run(tmp_path, mirage_v1):
+    from geomusic_lib.features import run_feature_stage
+
+    raw = pd.read_csv(mirage_v1)
+    rng = np.random.default_rng(0)
+    for name in ("danceability", "energy", "valence"):
+        raw[f"track_sp_{name}"] = rng.random(len(raw))
+    raw.loc[::3, "track_sp_energy"] = np.nan  # some tracks lack features
+    path = tmp_path / "with_features.csv"
+    raw.to_csv(path, index=False)
+    params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "c", "features": {"source": "columns"},
+                               "data": {"source": "mirage", "mirage": {"path": str(path), "min_reliability": 0.0,
+                                                                       "min_tracks_per_class": 8}}})
+    prepare_run_data(params)
+    summary = run_feature_stage(params)
+    assert summary["extracted"] and summary["features"] >= 3
+    table = load_run_data(tmp_path / "c").table
+    assert {"track_sp_danceability", "track_sp_valence"} <= set(table.feature_names)
+    assert not any(name.startswith(("location_", "station_")) for name in table.feature_names)
+
+
+def test_feature_stage_is_a_no_op_for_uci(tmp_path):
+    from geomusic_lib.features import run_feature_stage
+
+    params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "u"})
+    prepare_run_data(params)
+    assert run_feature_stage(params) == {"extracted": False, "source": "uci", "tracks": 1059, "features": 116}

@@ -8,9 +8,10 @@ Sources, chosen by `features.source`:
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -25,10 +26,13 @@ from geomusic_lib.features.spotify import (
 )
 from geomusic_lib.params import FeatureParams
 
+if TYPE_CHECKING:
+    from geomusic_lib.params import Params
+
 
 __all__ = [
     "AUDIO_FEATURE_COLUMNS", "FeatureError", "FeatureResult", "SPOTIFY_NOTICE", "SpotifyForbiddenError",
-    "SpotifyUnavailableError", "extract_features", "frame_channels", "load_features", "load_frames", "summary_line",
+    "SpotifyUnavailableError", "extract_features", "frame_channels", "run_feature_stage", "load_features", "load_frames", "summary_line",
 ]
 
 
@@ -46,6 +50,27 @@ def extract_features(tracks: pd.DataFrame, params: FeatureParams, out_dir: str |
     check_no_target_leak(result.features.columns, target, f"{params.source} features")
     tqdm.write(f"features ({params.source}): {summary_line(result.coverage)}", file=sys.stderr)
     return result
+
+
+def run_feature_stage(params: "Params") -> dict[str, Any]:
+    """The run's feature step (notebook 02): extract features for its tracks and write `data/table.parquet`.
+
+    Sources that arrive with their features (UCI, a table with feature columns) need no
+    extraction; the returned summary says so.
+    """
+    from geomusic_lib.data import attach_features
+
+    data_dir = params.run_dir / "data"
+    meta = json.loads((data_dir / "meta.json").read_text(encoding="utf-8"))
+    if meta["feature_names"]:
+        return {"extracted": False, "source": meta["source"], "tracks": meta["n_tracks"],
+                "features": len(meta["feature_names"])}
+    tracks = pd.read_parquet(data_dir / "tracks.parquet")
+    target = params.data.mirage.target if params.data.source == "mirage" else "station"
+    result = extract_features(tracks, params.features, params.run_dir / "features", target=target, seed=params.seed)
+    table = attach_features(params, result.features, notes=result.notes)
+    return {"extracted": True, **result.coverage, "tracks_with_features": len(table.frame),
+            "features": len(table.feature_names)}
 
 
 def _dispatch(frame: pd.DataFrame, params: FeatureParams, out_dir: Path, target: str,

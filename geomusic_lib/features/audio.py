@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from geomusic_lib.progress import progress_bar
 
 from geomusic_lib.features.base import (
     CACHE_FILE, FeatureError, FeatureResult, coverage_summary, write_frames, write_outputs,
@@ -98,7 +98,7 @@ def extract_audio(tracks: pd.DataFrame, params: AudioParams, out_dir: Path) -> F
         key = f"{NS_AUDIO}:{params.sample_rate}:{params.n_mfcc}:{params.hop_length}:{params.max_frames}"
         have = cache.get_many(key, paths)
         todo = [t for t in paths if t not in have]
-        for track_id in tqdm(todo, desc="audio files", unit="file", disable=not todo):
+        for track_id in progress_bar(todo, desc="audio files", unit="file", enabled=bool(todo)):
             try:
                 frames = audio_frames(paths[track_id], params)
                 entry = CacheEntry("ok", frames.tobytes(), float(frames.shape[0]))

@@ -19,7 +19,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 import pandas as pd
 import requests
-from tqdm.auto import tqdm
+from geomusic_lib.progress import progress_bar
 
 from geomusic_lib.features.base import (
     CACHE_FILE, FeatureError, FeatureResult, coverage_summary, write_frames, write_outputs,
@@ -324,7 +324,7 @@ class SpotifyExtractor:
     def _search(self, rows: pd.DataFrame, table: pd.DataFrame, cache: FeatureCache) -> None:
         cached = cache.get_many(NS_SEARCH, rows["track_id"])
         todo = [i for i in rows.index if rows.at[i, "track_id"] not in cached]
-        for index in tqdm(todo, desc="spotify search", unit="track", disable=not todo):
+        for index in progress_bar(todo, desc="spotify search", unit="track", enabled=bool(todo)):
             row = rows.loc[index]
             artist, title = _first_text(row, ARTIST_COLUMNS), _first_text(row, TITLE_COLUMNS)
             if not (artist and title):
@@ -353,7 +353,7 @@ class SpotifyExtractor:
         have = cache.get_many(NS_FEATURES, wanted)
         todo = [i for i in wanted if i not in have]
         size = self.params.batch_size
-        with tqdm(total=len(todo), desc="spotify audio-features", unit="track", disable=not todo) as bar:
+        with progress_bar(total=len(todo), desc="spotify audio-features", unit="track", enabled=bool(todo)) as bar:
             for start in range(0, len(todo), size):
                 batch = todo[start:start + size]
                 entries = self.policy.call(lambda: self._features_batch(batch), "/v1/audio-features",
@@ -383,7 +383,7 @@ class SpotifyExtractor:
         wanted = list(dict.fromkeys(ids["sp_id"].dropna()))
         have = cache.get_many(NS_ANALYSIS, wanted)
         todo = [i for i in wanted if i not in have]
-        for sp_id in tqdm(todo, desc="spotify audio-analysis", unit="track", disable=not todo):
+        for sp_id in progress_bar(todo, desc="spotify audio-analysis", unit="track", enabled=bool(todo)):
             entry = self._analysis_entry(sp_id)
             cache.put_many(NS_ANALYSIS, [(sp_id, entry)])
 

@@ -1,0 +1,108 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Overview: placing music on the map
+#
+# Can a model hear where a piece of music comes from? This book trains four neural
+# networks and four classic baselines to predict the country of a track from its audio
+# features, measures how far off they are (in classes *and* in kilometres), and asks
+# what they listen to.
+#
+# ## Overview
+# - what the book answers and in which order the notebooks answer it;
+# - how one params file drives a whole run, and where each stage writes its outputs;
+# - which settings, library versions and commit produced the pages you are reading.
+#
+# ## Prerequisites
+# | concept | importance | notes |
+# |---|---|---|
+# | Multi-class classification | necessary | accuracy, top-k accuracy, confusion matrices |
+# | Python and pandas | helpful | the code cells are short calls into `geomusic_lib` |
+# | PyTorch | helpful | only to read the model code; the notebooks never write a training loop |
+#
+# **Time to run**: a few seconds.
+
+# %% [markdown]
+# ## Imports
+
+# %%
+from geomusic_lib.manifest import read_manifest, write_manifest
+from geomusic_lib.run import STAGES, open_stage
+
+# %% [markdown]
+# ## Parameters
+# The cell below is tagged `parameters`: papermill replaces its values in batch runs
+# (look for the *injected parameters* cell after it). Interactively it runs as it is.
+
+# %% tags=["parameters"]
+params_file = "../params/default.yaml"
+run_name = None
+
+# %% [markdown]
+# `open_stage` reads the params file, applies `run_name`, moves to the repository root
+# (so relative paths in the params file mean the same thing everywhere) and prints the
+# effective settings: every default filled in, nothing hidden.
+
+# %%
+params = open_stage(params_file, run_name)
+
+# %% [markdown]
+# ## The question, stage by stage
+# Each notebook does one stage and writes its outputs to `runs/<run_name>/`; the next
+# notebook reads them from there, so any notebook can be re-run on its own.
+#
+# | notebook | stage | writes |
+# |---|---|---|
+# | 01 data prep | load tracks and labels, fix the splits | `data/` |
+# | 02 feature extraction | features per track (already in the file for UCI) | `data/table.parquet`, `features/` |
+# | 03–06 | one model each: FCNN, CNN, RNN, attention | `models/<model>/` |
+# | 07 evaluation | baselines, metrics with confidence intervals, maps | `eval/` |
+# | 08 interpretability | SHAP, attention by region, t-SNE | figures |
+# | 09 predict | top-5 guesses for held-out tracks of a few countries | figures |
+#
+# The orchestrator runs them in three groups; the model notebooks of the middle group
+# only depend on the first and can run in parallel (`--jobs`):
+
+# %%
+for number, stage in enumerate(STAGES, start=1):
+    print(f"group {number}: {', '.join(stage)}")
+
+# %% [markdown]
+# ## What produced this run
+# `runs/<run_name>/manifest.json` records the params, the library versions and the git
+# commit, so a run directory can be traced back to its code.
+
+# %%
+write_manifest(params, params_file)
+manifest = read_manifest(params.run_dir)
+print("git:", manifest["git"])
+print("accelerator:", manifest["accelerator"])
+print({name: version for name, version in manifest["versions"].items() if version})
+
+# %% [markdown]
+# ## Summary
+# - One params file describes one run; the effective settings are printed above.
+# - Stages talk only through files in `runs/<run_name>/`.
+# - The book's numbers and figures are outputs of this run, never typed by hand.
+#
+# ## What's next
+# [01 · Data preparation](01_data_prep.ipynb) loads the tracks, explains what a label
+# means, and fixes the train/validation/test splits.
+#
+# ## References
+# - Zhou, Claire & King (2014), *Predicting the Geographical Origin of Music*, ICDM.
+# - Nguyen, Acosta, Dang & Sears (2025), *Exploring internet radio across the globe with
+#   the MIRAGE online dashboard*, arXiv:2502.05250.

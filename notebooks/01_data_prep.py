@@ -1,0 +1,133 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Data preparation: tracks, labels and fixed splits
+#
+# ## Overview
+# - load the dataset named in the params file (the embedded UCI set by default);
+# - understand what a label means for that dataset, before trusting any score;
+# - look at how many tracks each class has and where the classes lie on the map;
+# - fix the train/validation/test splits once, for every model and baseline.
+#
+# ## Prerequisites
+# | concept | importance | notes |
+# |---|---|---|
+# | [The data](../data.md) | necessary | label semantics and licences |
+# | Stratified and grouped splits | helpful | scikit-learn's `StratifiedGroupKFold` |
+#
+# **Time to run**: seconds for UCI; minutes for the full MIRAGE export.
+
+# %% [markdown]
+# ## Imports
+
+# %%
+import json
+
+import pandas as pd
+import plotly.express as px
+
+from geomusic_lib.data import prepare_run_data
+from geomusic_lib.data.splits import split_groups
+from geomusic_lib.run import open_stage
+
+# %% [markdown]
+# ## Parameters
+
+# %% tags=["parameters"]
+params_file = "../params/default.yaml"
+run_name = None
+
+# %%
+params = open_stage(params_file, run_name, show=["run_name", "seed", "data", "split"])
+
+# %% [markdown]
+# ## Load, label and split
+# `prepare_run_data` loads the source in `data.source`, makes the splits, and writes
+# `runs/<run_name>/data/`: the tracks, the class table, the splits and a `meta.json`
+# that records the label semantics.
+
+# %%
+table, splits = prepare_run_data(params)
+print(f"{len(table.frame)} tracks, {table.frame['label'].nunique()} classes, "
+      f"{len(table.feature_names)} features (source: {table.source})")
+
+# %% [markdown]
+# ### What a label means
+# Read this note before the scores. For UCI the labels are coordinates of capital
+# cities; the **country names are derived by geomusic from those coordinates** and are
+# not part of the dataset. For MIRAGE the label is where the track was *broadcast* (or
+# the artist's country), chosen by `data.mirage.target`.
+
+# %%
+for key, note in table.notes.items():
+    if key != "report":
+        print(f"{key}: {note}")
+print(json.dumps(table.notes.get("report", {}), indent=2))
+
+# %% [markdown]
+# ## How many tracks per class?
+# **What to look for:** the imbalance. The smallest classes have only a handful of
+# test tracks, so their per-class scores will be noisy; the training loss uses balanced
+# class weights to keep the large classes from dominating.
+
+# %%
+classes = (table.frame["label"].value_counts().rename_axis("class").reset_index(name="tracks"))
+fig = px.bar(classes, x="class", y="tracks", title="Tracks per class")
+fig.update_layout(xaxis_title="class (country)", yaxis_title="tracks", xaxis_tickangle=-60)
+fig.show()
+
+# %% [markdown]
+# ## Where are the classes?
+# Each dot is a class, placed at its coordinates (for UCI: the capital city), sized
+# by its number of tracks. **What to look for:** the coverage. Whole regions are
+# missing, so "where does this come from" really means "which of *these* places".
+
+# %%
+class_table = pd.read_csv(params.run_dir / "data" / "classes.csv", keep_default_na=False)
+fig = px.scatter_geo(class_table, lat="lat", lon="lon", size="n_tracks", color="continent",
+                     hover_name="class", projection="natural earth",
+                     title="The classes on the map (marker size: tracks per class)")
+fig.show()
+
+# %% [markdown]
+# ## The splits
+# One split (or one per fold) is fixed here and used by every model and baseline, so
+# their scores are comparable. Splits are stratified by class and **grouped by artist
+# where artists are known**: an artist's tracks never sit on both sides. The check
+# below proves it for this run.
+
+# %%
+groups = split_groups(table.frame)
+print(f"artists known: {table.has_groups}")
+for split in splits:
+    shared = set(groups[split.train]) & set(groups[split.test])
+    print(f"fold {split.fold}: train {len(split.train)}, validation {len(split.val)}, "
+          f"test {len(split.test)} tracks; groups in both train and test: {len(shared)}")
+    assert not shared, "an artist is on both sides of the split"
+
+# %% [markdown]
+# ## Summary
+# - The run's tracks, classes, splits and label notes are in `runs/<run_name>/data/`.
+# - Labels are proxies (capital-city coordinates for UCI, broadcast location for MIRAGE).
+# - Every later stage uses exactly these splits.
+#
+# ## What's next
+# [02 · Feature extraction](02_feature_extraction.ipynb) looks at the features each
+# track is described by.
+#
+# ## References
+# - Zhou, Claire & King (2014), *Predicting the Geographical Origin of Music*, ICDM.
+# - scikit-learn, `StratifiedGroupKFold`.

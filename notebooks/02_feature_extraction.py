@@ -1,0 +1,127 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Feature extraction: how each track is described
+#
+# ## Overview
+# - where this run's features come from, and what they can and cannot say;
+# - for UCI: the MARSYAS descriptors and the 4 × 29 grid the CNN and sequence models
+#   read, and why **that grid's second axis is not time**;
+# - Spotify's deprecation of its audio-feature endpoints, and its terms;
+# - for the other sources: how many tracks got features (coverage).
+#
+# ## Prerequisites
+# | concept | importance | notes |
+# |---|---|---|
+# | [01 · Data preparation](01_data_prep.ipynb) | necessary | writes `runs/<run_name>/data/` |
+# | [Spotify audio features](../data.md#spotify-audio-features) | helpful | why the Spotify source is off by default |
+# | MFCCs and chroma | helpful | the timbre and pitch-class descriptors below |
+#
+# **Time to run**: seconds for features already in the file; hours for the Spotify API
+# or for audio analysis of a large corpus (cached and resumable).
+
+# %% [markdown]
+# ## Imports
+
+# %%
+import json
+
+import plotly.express as px
+
+from geomusic_lib.data import load_run_data
+from geomusic_lib.features import SPOTIFY_NOTICE, run_feature_stage
+from geomusic_lib.run import open_stage
+
+# %% [markdown]
+# ## Parameters
+
+# %% tags=["parameters"]
+params_file = "../params/default.yaml"
+run_name = None
+
+# %%
+params = open_stage(params_file, run_name, show=["data", "features"])
+
+# %% [markdown]
+# ## Spotify: deprecated, and not for training
+# The project first planned to use Spotify's audio features. The library prints this
+# notice wherever the Spotify source could be used:
+
+# %%
+print(SPOTIFY_NOTICE)
+
+# %% [markdown]
+# ## Where this run's features come from
+# UCI tracks (and a table with feature columns) arrive **with** their features, written
+# by 01 into `data/table.parquet`. Every other source extracts them now into
+# `runs/<run_name>/features/` and joins them to the tracks; the coverage report says how
+# many tracks got features and why the others did not.
+
+# %%
+summary = run_feature_stage(params)
+print(json.dumps(summary, indent=2))
+
+# %%
+data = load_run_data(params.run_dir)
+table = data.table
+print(f"{len(table.frame)} tracks with {len(table.feature_names)} features; grid shape: {table.grid_shape}")
+
+# %% [markdown]
+# ## The UCI features: MARSYAS descriptors on a 4 × 29 grid
+# The UCI authors described each track with the MARSYAS toolkit: 17 *timbral*
+# descriptors (zero-crossing rate, spectral centroid, roll-off and flux, and 13 MFCCs)
+# and 12 *chroma* descriptors (energy per pitch class). Each descriptor is summarised
+# over the **whole track** by four statistics, so a track is 4 × 29 = 116 numbers,
+# already standardised.
+#
+# The CNN, RNN and attention notebooks read these numbers as a grid: 4 rows of
+# statistics by 29 columns of descriptors, and the sequence models step along the
+# 29 descriptors. **That axis is not time.** It is an order of descriptors, so an
+# attention weight on step 12 means "the 12th descriptor", never "the 12th second".
+#
+# **What to look for** in the figure: how one country's average differs from the
+# average of all tracks, descriptor by descriptor (in standard deviations). Distinct
+# colour in the chroma columns hints at a characteristic tonal palette; in the MFCC
+# columns, at a characteristic timbre.
+
+# %%
+if table.grid_shape:
+    n_stats, n_desc = table.grid_shape
+    names = table.feature_names
+    country = next((c for c in params.predict.countries if c in set(table.frame["label"])), table.classes()[0])
+    x = table.frame[names]
+    diff = (x[table.frame["label"] == country].mean() - x.mean()).to_numpy().reshape(n_stats, n_desc)
+    fig = px.imshow(diff, x=[n.split("_", 1)[1] for n in names[:n_desc]], y=[f"statistic {i + 1}" for i in range(n_stats)],
+                    color_continuous_scale="RdBu_r", color_continuous_midpoint=0, aspect="auto",
+                    labels={"x": "descriptor (not time)", "y": "summary statistic", "color": "difference (sd)"},
+                    title=f"{country}: mean feature value minus the mean of all tracks")
+    fig.show()
+else:
+    print("These features have no grid: the models read them as a vector (FCNN) or one step per feature.")
+
+# %% [markdown]
+# ## Summary
+# - The features of every track are now in `runs/<run_name>/data/table.parquet`.
+# - UCI features summarise whole tracks; the grid's descriptor axis is not time.
+# - Spotify's audio-feature endpoints are closed to new apps and its terms forbid
+#   training models on them; use features already in your file or your own audio.
+#
+# ## What's next
+# [03 · FCNN](03_fcnn.ipynb) trains the first model on these features.
+#
+# ## References
+# - Tzanetakis & Cook (2002), *Musical genre classification of audio signals* (MARSYAS).
+# - Zhou, Claire & King (2014), *Predicting the Geographical Origin of Music*, ICDM.

@@ -1,0 +1,112 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · RNN: a bidirectional LSTM over the descriptors
+#
+# ## Overview
+# - train a bidirectional LSTM that reads the features as a sequence;
+# - watch its learning curves for over- and under-fitting;
+# - read its test scores, with 95 % bootstrap confidence intervals.
+#
+# ## Prerequisites
+# | concept | importance | notes |
+# |---|---|---|
+# | [01](01_data_prep.ipynb) and [02](02_feature_extraction.ipynb) | necessary | the run's tracks, splits and features |
+# | Recurrent networks, LSTM | helpful | `geomusic_lib/models/rnn.py` |
+#
+# **Time to run**: seconds to a minute on a laptop CPU for UCI; longer on MIRAGE (GPU).
+
+# %% [markdown]
+# ## Imports
+
+# %%
+import pandas as pd
+
+from geomusic_lib import plots
+from geomusic_lib.data import load_run_data
+from geomusic_lib.evaluate import evaluate_predictions, load_history
+from geomusic_lib.results import read_predictions
+from geomusic_lib.run import open_stage
+from geomusic_lib.train import train_model
+
+# %% [markdown]
+# ## Parameters
+
+# %% tags=["parameters"]
+params_file = "../params/default.yaml"
+run_name = None
+model_name = "rnn"
+
+# %%
+params = open_stage(params_file, run_name, show=["device", "model", "train"])
+
+# %% [markdown]
+# ## The model
+# The RNN is a bidirectional LSTM. With `model.rnn.view: grid` on UCI it steps
+# along the 29 descriptors, with the 4 statistics of each descriptor as the input at
+# that step, and classifies from its final states. The "sequence" is an order of
+# descriptors, **not time**; with frame features (`features.source: audio`) the same
+# model reads real time steps, masked where a track is shorter than the longest one.
+
+# %% [markdown]
+# ## Train
+# The trainer (`geomusic_lib.train`) uses AdamW, a cosine learning-rate schedule,
+# gradient clipping, class-weighted cross-entropy and early stopping on the validation
+# split; it saves a checkpoint every epoch, so an interrupted run resumes where it
+# stopped. Normalisation statistics come from the training rows only.
+
+# %%
+data = load_run_data(params.run_dir)
+out_dir = params.run_dir / "models" / model_name
+result = train_model(model_name, data.table, data.splits, params, out_dir)
+print(f"{model_name}: {result.n_parameters:,} trainable parameters")
+for fold in result.folds:
+    print(f"fold {fold.fold}: best epoch {fold.best_epoch} of {fold.epochs_run}, test accuracy {fold.test_accuracy:.3f}")
+
+# %% [markdown]
+# ## Learning curves
+# **What to look for:** validation loss that turns up while training loss keeps falling
+# is over-fitting; early stopping keeps the checkpoint of the best validation epoch.
+# Curves that are still falling at the last epoch mean the model could train longer.
+
+# %%
+plots.learning_curves({model_name: load_history(out_dir)}, title=f"Learning curves: {model_name}").show()
+
+# %% [markdown]
+# ## Test scores
+# Top-k accuracy counts a track as right when its country is among the model's k most
+# probable; the distance errors are great-circle kilometres between the predicted and
+# the true place. The intervals are 95 % bootstrap intervals over test tracks. The
+# comparison with the other models and the baselines is in [07](07_evaluation.ipynb).
+
+# %%
+metrics = evaluate_predictions(read_predictions(result.predictions), data.classes,
+                               bootstrap=params.evaluate.bootstrap, seed=params.seed)
+headline = ["accuracy", "top3_accuracy", "top5_accuracy", "macro_f1", "median_km"]
+pd.DataFrame({m: [metrics[m], metrics[f"{m}_ci_low"], metrics[f"{m}_ci_high"]] for m in headline},
+             index=["estimate", "95% CI low", "95% CI high"]).round(3)
+
+# %% [markdown]
+# ## Summary
+# - The checkpoints, `history.csv` and `predictions.parquet` of this model are in
+#   `runs/<run_name>/models/rnn/`.
+# - Read the test scores with their intervals: on a small test set they are wide.
+#
+# ## What's next
+# [06 · Attention](06_attention.ipynb) adds an attention layer that says which steps matter.
+#
+# ## References
+# - Hochreiter & Schmidhuber (1997), *Long short-term memory*, Neural Computation.

@@ -1,0 +1,146 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Evaluation: models against baselines, on the map
+#
+# ## Overview
+# - fit the classic baselines on exactly the same splits as the networks;
+# - compare every model and baseline with 95 % bootstrap confidence intervals;
+# - see whether mistakes stay in the neighbourhood: confusions in geographic order, and
+#   errors in kilometres;
+# - map which countries are recognised, and check whether the probabilities can be
+#   trusted (calibration).
+#
+# ## Prerequisites
+# | concept | importance | notes |
+# |---|---|---|
+# | [03](03_fcnn.ipynb)–[06](06_attention.ipynb) | necessary | each writes `models/<model>/predictions.parquet` |
+# | Bootstrap confidence intervals | helpful | percentile intervals over test tracks |
+# | Calibration | helpful | a well-calibrated 70 % is right 70 % of the time |
+#
+# **Time to run**: under a minute for UCI (the gradient-boosting baseline dominates).
+
+# %% [markdown]
+# ## Imports
+
+# %%
+import pandas as pd
+
+from geomusic_lib import plots
+from geomusic_lib.baselines import run_baselines
+from geomusic_lib.data import load_run_data
+from geomusic_lib.evaluate import evaluate_run, load_classes, prediction_files
+from geomusic_lib.results import read_predictions
+from geomusic_lib.run import open_stage
+
+# %% [markdown]
+# ## Parameters
+
+# %% tags=["parameters"]
+params_file = "../params/default.yaml"
+run_name = None
+
+# %%
+params = open_stage(params_file, run_name, show=["models", "baselines", "evaluate"])
+
+# %% [markdown]
+# ## Baselines on the same splits
+# Majority class (the floor), logistic regression, a random forest and histogram
+# gradient boosting, fitted on the training and validation rows of the same splits
+# the networks used.
+
+# %%
+data = load_run_data(params.run_dir)
+run_baselines(data.table, data.splits, params, params.run_dir / "models")
+classes = load_classes(params.run_dir)
+predictions = {name: read_predictions(path) for name, path in prediction_files(params.run_dir).items()}
+print(", ".join(predictions))
+
+# %% [markdown]
+# ## The comparison table
+# `evaluate_run` scores every `predictions.parquet` of the run and writes
+# `eval/metrics.csv`, the table the [results page](../results.md) shows. Each metric has
+# a 95 % bootstrap interval (`_ci_low`, `_ci_high`).
+
+# %%
+metrics = evaluate_run(params.run_dir, params)
+shown = ["model", "kind", "accuracy", "top5_accuracy", "macro_f1", "median_km", "ece"]
+metrics[shown].round(3)
+
+# %% [markdown]
+# **What to look for:** bars whose intervals overlap are not distinguishable on this test
+# set. The majority-class bar is the floor. The second chart, top-5 accuracy, shows how
+# often the right country is at least among the five strongest candidates.
+
+# %%
+plots.model_comparison(metrics, "accuracy").show()
+
+# %%
+plots.model_comparison(metrics, "top5_accuracy").show()
+
+# %% [markdown]
+# ## Are the mistakes geographically sensible?
+# The confusion matrix of the best network, with countries ordered by region and
+# longitude. **What to look for:** blocks along the diagonal mean that mistakes stay
+# within a region (Mali confused with Senegal rather than with Japan).
+
+# %%
+best = metrics[metrics["kind"] == "model"].sort_values("accuracy", ascending=False)["model"].iloc[0]
+print(f"best network by accuracy: {best}")
+plots.confusion_matrix_figure(predictions[best], classes, decision=params.evaluate.decision).show()
+
+# %% [markdown]
+# The same question in kilometres: the share of tracks placed within *d* km of their
+# true place. A curve that rises early means near misses rather than wild guesses.
+
+# %%
+plots.distance_error_cdf(predictions, classes, decision=params.evaluate.decision).show()
+
+# %% [markdown]
+# ## Which countries are recognised?
+# Recall per country for the best network. **What to look for:** countries with
+# distinctive instruments or scales (for example in South-East Asia or West Africa)
+# against countries whose recordings resemble their neighbours'. Small classes have few
+# test tracks: hover to see how many.
+
+# %%
+per_class = pd.read_csv(params.run_dir / "eval" / "per_class" / f"{best}.csv", keep_default_na=False, na_values=[""])
+plots.accuracy_choropleth(per_class, title=f"Recall per country: {best}").show()
+
+# %% [markdown]
+# ## Can the probabilities be trusted?
+# A reliability diagram bins tracks by the model's top-1 probability and plots how often
+# it was right. **What to look for:** points below the diagonal are over-confident;
+# the expected calibration error (ECE, in the table) summarises the gap.
+
+# %%
+plots.reliability_diagram({m: predictions[m] for m in params.models if m in predictions},
+                          n_bins=params.evaluate.calibration_bins).show()
+
+# %% [markdown]
+# ## Summary
+# - `runs/<run_name>/eval/metrics.csv` holds every headline metric with its interval;
+#   per-class tables are in `eval/per_class/`.
+# - Compare models by their intervals, not their point estimates.
+# - Distance errors and the geographic confusion matrix show *how* wrong a model is.
+#
+# ## What's next
+# [08 · Interpretability](08_interpretability.ipynb) asks what the models rely on.
+#
+# ## References
+# - Efron & Tibshirani (1993), *An Introduction to the Bootstrap*.
+# - Guo, Pleiss, Sun & Weinberger (2017), *On calibration of modern neural networks*, ICML.
+# - Pedregosa et al. (2011), *Scikit-learn: machine learning in Python*, JMLR.

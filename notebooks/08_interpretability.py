@@ -1,0 +1,155 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 · Interpretability: what do the models listen to?
+#
+# ## Overview
+# - SHAP values of the best network and of a tree baseline: which features move the
+#   predicted probabilities, overall and for the most recognisable countries;
+# - attention weights of the attention model, averaged by the true region of a track;
+# - a t-SNE map of the best network's internal representation of held-out tracks.
+#
+# ## Prerequisites
+# | concept | importance | notes |
+# |---|---|---|
+# | [07 · Evaluation](07_evaluation.ipynb) | necessary | picks the best network and the distinctive countries |
+# | SHAP values | helpful | contributions to a prediction that sum to its difference from the average |
+# | t-SNE | helpful | distances between clusters in the map are not meaningful |
+#
+# **Time to run**: under a minute for UCI with the default sample sizes (`interpret.*`).
+
+# %% [markdown]
+# ## Imports
+
+# %%
+import numpy as np
+import pandas as pd
+
+from geomusic_lib import interpret, plots
+from geomusic_lib.baselines import make_baseline
+from geomusic_lib.data import load_run_data
+from geomusic_lib.evaluate import load_metrics
+from geomusic_lib.predict import Predictor
+from geomusic_lib.run import open_stage
+
+# %% [markdown]
+# ## Parameters
+
+# %% tags=["parameters"]
+params_file = "../params/default.yaml"
+run_name = None
+
+# %%
+params = open_stage(params_file, run_name, show=["seed", "interpret"])
+
+# %% [markdown]
+# ## The best network and its inputs
+# The network with the best test accuracy in 07, reloaded from its checkpoint alone, and
+# the held-out tracks of the first split, shaped and normalised as it was trained.
+
+# %%
+data = load_run_data(params.run_dir)
+split, table, ip = data.splits[0], data.table, params.interpret
+metrics = load_metrics(params.run_dir)
+best = metrics[metrics["kind"] == "model"].sort_values("accuracy", ascending=False)["model"].iloc[0]
+ckpt = "checkpoint_best.pt" if split.fold < 0 else f"fold_{split.fold}/checkpoint_best.pt"
+predictor = Predictor.from_checkpoint(params.run_dir / "models" / best / ckpt, device=params.device)
+batch = predictor.prepare(table.frame[table.feature_names])
+region_of = dict(zip(data.classes["class"], data.classes["region"]))
+print(f"explaining {best} ({predictor.view} view) on {len(split.test)} test tracks")
+
+# %% [markdown]
+# ## SHAP: which features move the predictions?
+# SHAP values (GradientExplainer on the class probabilities) for a sample of test
+# tracks, against a background sample of training tracks, summed back to one value per
+# original feature. **What to look for:** whether the top features are timbral (MFCCs,
+# spectral shape) or tonal (chroma); a few dominant features suggest a shortcut worth
+# checking.
+
+# %%
+bg = split.train[interpret.sample_rows(len(split.train), ip.shap_background, params.seed)]
+ex = split.test[interpret.sample_rows(len(split.test), ip.shap_samples, params.seed)]
+values = interpret.shap_values_torch(predictor.model, batch.x[bg], batch.x[ex], predictor.feature_names,
+                                     predictor.view, predictor.grid_shape, seed=params.seed)
+plots.feature_importance_figure(interpret.global_importance(values, predictor.feature_names),
+                                title=f"Global feature importance of {best} (mean |SHAP|)").show()
+
+# %% [markdown]
+# The same values for the output of the countries the network recognises best
+# (highest recall in 07). **What to look for:** features that matter for one country
+# only: candidate acoustic signatures, to be checked by listening.
+
+# %%
+per_class = pd.read_csv(params.run_dir / "eval" / "per_class" / f"{best}.csv", keep_default_na=False, na_values=[""])
+by_class = interpret.per_class_importance(values, predictor.feature_names, predictor.classes, per_class, ip.top_countries)
+plots.per_class_importance_figure(by_class).show()
+
+# %% [markdown]
+# ### A tree baseline for comparison
+# A random forest, fitted on the same training rows, explained with TreeExplainer. If
+# the network and the forest agree on the important features, the signal is in the
+# features rather than in one model's quirks.
+
+# %%
+x, y = table.features, table.frame["label"].to_numpy()
+fit_rows = np.concatenate([split.train, split.val])
+forest = make_baseline("random_forest", params.seed).fit(x[fit_rows], y[fit_rows])
+plots.feature_importance_figure(interpret.shap_importance_tree(forest, x[ex], table.feature_names),
+                                title="Global feature importance of the random forest (mean |SHAP|)").show()
+
+# %% [markdown]
+# ## Attention by region
+# The attention model weighs its steps before classifying. Averaged over the test
+# tracks of each true region, the weights show what it attends to. On UCI a step is a
+# **descriptor, not a moment in time**: read "which descriptor", not "when".
+
+# %%
+attention = Predictor.from_checkpoint(params.run_dir / "models" / "attention" / ckpt, device=params.device)
+att_batch = attention.prepare(table.frame.iloc[split.test][table.feature_names])
+regions = [region_of[c] for c in table.frame["label"].iloc[split.test]]
+steps = interpret.step_names(attention.view, attention.feature_names, attention.grid_shape)
+by_region = interpret.attention_by_region(attention.model, att_batch.x, att_batch.mask, regions, steps)
+plots.attention_figure(by_region, title="Mean attention per descriptor, by true region").show()
+
+# %% [markdown]
+# ## t-SNE of the learnt representation
+# The penultimate layer of the best network for held-out tracks, projected to two
+# dimensions. **What to look for:** tracks of one region gathering together. t-SNE keeps
+# neighbourhoods, not distances: gaps between clusters mean nothing.
+
+# %%
+countries = table.frame["label"].iloc[split.test].to_numpy()
+embedding = interpret.tsne_embeddings(predictor.model, batch.x[split.test], countries,
+                                      [region_of[c] for c in countries],
+                                      mask=None if batch.mask is None else batch.mask[split.test],
+                                      n=ip.tsne_samples, seed=params.seed)
+plots.tsne_figure(embedding, title=f"t-SNE of {best} embeddings (held-out tracks)").show()
+
+# %% [markdown]
+# ## Summary
+# - SHAP ranks the features the best network and a random forest rely on.
+# - Attention weights show which descriptors the attention model weighs, by region.
+# - The t-SNE map shows whether the network's representation groups regions.
+# - All three are hypotheses about musical cues, to be tested by listening, not findings.
+#
+# ## What's next
+# [09 · Predict](09_predict.ipynb) shows the model's top-5 guesses for individual
+# held-out tracks.
+#
+# ## References
+# - Lundberg & Lee (2017), *A unified approach to interpreting model predictions*, NeurIPS.
+# - van der Maaten & Hinton (2008), *Visualizing data using t-SNE*, JMLR.
+# - Bahdanau, Cho & Bengio (2015), *Neural machine translation by jointly learning to align and translate*, ICLR.

@@ -1,0 +1,115 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Predict: top-5 guesses for held-out tracks
+#
+# ## Overview
+# - load the best network from its checkpoint alone, as a user of the library would;
+# - predict held-out tracks of a few distinctive countries (Indonesia among them);
+# - read the top-5 countries and their probabilities, next to the true country.
+#
+# ## Prerequisites
+# | concept | importance | notes |
+# |---|---|---|
+# | [07 · Evaluation](07_evaluation.ipynb) | necessary | picks the best network |
+# | `python -m geomusic_lib.predict` | helpful | the same predictor from the command line |
+#
+# **Time to run**: seconds.
+
+# %% [markdown]
+# ## Imports
+
+# %%
+import plotly.express as px
+
+from geomusic_lib.data import load_run_data
+from geomusic_lib.evaluate import load_metrics
+from geomusic_lib.predict import Predictor
+from geomusic_lib.run import open_stage
+
+# %% [markdown]
+# ## Parameters
+# `countries` and `top_k` come from `predict.*` in the params file.
+
+# %% tags=["parameters"]
+params_file = "../params/default.yaml"
+run_name = None
+
+# %%
+params = open_stage(params_file, run_name, show=["predict"])
+
+# %% [markdown]
+# ## The predictor
+# `Predictor.from_checkpoint` needs nothing but the checkpoint: the class names and
+# coordinates, the feature names, the normalisation and the view all travel in it.
+
+# %%
+data = load_run_data(params.run_dir)
+split = data.splits[0]
+metrics = load_metrics(params.run_dir)
+best = metrics[metrics["kind"] == "model"].sort_values("accuracy", ascending=False)["model"].iloc[0]
+folder = params.run_dir / "models" / best / ("" if split.fold < 0 else f"fold_{split.fold}")
+predictor = Predictor.from_checkpoint(folder / "checkpoint_best.pt", device=params.device)
+print(f"{best}: {len(predictor.classes)} classes, {predictor.n_features} features, view {predictor.view}")
+
+# %% [markdown]
+# ## Held-out tracks of a few countries
+# Up to `predict.per_country` test tracks of each country in `predict.countries`:
+# tracks the model never saw in training.
+
+# %%
+test = data.table.frame.iloc[split.test]
+chosen = test[test["label"].isin(params.predict.countries)].groupby("label").head(params.predict.per_country)
+missing = sorted(set(params.predict.countries) - set(chosen["label"]))
+if missing:
+    print(f"no held-out tracks (or no class) for: {', '.join(missing)}")
+result = predictor.predict(chosen[["track_id", *predictor.feature_names]], top_k=params.predict.top_k)
+result.insert(1, "true country", chosen["label"].to_numpy())
+result.round(3)
+
+# %% [markdown]
+# ## The guesses, track by track
+# Each panel is one track; bars are the model's top-5 countries, the true country in a
+# different colour when it is among them. **What to look for:** confident, correct
+# tracks from distinctive traditions, and where the model hesitates, whether the
+# alternatives are neighbours.
+
+# %%
+k = min(params.predict.top_k, len(predictor.classes))
+long = result.melt(id_vars=["track_id", "true country"], value_vars=[f"top{i}" for i in range(1, k + 1)],
+                   var_name="rank", value_name="country")
+long["probability"] = result.melt(value_vars=[f"p{i}" for i in range(1, k + 1)])["value"].to_numpy()
+long["track"] = long["true country"] + " · " + long["track_id"]
+long["is the true country"] = long["country"] == long["true country"]
+fig = px.bar(long, x="probability", y="country", color="is the true country", facet_col="track", facet_col_wrap=3,
+             orientation="h", title=f"Top-{k} predictions of {best} for held-out tracks",
+             category_orders={"is the true country": [True, False]})
+fig.update_yaxes(matches=None, showticklabels=True, title=None).update_xaxes(title="probability", range=[0, 1])
+fig.update_layout(height=260 * ((len(result) + 2) // 3) + 120).show()
+
+# %% [markdown]
+# ## Summary
+# - The checkpoint alone is enough to predict new tracks.
+# - Top-5 lists show how close the model came when it was wrong.
+# - The same predictor runs from the shell: `python -m geomusic_lib.predict --checkpoint
+#   runs/<run_name>/models/<model>/checkpoint_best.pt --input tracks.csv --top-k 5`.
+#
+# ## What's next
+# The [results summary](../results.md) collects this run's metrics;
+# [limitations](../limitations.md) says what they cannot support.
+#
+# ## References
+# - Zhou, Claire & King (2014), *Predicting the Geographical Origin of Music*, ICDM.

@@ -1,0 +1,253 @@
+"""The orchestrator and the book: fast unit checks, then (slow) the smoke book end to end:
+papermill run, book build, no secret anywhere, injected parameters visible, and every
+notebook page's figures rendered by headless Chromium with networking off."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from geomusic_lib import run
+from geomusic_lib.params import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+DUMMY_ID, DUMMY_SECRET = "dummy-id-XYZ123", "dummy-secret-ABC789"
+BOOK_FILES = ["_config.yml", "_toc.yml", "jupytext.toml", "book", "notebooks", "params"]
+
+
+# ----------------------------------------------------------------------------- fast
+def test_toc_lists_every_notebook_and_page_in_book_order():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]] + [ch["file"] for part in toc["parts"] for ch in part["chapters"]]
+    notebooks = [f.rsplit("/", 1)[1] for f in files if f.startswith("book/notebooks/")]
+    assert notebooks == list(run.NOTEBOOKS)
+    for page in (f for f in files if not f.startswith("book/notebooks/")):
+        assert (ROOT / f"{page}.md").is_file(), f"{page}.md is in _toc.yml but missing"
+
+
+def test_results_page_numbers_come_from_the_run():
+    text = (ROOT / "book" / "results.md").read_text(encoding="utf-8")
+    assert "_generated/results_table.md" in text
+    table = text.split("## Models and baselines", 1)[1]
+    assert not re.search(r"\b0\.\d+|\d+\.\d+ ?%", table), "typed numbers on the results page"
+
+
+def test_select_notebooks_accepts_names_numbers_and_keeps_book_order():
+    assert run.select_notebooks(None) == list(run.NOTEBOOKS)
+    assert run.select_notebooks(["05_rnn,03"]) == ["03_fcnn", "05_rnn"]
+    assert run.select_notebooks(["fcnn"]) == ["03_fcnn"]
+    with pytest.raises(SystemExit, match="no such notebook"):
+        run.select_notebooks(["99_nothing"])
+
+
+def test_model_notebooks_get_one_gpu_each_round_robin():
+    envs = [run.kernel_environment(slot, jobs=4, n_gpus=2) for slot in range(4)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0", "1"]
+    assert "CUDA_VISIBLE_DEVICES" not in run.kernel_environment(0, jobs=4, n_gpus=1)
+    assert "CUDA_VISIBLE_DEVICES" not in run.kernel_environment(None, jobs=1, n_gpus=4)
+    assert run.kernel_environment(0, jobs=2, n_gpus=0)["OMP_NUM_THREADS"] >= "1"
+
+
+def test_params_paths_resolve_against_the_folder_holding_params(tmp_path):
+    assert run.project_root_for(tmp_path / "params" / "x.yaml") == tmp_path.resolve()
+    assert run.project_root_for(tmp_path / "elsewhere" / "x.yaml") == (tmp_path / "elsewhere").resolve()
+
+
+def test_open_stage_moves_to_the_project_root_and_prints_the_effective_params(tmp_path, capsys, monkeypatch):
+    (tmp_path / "params").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "params" / "p.yaml").write_text("run_name: a\nseed: 7\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "notebooks")
+    params = run.open_stage("../params/p.yaml", run_name="b", show=["run_name", "seed"])
+    assert Path.cwd() == tmp_path.resolve()
+    assert params.run_name == "b" and params.seed == 7
+    out = capsys.readouterr().out
+    assert "run_name: b" in out and "seed: 7" in out and "data:" not in out
+
+
+def test_format_params_names_an_unknown_section():
+    with pytest.raises(KeyError, match="not a params section"):
+        run.format_params(load_params(ROOT / "params" / "smoke.yaml"), ["nope"])
+
+
+def test_markdown_table_formats_floats_and_escapes_pipes():
+    import pandas as pd
+
+    text = run.markdown_table(pd.DataFrame({"model": ["a|b"], "accuracy": [0.123456], "n": [5]}))
+    assert text.splitlines()[0] == "| model | accuracy | n |"
+    assert "a\\|b" in text and "0.123" in text and "0.1234" not in text
+
+
+def test_missing_metrics_give_a_note_not_an_error(tmp_path):
+    assert "No metrics table yet" in run.results_table_markdown(tmp_path)
+
+
+def test_failed_notebook_is_named_with_its_executed_copy(tmp_path, capsys):
+    """A failing notebook stops the run; the message names it and the copy with the traceback."""
+    root = _copy_book_sources(tmp_path)
+    (root / "params" / "broken.yaml").write_text("run_name: broken\ndata: {source: table}\n", encoding="utf-8")
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        code = run.main(["--params", "params/broken.yaml", "--only", "01", "--no-book"])
+    finally:
+        os.chdir(cwd)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "Notebook 01_data_prep failed; executed copy with the traceback: " in out
+    executed = root / "book" / "notebooks" / "01_data_prep.ipynb"
+    assert executed.is_file() and "data.table.path is empty" in executed.read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- slow: the smoke book
+def _copy_book_sources(dest: Path) -> Path:
+    """The book's sources (not runs/, _build/ or executed copies) in a fresh folder."""
+    for name in BOOK_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("notebooks", "_generated", ".ipynb_checkpoints")
+                            if name == "book" else shutil.ignore_patterns(".ipynb_checkpoints"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """Run `python -m geomusic_lib.run --params params/smoke.yaml` once, with dummy Spotify credentials."""
+    root = _copy_book_sources(tmp_path_factory.mktemp("book"))
+    env = {**os.environ, "SPOTIPY_CLIENT_ID": DUMMY_ID, "SPOTIPY_CLIENT_SECRET": DUMMY_SECRET}
+    done = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    print(done.stdout[-4000:])
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return root, done.stdout
+
+
+@pytest.mark.slow
+def test_smoke_book_runs_every_notebook_and_builds_the_book(smoke_book):
+    root, stdout = smoke_book
+    for name in run.NOTEBOOKS:
+        assert re.search(rf"^{name}\s+\d+\.\d\s+ok$", stdout, re.M), f"no time printed for {name}"
+        assert (root / "book" / "notebooks" / f"{name}.ipynb").is_file()
+        assert (root / "_build" / "html" / "book" / "notebooks" / f"{name}.html").is_file()
+    assert (root / "_build" / "html" / "index.html").is_file()
+    manifest = json.loads((root / "runs" / "smoke" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["params"]["run_name"] == "smoke" and set(manifest["timings_s"]) == set(run.NOTEBOOKS)
+    results = (root / "_build" / "html" / "book" / "results.html").read_text(encoding="utf-8")
+    assert "No metrics table yet" not in results and "fcnn" in results and "logreg" in results
+
+
+@pytest.mark.slow
+def test_no_secret_in_any_executed_notebook_or_page(smoke_book):
+    root, _ = smoke_book
+    files = list((root / "book" / "notebooks").glob("*.ipynb")) + list((root / "_build" / "html").rglob("*.html"))
+    files += list((root / "runs").rglob("*.json")) + list((root / "runs").rglob("*.log"))
+    assert len(files) > len(run.NOTEBOOKS)
+    leaks = [str(f.relative_to(root)) for f in files
+             if DUMMY_ID in (text := f.read_text(encoding="utf-8", errors="replace")) or DUMMY_SECRET in text]
+    assert not leaks, f"Spotify credentials leaked into {leaks}"
+
+
+@pytest.mark.slow
+def test_injected_parameters_are_visible_in_every_notebook_page(smoke_book):
+    root, _ = smoke_book
+    for name in run.NOTEBOOKS:
+        nb = json.loads((root / "book" / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8"))
+        injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+        assert len(injected) == 1 and "../params/smoke.yaml" in "".join(injected[0]["source"])
+        page = (root / "_build" / "html" / "book" / "notebooks" / f"{name}.html").read_text(encoding="utf-8")
+        assert "../params/smoke.yaml" in page and "run_name: smoke" in page or "smoke" in page
+
+
+# ----------------------------------------------------------------------------- slow: headless Chromium
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def offline_browser(*args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium with no network: in its own network namespace when `unshare` allows it,
+    else with every host name unresolvable and an unreachable proxy."""
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+               "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
+               "--virtual-time-budget=15000", *args]
+    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0:
+        command = ["unshare", "-rn", *command]
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=180)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def plotly_figures(dom: str) -> tuple[int, int]:
+    """(figure divs, figures that drew their data) in a dumped DOM. A map draws its data only
+    once the world geometry is loaded, so it counts when its countries or points exist."""
+    starts = [m.start() for m in re.finditer(r'<div[^>]*class="[^"]*plotly-graph-div', dom)]
+    drawn = 0
+    for i, start in enumerate(starts):
+        chunk = dom[start: starts[i + 1] if i + 1 < len(starts) else len(dom)]
+        if 'class="main-svg"' not in chunk:
+            continue
+        if 'class="geo geo"' in chunk:
+            drawn += "choroplethlocation" in chunk or 'class="point"' in chunk
+        else:
+            drawn += 'class="trace' in chunk or 'class="hm"' in chunk or "gl-canvas" in chunk
+    return len(starts), drawn
+
+
+def png_is_not_blank(path: Path) -> bool:
+    """Decode a PNG's pixel rows (no imaging library needed) and check they are not all one colour."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    return len(set(raw[1000:200000])) > 16
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_every_notebook_page_draws_its_figures_offline(smoke_book):
+    root, _ = smoke_book
+    pages = root / "_build" / "html" / "book" / "notebooks"
+    total = 0
+    for name in run.NOTEBOOKS:
+        executed = (root / "book" / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8")
+        expected = executed.count("application/vnd.plotly.v1+json")
+        done = offline_browser("--dump-dom", (pages / f"{name}.html").as_uri())
+        figures, drawn = plotly_figures(done.stdout)
+        assert figures == expected, f"{name}: {expected} plotly figures in the notebook, {figures} on the page"
+        assert drawn == figures, f"{name}: only {drawn} of {figures} plotly figures drew (offline)"
+        assert "could not find topojson" not in done.stdout
+        total += figures
+    assert total >= 10
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_screenshot_of_the_evaluation_page_is_not_blank(smoke_book, tmp_path):
+    root, _ = smoke_book
+    shot = tmp_path / "07_evaluation.png"
+    page = root / "_build" / "html" / "book" / "notebooks" / "07_evaluation.html"
+    offline_browser(f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri())
+    assert shot.is_file() and shot.stat().st_size > 20_000
+    assert png_is_not_blank(shot)
