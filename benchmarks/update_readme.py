@@ -9,21 +9,10 @@ import re
 import sys
 from pathlib import Path
 
-import pandas as pd
+from geomusic_lib.run import results_table_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-
-
-def run_table(run_dir: Path) -> str:
-    path = run_dir / "eval" / "metrics.csv"
-    if not path.is_file():
-        return f"_No run results yet: `{path.relative_to(REPO)}` is missing (run `make book`)._"
-    frame = pd.read_csv(path)
-    cols = [c for c in ("name", "kind", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "top5_accuracy",
-                        "macro_f1", "mean_error_km", "median_error_km") if c in frame.columns]
-    return (f"Holdout test split of `{run_dir.name}` ({path.relative_to(REPO)}):\n\n"
-            + frame[cols].to_markdown(index=False, floatfmt=".3f"))
 
 
 def bench_table() -> str:
@@ -32,8 +21,10 @@ def bench_table() -> str:
 
 
 def main() -> None:
-    run_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "runs" / "default"
-    body = f"{START}\n{run_table(run_dir.resolve())}\n\n{bench_table()}\n{END}"
+    run_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs/default")
+    holdout = (f"Holdout test split of the `{run_dir.name}` run (`make book`):\n\n"
+               + results_table_markdown((REPO / run_dir).resolve()).replace(str(REPO) + "/", ""))
+    body = f"{START}\n{holdout}\n\n10-fold cross-validation on UCI (`make bench`):\n\n{bench_table()}\n{END}"
     readme = REPO / "README.md"
     text = readme.read_text(encoding="utf-8")
     readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: body, text, flags=re.S), encoding="utf-8")

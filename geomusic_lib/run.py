@@ -358,7 +358,7 @@ def write_generated_pages(root: Path, params: Params, params_file: Path, report:
 
 
 RESULT_COLUMNS = {"accuracy": "accuracy", "top5_accuracy": "top-5 accuracy", "macro_f1": "macro-F1",
-                  "median_km": "median error (km)", "ece": "ECE"}
+                  "mean_km": "mean error (km)", "median_km": "median error (km)", "ece": "ECE"}
 
 
 def results_table_markdown(run_dir: Path) -> str:
