@@ -422,3 +422,28 @@ def load_metrics(run_dir: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics yet. Run the evaluation stage first.")
     return pd.read_csv(path)
+
+
+def checkpoint_path(run_dir: str | Path, model: str, fold: int = -1) -> Path:
+    """Where the trainer keeps the best checkpoint of `model` (of fold `fold` in k-fold runs)."""
+    folder = Path(run_dir) / "models" / model
+    return (folder if fold < 0 else folder / f"fold_{fold}") / "checkpoint_best.pt"
+
+
+def best_network(run_dir: str | Path, fold: int = -1) -> tuple[str, Path]:
+    """The trained network with the highest test accuracy in `eval/metrics.csv`, and its best checkpoint."""
+    metrics = load_metrics(run_dir)
+    models = metrics[metrics["kind"] == "model"].sort_values("accuracy", ascending=False)
+    if models.empty:
+        raise FileNotFoundError(f"{Path(run_dir) / 'eval' / 'metrics.csv'}: no trained network. Run notebooks 03-06 and 07.")
+    name = str(models["model"].iloc[0])
+    return name, checkpoint_path(run_dir, name, fold)
+
+
+def showcase_tracks(tracks: pd.DataFrame, wanted: list[str], per_class: int, ranked: list[str]) -> pd.DataFrame:
+    """Up to `per_class` rows of each wanted class present in `tracks`; when none is present
+    (e.g. region labels), the first `len(wanted)` present classes of `ranked` instead."""
+    present = set(tracks["label"])
+    chosen = [c for c in wanted if c in present] or [c for c in ranked if c in present][: max(1, len(wanted))]
+    rows = tracks[tracks["label"].isin(chosen)]
+    return rows.groupby("label", sort=False).head(per_class).sort_values("label", key=lambda s: s.map(chosen.index))

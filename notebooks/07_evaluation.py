@@ -42,7 +42,7 @@ import pandas as pd
 from geomusic_lib import plots
 from geomusic_lib.baselines import run_baselines
 from geomusic_lib.data import load_run_data
-from geomusic_lib.evaluate import evaluate_run, load_classes, prediction_files
+from geomusic_lib.evaluate import best_network, evaluate_run, load_classes, prediction_files
 from geomusic_lib.results import read_predictions
 from geomusic_lib.run import open_stage
 
@@ -98,7 +98,7 @@ plots.model_comparison(metrics, "top5_accuracy").show()
 # within a region (Mali confused with Senegal rather than with Japan).
 
 # %%
-best = metrics[metrics["kind"] == "model"].sort_values("accuracy", ascending=False)["model"].iloc[0]
+best, _ = best_network(params.run_dir)
 print(f"best network by accuracy: {best}")
 plots.confusion_matrix_figure(predictions[best], classes, decision=params.evaluate.decision).show()
 

@@ -41,7 +41,7 @@ import pandas as pd
 from geomusic_lib import interpret, plots
 from geomusic_lib.baselines import make_baseline
 from geomusic_lib.data import load_run_data
-from geomusic_lib.evaluate import load_metrics
+from geomusic_lib.evaluate import best_network, checkpoint_path
 from geomusic_lib.predict import Predictor
 from geomusic_lib.run import open_stage
 
@@ -63,10 +63,8 @@ params = open_stage(params_file, run_name, show=["seed", "interpret"])
 # %%
 data = load_run_data(params.run_dir)
 split, table, ip = data.splits[0], data.table, params.interpret
-metrics = load_metrics(params.run_dir)
-best = metrics[metrics["kind"] == "model"].sort_values("accuracy", ascending=False)["model"].iloc[0]
-ckpt = "checkpoint_best.pt" if split.fold < 0 else f"fold_{split.fold}/checkpoint_best.pt"
-predictor = Predictor.from_checkpoint(params.run_dir / "models" / best / ckpt, device=params.device)
+best, checkpoint = best_network(params.run_dir, split.fold)
+predictor = Predictor.from_checkpoint(checkpoint, device=params.device)
 batch = predictor.prepare(table.frame[table.feature_names])
 region_of = dict(zip(data.classes["class"], data.classes["region"]))
 print(f"explaining {best} ({predictor.view} view) on {len(split.test)} test tracks")
@@ -117,12 +115,16 @@ plots.feature_importance_figure(interpret.shap_importance_tree(forest, x[ex], ta
 # **descriptor, not a moment in time**: read "which descriptor", not "when".
 
 # %%
-attention = Predictor.from_checkpoint(params.run_dir / "models" / "attention" / ckpt, device=params.device)
-att_batch = attention.prepare(table.frame.iloc[split.test][table.feature_names])
-regions = [region_of[c] for c in table.frame["label"].iloc[split.test]]
-steps = interpret.step_names(attention.view, attention.feature_names, attention.grid_shape)
-by_region = interpret.attention_by_region(attention.model, att_batch.x, att_batch.mask, regions, steps)
-plots.attention_figure(by_region, title="Mean attention per descriptor, by true region").show()
+attention_checkpoint = checkpoint_path(params.run_dir, "attention", split.fold)
+if attention_checkpoint.is_file():
+    attention = Predictor.from_checkpoint(attention_checkpoint, device=params.device)
+    att_batch = attention.prepare(table.frame.iloc[split.test][table.feature_names])
+    regions = [region_of[c] for c in table.frame["label"].iloc[split.test]]
+    steps = interpret.step_names(attention.view, attention.feature_names, attention.grid_shape)
+    by_region = interpret.attention_by_region(attention.model, att_batch.x, att_batch.mask, regions, steps)
+    plots.attention_figure(by_region, title="Mean attention per step, by true region").show()
+else:
+    print("No attention model in this run: add `attention` to `models:` in the params file.")
 
 # %% [markdown]
 # ## t-SNE of the learnt representation

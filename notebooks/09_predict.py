@@ -33,10 +33,11 @@
 # ## Imports
 
 # %%
+import pandas as pd
 import plotly.express as px
 
 from geomusic_lib.data import load_run_data
-from geomusic_lib.evaluate import load_metrics
+from geomusic_lib.evaluate import best_network, showcase_tracks
 from geomusic_lib.predict import Predictor
 from geomusic_lib.run import open_stage
 
@@ -59,20 +60,21 @@ params = open_stage(params_file, run_name, show=["predict"])
 # %%
 data = load_run_data(params.run_dir)
 split = data.splits[0]
-metrics = load_metrics(params.run_dir)
-best = metrics[metrics["kind"] == "model"].sort_values("accuracy", ascending=False)["model"].iloc[0]
-folder = params.run_dir / "models" / best / ("" if split.fold < 0 else f"fold_{split.fold}")
-predictor = Predictor.from_checkpoint(folder / "checkpoint_best.pt", device=params.device)
+best, checkpoint = best_network(params.run_dir, split.fold)
+predictor = Predictor.from_checkpoint(checkpoint, device=params.device)
 print(f"{best}: {len(predictor.classes)} classes, {predictor.n_features} features, view {predictor.view}")
 
 # %% [markdown]
 # ## Held-out tracks of a few countries
 # Up to `predict.per_country` test tracks of each country in `predict.countries`:
-# tracks the model never saw in training.
+# tracks the model never saw in training. When none of those is a class of this run
+# (region or continent labels, say), the classes the model recognises best stand in.
 
 # %%
 test = data.table.frame.iloc[split.test]
-chosen = test[test["label"].isin(params.predict.countries)].groupby("label").head(params.predict.per_country)
+recall = pd.read_csv(params.run_dir / "eval" / "per_class" / f"{best}.csv", keep_default_na=False)
+ranked = recall.sort_values("recall", ascending=False)["class"].tolist()
+chosen = showcase_tracks(test, params.predict.countries, params.predict.per_country, ranked)
 missing = sorted(set(params.predict.countries) - set(chosen["label"]))
 if missing:
     print(f"no held-out tracks (or no class) for: {', '.join(missing)}")

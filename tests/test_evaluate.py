@@ -250,3 +250,15 @@ def test_round_trip_through_the_predictions_file(tmp_path):
     pred = read_predictions(run / "models" / "fcnn" / "predictions.parquet")
     assert evaluate_predictions(pred, CLASSES, bootstrap=0) == evaluate_predictions(tiny_predictions(), CLASSES,
                                                                                     bootstrap=0)
+
+
+def test_showcase_tracks_fall_back_to_the_best_recognised_classes():
+    import pandas as pd
+
+    from geomusic_lib.evaluate import showcase_tracks
+
+    tracks = pd.DataFrame({"track_id": list("abcdef"), "label": ["Mali", "Mali", "Japan", "Peru", "Peru", "Peru"]})
+    chosen = showcase_tracks(tracks, ["Japan", "Indonesia"], per_class=1, ranked=["Peru", "Mali"])
+    assert chosen["track_id"].tolist() == ["c"]
+    regions = showcase_tracks(tracks, ["Indonesia", "Kenya"], per_class=2, ranked=["Peru", "Chile", "Mali"])
+    assert regions["label"].tolist() == ["Peru", "Peru", "Mali", "Mali"]
