@@ -23,7 +23,7 @@ def bench_table() -> str:
 def main() -> None:
     run_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs/default")
     holdout = (f"Holdout test split of the `{run_dir.name}` run (`make book`):\n\n"
-               + results_table_markdown((REPO / run_dir).resolve()).replace(str(REPO) + "/", ""))
+               + results_table_markdown((REPO / run_dir).resolve(), REPO))
     body = f"{START}\n{holdout}\n\n10-fold cross-validation on UCI (`make bench`):\n\n{bench_table()}\n{END}"
     readme = REPO / "README.md"
     text = readme.read_text(encoding="utf-8")

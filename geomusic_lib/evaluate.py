@@ -215,6 +215,12 @@ def _bootstrap(
 
 
 # --------------------------------------------------------------------------- metrics
+def _same_known(group: np.ndarray, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+    """True where predicted and true class share a group; an unknown ("" or nan) group never matches."""
+    known = ~np.isin(group[y_true], ["", "nan", "None"])
+    return (group[y_pred] == group[y_true]) & known
+
+
 def evaluate_predictions(
     pred: Predictions,
     classes_df: pd.DataFrame,
@@ -244,8 +250,8 @@ def evaluate_predictions(
         "accuracy": y_pred == y_true,
         "top3_accuracy": top_k_hits(pred.proba, y_true, 3),
         "top5_accuracy": top_k_hits(pred.proba, y_true, 5),
-        "region_accuracy": region[y_pred] == region[y_true],
-        "continent_accuracy": continent[y_pred] == continent[y_true],
+        "region_accuracy": _same_known(region, y_pred, y_true),
+        "continent_accuracy": _same_known(continent, y_pred, y_true),
     }
 
     def top_k(k: int) -> float:

@@ -218,8 +218,10 @@ def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid parameters"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = "unknown key (check spelling; see params/default.yaml)" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"  - {key}: {msg} (got {e.get('input')!r})")
+        if e["type"] == "extra_forbidden":  # never echo the value: it may be a misplaced secret
+            lines.append(f"  - {key}: unknown key (check spelling; see params/default.yaml; credentials belong in .env)")
+        else:
+            lines.append(f"  - {key}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)
 
 

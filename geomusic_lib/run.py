@@ -353,7 +353,7 @@ def write_generated_pages(root: Path, params: Params, params_file: Path, report:
     out = root / GENERATED_DIR
     out.mkdir(parents=True, exist_ok=True)
     run_dir = root / params.run_dir
-    (out / "results_table.md").write_text(results_table_markdown(run_dir), encoding="utf-8")
+    (out / "results_table.md").write_text(results_table_markdown(run_dir, root), encoding="utf-8")
     (out / "run_info.md").write_text(run_info_markdown(root, params, params_file, report), encoding="utf-8")
 
 
@@ -361,14 +361,15 @@ RESULT_COLUMNS = {"accuracy": "accuracy", "top5_accuracy": "top-5 accuracy", "ma
                   "mean_km": "mean error (km)", "median_km": "median error (km)", "ece": "ECE"}
 
 
-def results_table_markdown(run_dir: Path) -> str:
+def results_table_markdown(run_dir: Path, root: Path | None = None) -> str:
     """The headline metrics of `eval/metrics.csv` as a Markdown table, each with its 95 % CI;
-    a pointer to the fix when the file is missing."""
+    a pointer to the fix when the file is missing. Paths are shown relative to `root`."""
     import pandas as pd
 
     path = run_dir / "eval" / "metrics.csv"
+    shown = Path(os.path.relpath(path, root)).as_posix() if root else path.as_posix()
     if not path.is_file():
-        return (f"```{{note}}\nNo metrics table yet: `{path.as_posix()}` does not exist. "
+        return (f"```{{note}}\nNo metrics table yet: `{shown}` does not exist. "
                 "Run `make book` (or notebook 07_evaluation) to produce it.\n```\n")
     metrics = pd.read_csv(path)
     table = metrics[[c for c in ("model", "kind", "n") if c in metrics.columns]].copy()
@@ -377,7 +378,7 @@ def results_table_markdown(run_dir: Path) -> str:
             digits = 0 if column.endswith("_km") else 3
             table[title] = [_with_interval(row, column, digits) for _, row in metrics.iterrows()]
     return (markdown_table(table) + f"\n\nEach cell: estimate (95 % bootstrap interval). All metrics, per-class "
-            f"tables included: `{path.as_posix()}` and `eval/per_class/`, written by 07_evaluation.\n")
+            f"tables included: `{shown}` and `eval/per_class/`, written by 07_evaluation.\n")
 
 
 def _with_interval(row: Any, column: str, digits: int) -> str:

@@ -98,9 +98,11 @@ def _model_config(name: str, params: Params, x: torch.Tensor, n_classes: int) ->
     return {"in_channels": int(x.shape[2]), "n_classes": n_classes, **hp}
 
 
-def class_coordinates(table: TrackTable, classes: Sequence[str]) -> tuple[list[float], list[float], list[str]]:
-    """Latitude, longitude and region of each class (label-encoder order)."""
-    info = class_table(table.frame).set_index("class").loc[list(classes)]
+def class_coordinates(table: TrackTable, classes: Sequence[str],
+                      class_info: pd.DataFrame | None = None) -> tuple[list[float], list[float], list[str]]:
+    """Latitude, longitude and region of each class (label-encoder order), from the run's
+    `classes.csv` when given, else computed from the table."""
+    info = (class_info if class_info is not None else class_table(table.frame)).set_index("class").loc[list(classes)]
     return (info["lat"].astype(float).tolist(), info["lon"].astype(float).tolist(),
             info["region"].fillna("").astype(str).tolist())
 
@@ -202,7 +204,8 @@ def _evaluate(model: nn.Module, batch: ViewBatch, y: torch.Tensor, rows: torch.T
 
 # --------------------------------------------------------------------------- training
 def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: Params, out_dir: str | Path,
-                frames: Sequence[np.ndarray] | None = None, progress: bool = True) -> TrainResult:
+                frames: Sequence[np.ndarray] | None = None, progress: bool = True,
+                class_info: pd.DataFrame | None = None) -> TrainResult:
     """Train model `name` on each split; write checkpoints, `history.csv` and `predictions.parquet`.
 
     A holdout split trains in `out_dir`; k folds train in `out_dir/fold_<k>/`, and the
@@ -215,7 +218,7 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
         raise ValueError("no splits to train on; make them with geomusic_lib.data.make_splits")
     out_dir = Path(out_dir)
     classes = table.classes()
-    class_lat, class_lon, class_region = class_coordinates(table, classes)
+    class_lat, class_lon, class_region = class_coordinates(table, classes, class_info)
     y_all = table.frame["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
     view = model_view(name, params)
     device = resolve_device(params.device)
@@ -354,6 +357,9 @@ def _train_fold(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, pa
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         metric = row[monitor]
+        if not math.isfinite(metric):
+            raise ValueError(f"{name} fold {split.fold}: {monitor} is {metric} at epoch {epoch + 1}, so training diverged. "
+                             "Lower train.lr or check the features for extreme values.")
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(metric)
         elif scheduler is not None:

@@ -38,6 +38,7 @@ import pandas as pd
 from geomusic_lib import plots
 from geomusic_lib.data import load_run_data
 from geomusic_lib.evaluate import evaluate_predictions, load_history
+from geomusic_lib.features import frames_for_tracks
 from geomusic_lib.results import read_predictions
 from geomusic_lib.run import open_stage
 from geomusic_lib.train import train_model
@@ -71,7 +72,8 @@ params = open_stage(params_file, run_name, show=["device", "model", "train"])
 # %%
 data = load_run_data(params.run_dir)
 out_dir = params.run_dir / "models" / model_name
-result = train_model(model_name, data.table, data.splits, params, out_dir)
+frames = frames_for_tracks(data.table.frame["track_id"], params.run_dir / "features")  # None unless extracted
+result = train_model(model_name, data.table, data.splits, params, out_dir, frames=frames, class_info=data.classes)
 print(f"{model_name}: {result.n_parameters:,} trainable parameters")
 for fold in result.folds:
     print(f"fold {fold.fold}: best epoch {fold.best_epoch} of {fold.epochs_run}, test accuracy {fold.test_accuracy:.3f}")

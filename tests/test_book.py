@@ -167,7 +167,8 @@ def test_injected_parameters_are_visible_in_every_notebook_page(smoke_book):
         injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
         assert len(injected) == 1 and "../params/smoke.yaml" in "".join(injected[0]["source"])
         page = (root / "_build" / "html" / "book" / "notebooks" / f"{name}.html").read_text(encoding="utf-8")
-        assert "../params/smoke.yaml" in page and "run_name: smoke" in page or "smoke" in page
+        assert "../params/smoke.yaml" in page
+        assert "run_name: smoke" in page or "run directory: runs/smoke" in page
 
 
 # ----------------------------------------------------------------------------- slow: headless Chromium

@@ -135,3 +135,13 @@ def test_nan_labels_are_dropped_not_crashed_on(tmp_path, mirage_v1):
     raw.to_csv(path, index=False)
     table = load_mirage_tracks(params(path, min_reliability=0.0, min_tracks_per_class=1))
     assert table.frame["label"].notna().all()
+
+
+def test_historical_countries_are_left_out_at_region_level_with_a_warning(tmp_path, mirage_v1):
+    raw = pd.read_csv(mirage_v1).head(80)
+    raw["artist_wd_country"] = np.array(["Soviet Union", "Mali", "Japan"])[np.arange(80) % 3]
+    path = tmp_path / "hist.csv"
+    raw.to_csv(path, index=False)
+    with pytest.warns(UserWarning, match=r"hist.csv: 1 name\(s\) in 'artist_wd_country' have no region .*Soviet Union"):
+        table = load_mirage_tracks(params(path, target="artist", level="region", min_reliability=0.0, min_tracks_per_class=1))
+    assert set(table.frame["label"]) == {"Western Africa", "Eastern Asia"}

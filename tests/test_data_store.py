@@ -64,3 +64,12 @@ def test_feature_stage_is_a_no_op_for_uci(tmp_path):
     params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "u"})
     prepare_run_data(params)
     assert run_feature_stage(params) == {"extracted": False, "source": "uci", "tracks": 1059, "features": 116}
+
+
+def test_region_classes_know_their_continent():
+    from geomusic_lib.data.store import class_table
+
+    frame = pd.DataFrame({"label": ["Western Africa", "Northern Europe", "Caribbean"], "lat": np.nan, "lon": np.nan})
+    table = class_table(frame).set_index("class")
+    assert table.loc["Western Africa", "continent"] == "Africa" and table.loc["Caribbean", "continent"] == "North America"
+    assert table.loc["Northern Europe", "region"] == "Northern Europe"

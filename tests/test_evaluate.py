@@ -262,3 +262,12 @@ def test_showcase_tracks_fall_back_to_the_best_recognised_classes():
     assert chosen["track_id"].tolist() == ["c"]
     regions = showcase_tracks(tracks, ["Indonesia", "Kenya"], per_class=2, ranked=["Peru", "Chile", "Mali"])
     assert regions["label"].tolist() == ["Peru", "Peru", "Mali", "Mali"]
+
+
+def test_unknown_regions_never_count_as_a_match():
+    import numpy as np
+
+    from geomusic_lib.evaluate import _same_known
+
+    continent = np.array(["", "", "Asia"])
+    assert _same_known(continent, np.array([1, 2, 2]), np.array([0, 2, 2])).tolist() == [False, True, True]

@@ -44,6 +44,7 @@ def test_missing_params_file(tmp_path):
         load_params(tmp_path / "nope.yaml")
 
 
-def test_secrets_are_not_parameters():
-    with pytest.raises(ParamsError, match="unknown key"):
-        params_from_dict({"features": {"spotify": {"client_secret": "x"}}})
+def test_secrets_are_not_parameters_and_never_echoed():
+    with pytest.raises(ParamsError, match="unknown key") as err:
+        params_from_dict({"features": {"spotify": {"client_secret": "SUPERSECRET123"}}})
+    assert "SUPERSECRET123" not in str(err.value) and ".env" in str(err.value)

@@ -171,3 +171,20 @@ def _assert_same_run_fold(a: Path, b: Path) -> None:
     assert ca["epoch"] == cb["epoch"]
     for key, value in ca["state_dict"].items():
         assert torch.equal(value, cb["state_dict"][key]), key
+
+
+def test_checkpoint_normalisation_comes_from_training_rows_only(tmp_path):
+    import torch
+
+    from geomusic_lib.data import load_uci, make_splits
+    from geomusic_lib.params import params_from_dict
+    from geomusic_lib.train import train_model
+
+    table = load_uci()
+    params = params_from_dict({"seed": 0, "train": {"epochs": 1}, "model": {"fcnn": {"hidden": [8]}}})
+    (split,) = make_splits(table.frame, params.split, params.seed)
+    rows = table.frame.index[np.r_[split.val, split.test]]
+    table.frame.loc[rows, table.feature_names] += 1000.0  # val/test rows far away: must not move the statistics
+    result = train_model("fcnn", table, [split], params, tmp_path, progress=False)
+    ckpt = torch.load(result.folds[0].checkpoint, weights_only=True)
+    np.testing.assert_allclose(np.asarray(ckpt["norm_mean"]), table.features[split.train].mean(axis=0), rtol=1e-4, atol=1e-4)

@@ -166,8 +166,19 @@ def event_labels(events: pd.DataFrame, params: MirageParams) -> pd.Series:
     source = f"location_ne_{params.level}"
     if params.target == "station" and source in events and events[source].notna().any():
         return events[source].astype("string").str.strip()
-    from geomusic_lib.data.geo import coarsen_label  # names from the shipped UN M49 table
-    return country.map(lambda c: coarsen_label(c, params.level) if isinstance(c, str) else pd.NA).astype("string")
+    from geomusic_lib.data.geo import lookup_country  # names from the shipped UN M49 table
+
+    def coarsen(name: object) -> object:
+        info = lookup_country(name) if isinstance(name, str) else None
+        return getattr(info, params.level) if info else pd.NA
+
+    labels = country.map(coarsen).astype("string")
+    unknown = sorted(set(country[labels.isna() & country.notna()]))
+    if unknown:
+        warnings.warn(f"{events.attrs.get('path')}: {len(unknown)} name(s) in '{events.attrs.get('label_column')}' "
+                      f"have no {params.level} in geomusic_lib/data/countries.csv (e.g. {unknown[:5]}); their events are "
+                      "left out. Add aliases to geomusic_lib/data/country_aliases.csv to keep them.")
+    return labels
 
 
 def load_mirage_tracks(params: MirageParams, extra_columns: list[str] | None = None) -> TrackTable:

@@ -62,13 +62,22 @@ def class_table(frame: pd.DataFrame, level: str = "auto") -> pd.DataFrame:
             info = geo.lookup_country(name)
             region, continent = (info.region, info.continent) if info else ("", "")
         elif level == "region":
-            region = name
+            region, continent = name, _continent_of_region(name)
         else:
             region = continent = name
         lat, lon = centroids.loc[name, ["lat", "lon"]] if name in centroids.index else (np.nan, np.nan)
         rows.append({"class": name, "lat": lat, "lon": lon, "region": region, "continent": continent,
                      "n_tracks": int((frame["label"] == name).sum())})
     return pd.DataFrame(rows)
+
+
+def _continent_of_region(region: str) -> str:
+    """The continent most countries of a UN M49 region lie on ("" for an unknown region)."""
+    from geomusic_lib.data import geo
+
+    table = geo.country_table()
+    continents = table.loc[table["region"] == region, "continent"]
+    return str(continents.mode().iloc[0]) if len(continents) else ""
 
 
 def data_dir(params: Params) -> Path:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from geomusic_lib.features.base import (
     FEATURES_FILE, FeatureError, FeatureResult, check_no_target_leak, check_tracks,
-    frame_channels, load_frames, sample_tracks,
+    frame_channels, frames_for_tracks, load_frames, sample_tracks,
 )
 from geomusic_lib.features.columns import AUDIO_FEATURE_COLUMNS, normalise_columns
 from geomusic_lib.features.spotify import (
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIO_FEATURE_COLUMNS", "FeatureError", "FeatureResult", "SPOTIFY_NOTICE", "SpotifyForbiddenError",
-    "SpotifyUnavailableError", "extract_features", "frame_channels", "run_feature_stage", "load_features", "load_frames", "summary_line",
+    "SpotifyUnavailableError", "extract_features", "frame_channels", "frames_for_tracks", "run_feature_stage", "load_features", "load_frames", "summary_line",
 ]
 
 

@@ -194,6 +194,20 @@ def load_frames(out_dir: str | Path) -> dict[str, np.ndarray]:
             for tid, s, n in zip(index["track_id"], index["start"], index["length"])}
 
 
+def frames_for_tracks(track_ids: Iterable[str], out_dir: str | Path) -> list[np.ndarray] | None:
+    """The stored frames in the order of `track_ids` (for `train_model(frames=...)`); None when the
+    run has no frames. A track without frames is an error that names it."""
+    if not (Path(out_dir) / FRAMES_DIR / "index.parquet").is_file():
+        return None
+    frames = load_frames(out_dir)
+    ids = [str(t) for t in track_ids]
+    missing = [t for t in ids if t not in frames]
+    if missing:
+        raise FeatureError(f"{Path(out_dir) / FRAMES_DIR}: no frames for {len(missing)} track(s) of the table "
+                           f"(e.g. {missing[:3]}). Rerun the feature extraction for this run.")
+    return [frames[t] for t in ids]
+
+
 def frame_channels(out_dir: str | Path) -> list[str]:
     """Channel names of the stored frames, in column order."""
     meta = json.loads((Path(out_dir) / FRAMES_DIR / "meta.json").read_text(encoding="utf-8"))

@@ -85,9 +85,9 @@ def extract_columns(tracks: pd.DataFrame, out_dir, target: str) -> FeatureResult
         )
     values = frame[names].apply(pd.to_numeric, errors="coerce").astype("float64")
     values.index = pd.Index(frame["track_id"], name="track_id")
-    has_any = values.notna().any(axis=1)
-    status = pd.DataFrame({"track_id": values.index, "status": ["cached" if h else "missing" for h in has_any]})
-    features = values[has_any]
+    complete = values.notna().all(axis=1)  # a partly missing row would stop training: count it as missing
+    status = pd.DataFrame({"track_id": values.index, "status": ["cached" if ok else "missing" for ok in complete]})
+    features = values[complete]
     coverage = coverage_summary(status, "columns", feature_columns=names, requests=0)
     write_outputs(features, status, coverage, out_dir)
     return FeatureResult(features, status, coverage, out_dir)

@@ -35,7 +35,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a checkpoint with `weights_only=True`; any failure becomes a `CheckpointError` naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found. Train the model first (notebook 03_train or geomusic_lib.train).")
+        raise CheckpointError(f"{path}: checkpoint not found. Train the model first (notebooks 03-06 or geomusic_lib.train.train_model).")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
