@@ -1,7 +1,7 @@
 """Interactive plotly figures for the book. Each function returns a `go.Figure`; the notebook shows it.
 
-Figures need no browser to build and render offline: plotly.js carries its own world
-geometry, so the choropleth needs no download either.
+Figures need no browser to build. plotly.js downloads its world geometry for maps, so the
+book ships it (`WORLD_TOPOJSON`, preloaded by book/_ext/plotly_offline.py) and maps render offline.
 """
 from __future__ import annotations
 
@@ -319,7 +319,7 @@ def tsne_figure(
     """Scatter of `interpret.tsne_embeddings`, coloured by region, hover shows the country."""
     fig = go.Figure()
     for i, (region, part) in enumerate(embedding.groupby("region", sort=True)):
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(go.Scatter(
             x=part["x"], y=part["y"], mode="markers", name=str(region), text=part["country"],
             marker={"size": 6, "color": _colour(i), "opacity": 0.8},
             hovertemplate="%{text}<br>" + str(region) + "<extra></extra>",

@@ -86,7 +86,8 @@ for number, stage in enumerate(STAGES, start=1):
 # commit, so a run directory can be traced back to its code.
 
 # %%
-write_manifest(params, params_file)
+if not (params.run_dir / "manifest.json").is_file():  # `make book` wrote it already; JupyterLab may not have
+    write_manifest(params, params_file)
 manifest = read_manifest(params.run_dir)
 print("git:", manifest["git"])
 print("accelerator:", manifest["accelerator"])

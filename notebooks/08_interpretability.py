@@ -81,7 +81,7 @@ print(f"explaining {best} ({predictor.view} view) on {len(split.test)} test trac
 bg = split.train[interpret.sample_rows(len(split.train), ip.shap_background, params.seed)]
 ex = split.test[interpret.sample_rows(len(split.test), ip.shap_samples, params.seed)]
 values = interpret.shap_values_torch(predictor.model, batch.x[bg], batch.x[ex], predictor.feature_names,
-                                     predictor.view, predictor.grid_shape, seed=params.seed)
+                                     predictor.view, predictor.grid_shape, nsamples=ip.shap_nsamples, seed=params.seed)
 plots.feature_importance_figure(interpret.global_importance(values, predictor.feature_names),
                                 title=f"Global feature importance of {best} (mean |SHAP|)").show()
 
@@ -105,7 +105,8 @@ plots.per_class_importance_figure(by_class).show()
 x, y = table.features, table.frame["label"].to_numpy()
 fit_rows = np.concatenate([split.train, split.val])
 forest = make_baseline("random_forest", params.seed).fit(x[fit_rows], y[fit_rows])
-plots.feature_importance_figure(interpret.shap_importance_tree(forest, x[ex], table.feature_names),
+tree_rows = split.test[interpret.sample_rows(len(split.test), ip.tree_shap_samples, params.seed)]
+plots.feature_importance_figure(interpret.shap_importance_tree(forest, x[tree_rows], table.feature_names),
                                 title="Global feature importance of the random forest (mean |SHAP|)").show()
 
 # %% [markdown]
@@ -137,7 +138,7 @@ countries = table.frame["label"].iloc[split.test].to_numpy()
 embedding = interpret.tsne_embeddings(predictor.model, batch.x[split.test], countries,
                                       [region_of[c] for c in countries],
                                       mask=None if batch.mask is None else batch.mask[split.test],
-                                      n=ip.tsne_samples, seed=params.seed)
+                                      n=ip.tsne_samples, seed=params.seed, perplexity=ip.tsne_perplexity)
 plots.tsne_figure(embedding, title=f"t-SNE of {best} embeddings (held-out tracks)").show()
 
 # %% [markdown]

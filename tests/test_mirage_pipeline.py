@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.test_book import _copy_book_sources
+from test_book import _copy_book_sources
 
 
 @pytest.mark.slow

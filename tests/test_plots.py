@@ -125,7 +125,6 @@ def test_world_map_can_be_embedded_for_offline_pages(tmp_path):
         plots.geo_assets_script(tmp_path / "missing.json")
 
 
-@pytest.mark.skipif(not plots.WORLD_TOPOJSON.is_file(), reason="world_110m.json not shipped yet")
 def test_shipped_world_map_has_the_country_layer():
     import json
 

@@ -201,9 +201,10 @@ def load_mirage_tracks(params: MirageParams, extra_columns: list[str] | None = N
                         "Lower data.mirage.min_reliability or check the export.")
     voted = majority_vote(usable)
     majority = usable.merge(voted[["track_id", "label"]], on=["track_id", "label"])
-    first = majority.groupby("track_id", sort=False).first()
+    place = majority.drop_duplicates("track_id").set_index("track_id")[["group", "lat", "lon"]]  # one event's, as a pair
+    first = majority.groupby("track_id", sort=False).first()  # track attributes: first non-empty value
     extra = [c for c in first.columns if c not in {"label", "group", "lat", "lon"}]
-    tracks = voted.join(first[["group", "lat", "lon", *extra]], on="track_id")
+    tracks = voted.join(place, on="track_id").join(first[extra], on="track_id")
     tracks["group"] = tracks["group"].replace("", pd.NA).astype("string")
     tracks = drop_small_classes(tracks, params.min_tracks_per_class, source=str(path), column=events.attrs["label_column"])
     report = {
