@@ -45,3 +45,39 @@ def test_notebooks_run_on_a_mirage_export_at_region_level(tmp_path, mirage_v1):
     assert {"fcnn", "attention", "logreg"} <= set(metrics["model"])
     classes = pd.read_csv(run_dir / "data" / "classes.csv")
     assert {"Northern America", "Northern Europe"} <= set(classes["class"])
+
+
+@pytest.mark.slow
+def test_spotify_source_in_the_notebooks_never_shows_the_credentials(tmp_path, mirage_v1):
+    """Notebooks 00-02 with `features.source: spotify` against the fake server on 127.0.0.1:
+    the credentials (from the environment) appear in no executed notebook and no log."""
+    from fake_spotify import CLIENT_ID, CLIENT_SECRET, FakeSpotify, synthetic_id
+
+    root = _copy_book_sources(tmp_path)
+    raw = pd.read_csv(mirage_v1)
+    raw["track_sp_id"] = [synthetic_id(i % 300) for i in range(len(raw))]
+    (root / "data").mkdir()
+    raw.to_csv(root / "data" / "MIRAGE.csv", index=False)
+    with FakeSpotify() as fake:
+        smoke = yaml.safe_load((root / "params" / "smoke.yaml").read_text())
+        smoke.update(run_name="spotify_smoke",
+                     data={"source": "mirage", "mirage": {"path": "data/MIRAGE.csv", "min_reliability": 0.0,
+                                                          "min_tracks_per_class": 10}},
+                     features={"source": "spotify", "spotify": {"api_base": fake.url, "max_tries": 2}})
+        (root / "params" / "spotify_smoke.yaml").write_text(yaml.safe_dump(smoke))
+        env = {**__import__("os").environ, "SPOTIPY_CLIENT_ID": CLIENT_ID, "SPOTIPY_CLIENT_SECRET": CLIENT_SECRET}
+        done = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/spotify_smoke.yaml",
+                               "--only", "00,01,02", "--no-book"], cwd=root, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert fake.calls_to("/v1/audio-features")  # the real spotipy client did talk to the fake
+    run_dir = root / "runs" / "spotify_smoke"
+    assert len(pd.read_parquet(run_dir / "data" / "table.parquet")) > 0
+    executed = (root / "book" / "notebooks" / "02_feature_extraction.ipynb").read_text(encoding="utf-8")
+    assert "Developer Terms" in executed  # the notice is in the page
+    written = [p for folder in (root / "runs", root / "book" / "notebooks") for p in folder.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".log" for p in written) and any(p.suffix == ".ipynb" for p in written)
+    texts = [p.read_bytes().decode("utf-8", errors="replace") for p in written]
+    texts += [done.stdout, done.stderr]
+    for secret in (CLIENT_ID, CLIENT_SECRET):
+        assert not any(secret in t for t in texts)
