@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Literal
+from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -428,6 +428,15 @@ def load_metrics(run_dir: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics yet. Run the evaluation stage first.")
     return pd.read_csv(path)
+
+
+NOTEBOOK_HEADLINE = ("accuracy", "top3_accuracy", "top5_accuracy", "macro_f1", "mean_km", "median_km")
+
+
+def headline_table(metrics: dict, names: Sequence[str] = NOTEBOOK_HEADLINE) -> pd.DataFrame:
+    """The estimate and interval bounds of a few metrics from `evaluate_predictions`, a column each."""
+    return pd.DataFrame({m: [metrics[m], metrics[f"{m}_ci_low"], metrics[f"{m}_ci_high"]] for m in names},
+                        index=["estimate", "CI low", "CI high"])
 
 
 def checkpoint_path(run_dir: str | Path, model: str, fold: int = -1) -> Path:

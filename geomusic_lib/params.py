@@ -190,7 +190,7 @@ class Params(_Strict):
         default_factory=lambda: ["fcnn", "cnn", "rnn", "attention"]
     )
     model: ModelParams = Field(default_factory=ModelParams)
-    baselines: list[Literal["majority", "logreg", "random_forest", "hist_gb"]] = Field(
+    baselines: list[Literal["majority", "logreg", "random_forest", "hist_gb", "svm", "knn"]] = Field(
         default_factory=lambda: ["majority", "logreg", "random_forest", "hist_gb"]
     )
     train: TrainParams = Field(default_factory=TrainParams)

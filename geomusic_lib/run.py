@@ -87,6 +87,23 @@ def open_stage(
     return params
 
 
+def train_stage(params: Params, model_name: str) -> Any:
+    """Notebooks 03-06: train `model_name` on the run's data (and its frames, when extracted),
+    print its size and each fold's best epoch, and return the `TrainResult`."""
+    from geomusic_lib.data import load_run_data
+    from geomusic_lib.features import frames_for_tracks
+    from geomusic_lib.train import train_model
+
+    data = load_run_data(params.run_dir)
+    frames = frames_for_tracks(data.table.frame["track_id"], params.run_dir / "features")  # None unless extracted
+    result = train_model(model_name, data.table, data.splits, params, params.run_dir / "models" / model_name,
+                         frames=frames, class_info=data.classes)
+    print(f"{model_name}: {result.n_parameters:,} trainable parameters")
+    for fold in result.folds:
+        print(f"fold {fold.fold}: best epoch {fold.best_epoch} of {fold.epochs_run}, test accuracy {fold.test_accuracy:.3f}")
+    return result
+
+
 def format_params(params: Params, show: Sequence[str] | None = None) -> str:
     """The effective params (after defaults and overrides) as YAML, optionally a few sections."""
     plain = params.to_plain()

@@ -33,15 +33,10 @@
 # ## Imports
 
 # %%
-import pandas as pd
-
 from geomusic_lib import plots
-from geomusic_lib.data import load_run_data
-from geomusic_lib.evaluate import evaluate_predictions, load_history
-from geomusic_lib.features import frames_for_tracks
+from geomusic_lib.evaluate import evaluate_predictions, headline_table, load_classes, load_history
 from geomusic_lib.results import read_predictions
-from geomusic_lib.run import open_stage
-from geomusic_lib.train import train_model
+from geomusic_lib.run import open_stage, train_stage
 
 # %% [markdown]
 # ## Parameters
@@ -58,25 +53,19 @@ params = open_stage(params_file, run_name, show=["device", "model", "train"])
 # ## The model
 # The RNN is a bidirectional LSTM. With `model.rnn.view: grid` on UCI it steps
 # along the 29 descriptors, with the 4 statistics of each descriptor as the input at
-# that step, and classifies from its final states. The "sequence" is an order of
+# that step, and classifies from its final states and the masked mean of its outputs. The "sequence" is an order of
 # descriptors, **not time**; with frame features (`features.source: audio`) the same
 # model reads real time steps, masked where a track is shorter than the longest one.
 
 # %% [markdown]
 # ## Train
-# The trainer (`geomusic_lib.train`) uses AdamW, a cosine learning-rate schedule,
+# The trainer (`geomusic_lib.train`) uses AdamW, a learning-rate schedule (`train.scheduler`),
 # gradient clipping, class-weighted cross-entropy and early stopping on the validation
 # split; it saves a checkpoint every epoch, so an interrupted run resumes where it
 # stopped. Normalisation statistics come from the training rows only.
 
 # %%
-data = load_run_data(params.run_dir)
-out_dir = params.run_dir / "models" / model_name
-frames = frames_for_tracks(data.table.frame["track_id"], params.run_dir / "features")  # None unless extracted
-result = train_model(model_name, data.table, data.splits, params, out_dir, frames=frames, class_info=data.classes)
-print(f"{model_name}: {result.n_parameters:,} trainable parameters")
-for fold in result.folds:
-    print(f"fold {fold.fold}: best epoch {fold.best_epoch} of {fold.epochs_run}, test accuracy {fold.test_accuracy:.3f}")
+result = train_stage(params, model_name)
 
 # %% [markdown]
 # ## Learning curves
@@ -85,7 +74,7 @@ for fold in result.folds:
 # Curves that are still falling at the last epoch mean the model could train longer.
 
 # %%
-plots.learning_curves({model_name: load_history(out_dir)}, title=f"Learning curves: {model_name}").show()
+plots.learning_curves({model_name: load_history(result.out_dir)}, title=f"Learning curves: {model_name}").show()
 
 # %% [markdown]
 # ## Test scores
@@ -95,11 +84,9 @@ plots.learning_curves({model_name: load_history(out_dir)}, title=f"Learning curv
 # comparison with the other models and the baselines is in [07](07_evaluation.ipynb).
 
 # %%
-metrics = evaluate_predictions(read_predictions(result.predictions), data.classes,
+metrics = evaluate_predictions(read_predictions(result.predictions), load_classes(params.run_dir),
                                bootstrap=params.evaluate.bootstrap, seed=params.seed)
-headline = ["accuracy", "top3_accuracy", "top5_accuracy", "macro_f1", "median_km"]
-pd.DataFrame({m: [metrics[m], metrics[f"{m}_ci_low"], metrics[f"{m}_ci_high"]] for m in headline},
-             index=["estimate", "95% CI low", "95% CI high"]).round(3)
+headline_table(metrics).round(3)
 
 # %% [markdown]
 # ## Summary

@@ -38,8 +38,8 @@ def test_baselines_are_evaluated_on_the_identical_folds(uci_kfold, tmp_path):
 
 def test_unknown_baseline_names_the_choices(uci_kfold, tmp_path):
     table, splits, params = uci_kfold
-    with pytest.raises(ValueError, match="unknown baseline 'svm'.*hist_gb.*logreg.*majority.*random_forest"):
-        run_baselines(table, splits, params, tmp_path, names=["svm"], progress=False)
+    with pytest.raises(ValueError, match="unknown baseline 'xgboost'.*hist_gb.*logreg.*majority.*random_forest"):
+        run_baselines(table, splits, params, tmp_path, names=["xgboost"], progress=False)
 
 
 def test_distance_aware_decision_hedges_between_far_apart_classes():
@@ -51,3 +51,14 @@ def test_distance_aware_decision_hedges_between_far_apart_classes():
     assert expected_distance_km(proba, lat, lon)[1, 2] == 0
     with pytest.raises(ValueError, match="coordinates for every class"):
         distance_aware_predict(proba, np.array([1.0, np.nan, 2.0]), lon)
+
+
+def test_svm_and_knn_baselines_give_probabilities_on_the_same_folds(uci_kfold, tmp_path):
+    table, splits, params = uci_kfold
+    written = run_baselines(table, splits, params, tmp_path, names=["svm", "knn"], progress=False)
+    for name, path in written.items():
+        pred = read_predictions(path)
+        assert len(pred.track_ids) == len(table.frame)
+        np.testing.assert_allclose(pred.proba.sum(1), 1.0, rtol=1e-6)
+        assert (pred.y_pred == pred.y_true).mean() > 0.15, name
+    assert params_from_dict({"baselines": ["svm", "knn"]}).baselines == ["svm", "knn"]

@@ -1,0 +1,70 @@
+"""Temperature scaling and validation-fitted probability ensembles."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geomusic_lib.ensemble import (
+    apply_temperature,
+    combine,
+    fit_ensemble,
+    fit_temperature,
+    fit_weights,
+    log_loss,
+)
+
+
+def _overconfident(n: int = 600, k: int = 5, seed: int = 0):
+    """Labels drawn from softmax(z); the 'model' reports softmax(3 z), i.e. temperature 1/3."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, k)) * 1.5
+    true_p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(k, p=p) for p in true_p])
+    sharp = np.exp(3 * z) / np.exp(3 * z).sum(1, keepdims=True)
+    return sharp, true_p, y
+
+
+def test_temperature_keeps_the_argmax_and_recovers_the_true_scale():
+    sharp, true_p, y = _overconfident()
+    t = fit_temperature(sharp, y)
+    assert 2.3 < t < 3.9  # the true temperature is 3
+    calibrated = apply_temperature(sharp, t)
+    np.testing.assert_allclose(calibrated.sum(1), 1.0)
+    assert (calibrated.argmax(1) == sharp.argmax(1)).all()
+    assert log_loss(calibrated, y) < log_loss(sharp, y)
+    np.testing.assert_allclose(apply_temperature(true_p, 1.0), true_p, atol=1e-9)
+    with pytest.raises(ValueError, match="positive"):
+        apply_temperature(sharp, 0.0)
+
+
+def test_zero_probabilities_give_a_finite_loss():
+    proba = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert np.isfinite(log_loss(proba, np.array([1, 1])))
+    assert np.isfinite(apply_temperature(proba, 2.0)).all()
+
+
+def test_weights_prefer_the_informative_member_and_ignore_noise():
+    _, good, y = _overconfident(seed=1)
+    rng = np.random.default_rng(2)
+    noise = rng.dirichlet(np.ones(good.shape[1]), size=len(y))
+    w = fit_weights([noise, good], y)
+    assert w.sum() == pytest.approx(1.0)
+    assert w[1] > 0.8
+    np.testing.assert_allclose(combine([noise, good], [0, 1]), good)
+    with pytest.raises(ValueError, match="one weight per member"):
+        combine([good], [0.5, 0.5])
+
+
+def test_fitted_ensemble_predicts_calibrated_probabilities_on_new_rows():
+    sharp, _, y = _overconfident(n=1200, seed=3)
+    val, test = slice(0, 600), slice(600, None)
+    members = {"a": sharp, "b": np.roll(sharp, 1, axis=1)}  # "b" is systematically wrong
+    ens = fit_ensemble({m: p[val] for m, p in members.items()}, y[val])
+    assert ens.members == ["a", "b"]
+    assert ens.weights[0] > ens.weights[1]
+    p_test = ens.predict({m: p[test] for m, p in members.items()})
+    np.testing.assert_allclose(p_test.sum(1), 1.0)
+    assert log_loss(p_test, y[test]) < log_loss(sharp[test], y[test])
+    assert "a" in ens.describe()
+    with pytest.raises(KeyError, match="missing"):
+        ens.predict({"a": sharp[test]})
