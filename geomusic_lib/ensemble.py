@@ -11,13 +11,15 @@ an arg-max and flat ones make it hedge towards the middle of the map.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize_scalar
 
 __all__ = ["EPS", "log_loss", "apply_temperature", "fit_temperature", "fit_weights", "combine",
-           "FittedEnsemble", "fit_ensemble"]
+           "FittedEnsemble", "fit_ensemble", "run_ensemble"]
 
 #: Probabilities are clipped to this before logs, so a zero probability (e.g. a class absent
 #: from a baseline's training rows) costs a large but finite loss.
@@ -133,3 +135,88 @@ def fit_ensemble(val_probas: Mapping[str, np.ndarray], y_val: np.ndarray, steps:
     final = fit_temperature(mixed, y_val)
     return FittedEnsemble(members, temps, weights.tolist(), final,
                           log_loss(apply_temperature(mixed, final), y_val))
+
+
+# ---------------------------------------------------------------------------- a run's ensemble
+def _validation_proba(name: str, table, split, run_dir: Path, seed: int) -> np.ndarray:
+    """Member `name`'s probabilities on the split's validation rows: a network's early-stopped
+    checkpoint, or a baseline refitted on the training rows only (its own fit also saw them)."""
+    from geomusic_lib.baselines import BASELINES, baseline_proba, fit_baseline
+    from geomusic_lib.evaluate import checkpoint_path
+    from geomusic_lib.predict import Predictor
+
+    if name in BASELINES:
+        y = table.frame["label"].map({c: i for i, c in enumerate(table.classes())}).to_numpy(dtype=int)
+        estimator = fit_baseline(name, seed + max(split.fold, 0), table.features[split.train], y[split.train])
+        return baseline_proba(estimator, table.features[split.val], len(table.classes()))
+    predictor = Predictor.from_checkpoint(checkpoint_path(run_dir, name, split.fold), device="cpu")
+    if predictor.classes != table.classes():
+        raise ValueError(f"{name}: the checkpoint's classes differ from the run's; retrain it")
+    return predictor.predict_proba(table.frame.iloc[split.val])
+
+
+def _test_proba(pred, table, split) -> np.ndarray:
+    """Rows of a member's stored test predictions, in the order of `split.test`."""
+    here = pred.fold == split.fold
+    position = {tid: i for i, tid in enumerate(pred.track_ids[here])}
+    wanted = table.frame["track_id"].iloc[split.test]
+    missing = [t for t in wanted if t not in position]
+    if missing:
+        raise ValueError(f"{len(missing)} test tracks of fold {split.fold} have no stored prediction (e.g. {missing[0]})")
+    return pred.proba[here][[position[t] for t in wanted]]
+
+
+def run_ensemble(run_dir: str | Path, data, params, members: Sequence[str] | None = None,
+                 name: str = "ensemble") -> list[FittedEnsemble]:
+    """Fit a calibrated ensemble of the run's networks and baselines on each split's validation
+    rows and write its test predictions to `models/<name>/predictions.parquet` (plus the fitted
+    weights and temperatures in `models/<name>/ensemble.json`), so `evaluate_run` scores it.
+
+    `members` defaults to every model with stored predictions except the majority baseline.
+    Members that cannot be scored on the validation rows (frame-sequence networks) are left
+    out with a note. Returns one `FittedEnsemble` per split.
+    """
+    import json
+
+    from geomusic_lib.evaluate import prediction_files
+    from geomusic_lib.models.checkpoint import CheckpointError
+    from geomusic_lib.results import read_predictions, write_predictions
+
+    run_dir = Path(run_dir)
+    files = {m: p for m, p in prediction_files(run_dir).items() if m not in (name, "majority")}
+    members = list(files if members is None else members)
+    unknown = [m for m in members if m not in files]
+    if unknown:
+        raise FileNotFoundError(f"{run_dir / 'models'}: no predictions.parquet for ensemble member(s) {unknown}; "
+                                f"train them first or choose from {sorted(files)}")
+    if any(len(s.val) == 0 for s in data.splits):
+        raise ValueError("the ensemble is fitted on validation rows, but a split has none (split.val is 0)")
+    stored = {m: read_predictions(files[m]) for m in members}
+    fitted, probas, parts, skipped = [], [], [], {}
+    y = data.table.frame["label"].map({c: i for i, c in enumerate(data.table.classes())}).to_numpy(dtype=int)
+    for split in data.splits:
+        val, test = {}, {}
+        for m in members:
+            if m in skipped:
+                continue
+            try:
+                val[m] = _validation_proba(m, data.table, split, run_dir, params.seed)
+            except CheckpointError as err:
+                skipped[m] = str(err).split(": ", 1)[-1]
+                continue
+            test[m] = _test_proba(stored[m], data.table, split)
+        if not val:
+            raise ValueError(f"no ensemble member could be scored on the validation rows: {skipped}")
+        ens = fit_ensemble(val, y[split.val])
+        fitted.append(ens)
+        probas.append(ens.predict(test))
+        parts.append(data.table.frame.iloc[split.test][["track_id", "label", "lat", "lon"]].assign(fold=split.fold))
+    for m, why in skipped.items():
+        print(f"ensemble: left out {m}: {why}")
+    rows = pd.concat(parts, ignore_index=True)
+    out = write_predictions(run_dir / "models" / name / "predictions.parquet", rows["track_id"], rows["label"],
+                            np.concatenate(probas), data.table.classes(), rows["lat"], rows["lon"], rows["fold"])
+    summary = [{"fold": s.fold, "members": e.members, "member_temperatures": e.temperatures, "weights": e.weights,
+                "temperature": e.temperature, "val_log_loss": e.val_log_loss} for s, e in zip(data.splits, fitted)]
+    (out.parent / "ensemble.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return fitted

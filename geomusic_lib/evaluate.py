@@ -339,8 +339,11 @@ def prediction_files(run_dir: str | Path) -> dict[str, Path]:
 
 
 def model_kind(model_dir: str | Path) -> str:
-    """'model' for a trained network (it has a history or checkpoint), else 'baseline'."""
+    """'ensemble' for `ensemble.run_ensemble`'s output, 'model' for a trained network (it has a
+    history or checkpoint), else 'baseline'."""
     model_dir = Path(model_dir)
+    if (model_dir / "ensemble.json").is_file():
+        return "ensemble"
     trained = any(model_dir.glob("**/history.csv")) or any(model_dir.glob("**/checkpoint_*.pt"))
     return "model" if trained else "baseline"
 
@@ -403,7 +406,7 @@ def evaluate_run(
         records.append({"model": name, "kind": model_kind(path.parent), "decision": params.decision, **metrics})
         per_class_metrics(pred, classes_df, params.decision).to_csv(out_dir / "per_class" / f"{name}.csv", index=False)
     table = pd.DataFrame(records)
-    table["_kind_order"] = table["kind"].map({"model": 0, "baseline": 1})
+    table["_kind_order"] = table["kind"].map({"model": 0, "ensemble": 1, "baseline": 2})
     table = table.sort_values(["_kind_order", "model"], kind="mergesort").drop(columns="_kind_order")
     table = table.reset_index(drop=True)
     table.to_csv(out_dir / "metrics.csv", index=False)

@@ -159,6 +159,8 @@ class EvaluateParams(_Strict):
     decision: Literal["argmax", "distance"] = "argmax"
     calibration_bins: int = Field(10, ge=2)
     ci: float = Field(0.95, gt=0, lt=1, description="confidence level of the bootstrap intervals")
+    ensemble: bool = Field(True, description="fit a calibrated ensemble of the networks and baselines on the "
+                                             "validation rows (geomusic_lib.ensemble.run_ensemble)")
 
 
 class InterpretParams(_Strict):

@@ -226,7 +226,7 @@ def model_comparison(
     low, high = frame.get(f"{metric}_ci_low"), frame.get(f"{metric}_ci_high")
     kinds = frame["kind"] if "kind" in frame.columns else pd.Series(["model"] * len(frame))
     fig = go.Figure()
-    for i, kind in enumerate(["model", "baseline"]):
+    for i, kind in enumerate(["model", "baseline", "ensemble"]):
         part = frame[kinds == kind]
         if part.empty:
             continue

@@ -11,6 +11,7 @@ from geomusic_lib.ensemble import (
     fit_temperature,
     fit_weights,
     log_loss,
+    run_ensemble,
 )
 
 
@@ -68,3 +69,51 @@ def test_fitted_ensemble_predicts_calibrated_probabilities_on_new_rows():
     assert "a" in ens.describe()
     with pytest.raises(KeyError, match="missing"):
         ens.predict({"a": sharp[test]})
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A run directory with a briefly trained FCNN and three baselines on the 68-feature UCI set."""
+    from types import SimpleNamespace
+
+    from geomusic_lib.baselines import run_baselines
+    from geomusic_lib.data import load_uci, make_splits
+    from geomusic_lib.params import params_from_dict
+    from geomusic_lib.train import train_model
+
+    run_dir = tmp_path_factory.mktemp("run")
+    params = params_from_dict({"train": {"epochs": 4, "batch_size": 64}, "model": {"fcnn": {"hidden": [32]}},
+                               "device": "cpu"})
+    table = load_uci(chromatic=False)
+    splits = make_splits(table.frame, params.split, params.seed)
+    train_model("fcnn", table, splits, params, run_dir / "models" / "fcnn", progress=False)
+    run_baselines(table, splits, params, run_dir / "models", names=["majority", "logreg", "knn"], progress=False)
+    return run_dir, SimpleNamespace(table=table, splits=splits), params
+
+
+def test_run_ensemble_writes_calibrated_test_predictions_fitted_on_validation_rows(small_run):
+    import json
+
+    from geomusic_lib.evaluate import model_kind
+    from geomusic_lib.results import read_predictions
+
+    run_dir, data, params = small_run
+    fitted = run_ensemble(run_dir, data, params)
+    assert len(fitted) == len(data.splits) == 1
+    assert sorted(fitted[0].members) == ["fcnn", "knn", "logreg"]  # majority carries no information
+    assert abs(sum(fitted[0].weights) - 1) < 1e-9
+    pred = read_predictions(run_dir / "models" / "ensemble" / "predictions.parquet")
+    test_ids = data.table.frame["track_id"].iloc[data.splits[0].test].tolist()
+    assert pred.track_ids.tolist() == test_ids
+    assert np.allclose(pred.proba.sum(axis=1), 1)
+    majority = read_predictions(run_dir / "models" / "majority" / "predictions.parquet")
+    assert (pred.y_pred == pred.y_true).mean() > (majority.y_pred == majority.y_true).mean() + 0.1
+    assert model_kind(run_dir / "models" / "ensemble") == "ensemble"
+    stored = json.loads((run_dir / "models" / "ensemble" / "ensemble.json").read_text())
+    assert stored[0]["weights"] == fitted[0].weights
+
+
+def test_run_ensemble_names_a_member_without_predictions(small_run):
+    run_dir, data, params = small_run
+    with pytest.raises(FileNotFoundError, match="svm"):
+        run_ensemble(run_dir, data, params, members=["fcnn", "svm"], name="ens2")
