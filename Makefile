@@ -10,10 +10,10 @@ STAMP  := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,audio]'
 	@touch $(STAMP)
 
 test: $(STAMP)  ## every test, offline: unit tests, then the smoke book via papermill, kill-and-resume, browser check
