@@ -106,8 +106,8 @@ def main() -> None:
     ap.add_argument("--params", type=Path, default=HERE.parent / "params" / "default.yaml",
                     help="model and training settings (default: the book's params/default.yaml); "
                          "the split is replaced by k folds")
-    ap.add_argument("--overlay", type=Path, default=HERE / "uci_cv.yaml",
-                    help="benchmark-only settings merged on top of --params (default: benchmarks/uci_cv.yaml)")
+    ap.add_argument("--overlay", type=Path, default=None,
+                    help="a params file merged on top of --params, to benchmark other settings")
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     ap.add_argument("--threads", type=int, default=1, help="torch and BLAS/OpenMP threads, joblib workers")
     ap.add_argument("--seed", type=int, default=42)
@@ -133,16 +133,9 @@ def main() -> None:
     raw = yaml.safe_load(args.params.read_text(encoding="utf-8"))
     if args.overlay:
         raw = deep_merge(raw, yaml.safe_load(args.overlay.read_text(encoding="utf-8")) or {})
-    per_model_train = raw.pop("per_model_train", None) or {}  # benchmark-only: train settings per network
     params = params_from_dict(deep_merge(raw, overrides), source=str(args.params))
     splits = make_splits(table.frame, params.split, params.seed)
 
-    def params_for(name: str, **update):
-        own = params.model_copy(update=update)
-        if name in per_model_train:
-            own = own.model_copy(update={"train": own.train.model_copy(update=per_model_train[name])})
-            type(own.train).model_validate(own.train.model_dump())  # fail on bad keys or values
-        return own
     tag = "uci_cv_quick" if args.quick else "uci_cv"
     run_dir = args.out / f"{tag}_run" / "models"
     val_dir = args.out / f"{tag}_run" / "val_fits"  # baselines fitted on training rows only, scored on validation rows
@@ -158,7 +151,7 @@ def main() -> None:
         print(f"{name}: {seconds[name]:.0f} s", flush=True)
     for name in args.models:
         t = time.perf_counter()
-        train_model(name, table, splits, params_for(name), run_dir / name, progress=False)
+        train_model(name, table, splits, params, run_dir / name, progress=False)
         seconds[name] = time.perf_counter() - t
         print(f"{name}: {seconds[name]:.0f} s", flush=True)
     # ensemble-only members (also scored on their own, below the line)
@@ -174,7 +167,7 @@ def main() -> None:
         t = time.perf_counter()
         extra["fcnn_seeds"] = ["fcnn"]
         for seed in FCNN_SEEDS[:args.fcnn_seeds]:
-            train_model("fcnn", table, splits, params_for("fcnn", seed=seed), run_dir / f"fcnn_seed{seed}",
+            train_model("fcnn", table, splits, params.model_copy(update={"seed": seed}), run_dir / f"fcnn_seed{seed}",
                         progress=False)
             extra["fcnn_seeds"].append(f"fcnn_seed{seed}")
         seconds["fcnn_seeds"] = seconds["fcnn"] + time.perf_counter() - t

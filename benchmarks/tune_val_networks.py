@@ -5,7 +5,7 @@
 Each JSON argument is a params override on top of `--params` (default params/default.yaml);
 `"chromatic": false` selects the 68 features. Prints, per setting, the mean over folds of the best
 validation loss (the early-stopping criterion), the validation accuracy at that epoch, the mean
-best epoch and the time. This is how the network settings in `params/default.yaml` and `benchmarks/uci_cv.yaml` were chosen.
+best epoch and the time. This is how the network settings in `params/default.yaml` were chosen.
 """
 from __future__ import annotations
 

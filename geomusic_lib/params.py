@@ -196,6 +196,8 @@ class Params(_Strict):
         default_factory=lambda: ["majority", "logreg", "random_forest", "hist_gb"]
     )
     train: TrainParams = Field(default_factory=TrainParams)
+    train_per_model: dict[Literal["fcnn", "cnn", "rnn", "attention"], dict[str, Any]] = Field(
+        default_factory=dict, description="train keys that differ for one network, e.g. {rnn: {lr: 0.003}}")
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     interpret: InterpretParams = Field(default_factory=InterpretParams)
     predict: PredictParams = Field(default_factory=PredictParams)
@@ -206,6 +208,25 @@ class Params(_Strict):
         if not value or any(c in value for c in "/\\ ") or value.startswith("."):
             raise ValueError("run_name must be a plain folder name (no slashes or spaces)")
         return value
+
+    @model_validator(mode="after")
+    def _valid_train_per_model(self) -> "Params":
+        for name in self.train_per_model:
+            self.train_for(name)
+        return self
+
+    def train_for(self, model_name: str) -> TrainParams:
+        """The train settings of one network: `train` with its `train_per_model` entry on top."""
+        override = self.train_per_model.get(model_name, {})
+        try:
+            return TrainParams.model_validate({**self.train.model_dump(), **override})
+        except ValidationError as err:
+            bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise ValueError(f"train_per_model.{model_name}: {bad}") from None
+
+    def for_model(self, model_name: str) -> "Params":
+        """A copy whose `train` section is `train_for(model_name)`, as the trainer sees it."""
+        return self.model_copy(update={"train": self.train_for(model_name)})
 
     @property
     def run_dir(self) -> Path:
@@ -222,6 +243,8 @@ def _format_errors(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":  # never echo the value: it may be a misplaced secret
             lines.append(f"  - {key}: unknown key (check spelling; see params/default.yaml; credentials belong in .env)")
+        elif e["type"] == "value_error" and not e["loc"]:  # a check across keys: its message names them
+            lines.append(f"  - {e['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  - {key}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)

@@ -94,6 +94,8 @@ def train_stage(params: Params, model_name: str) -> Any:
     from geomusic_lib.features import frames_for_tracks
     from geomusic_lib.train import train_model
 
+    if model_name in params.train_per_model:
+        print(f"{model_name}: train settings {params.train_per_model[model_name]} replace those of `train`")
     data = load_run_data(params.run_dir)
     frames = frames_for_tracks(data.table.frame["track_id"], params.run_dir / "features")  # None unless extracted
     result = train_model(model_name, data.table, data.splits, params, params.run_dir / "models" / model_name,

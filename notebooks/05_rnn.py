@@ -47,7 +47,7 @@ run_name = None
 model_name = "rnn"
 
 # %%
-params = open_stage(params_file, run_name, show=["device", "model", "train"])
+params = open_stage(params_file, run_name, show=["device", "model", "train", "train_per_model"])
 
 # %% [markdown]
 # ## The model

@@ -48,3 +48,16 @@ def test_secrets_are_not_parameters_and_never_echoed():
     with pytest.raises(ParamsError, match="unknown key") as err:
         params_from_dict({"features": {"spotify": {"client_secret": "SUPERSECRET123"}}})
     assert "SUPERSECRET123" not in str(err.value) and ".env" in str(err.value)
+
+
+def test_train_per_model_overrides_one_network_and_rejects_bad_values():
+    params = params_from_dict({"train": {"lr": 0.001, "epochs": 7}, "train_per_model": {"rnn": {"lr": 0.003}}})
+    assert params.train_for("rnn").lr == 0.003 and params.train_for("rnn").epochs == 7
+    assert params.train_for("fcnn").lr == 0.001
+    assert params.for_model("rnn").train.lr == 0.003 and params.train.lr == 0.001
+    with pytest.raises(ParamsError, match=r"train_per_model\.rnn: lr"):
+        params_from_dict({"train_per_model": {"rnn": {"lr": -1}}})
+    with pytest.raises(ParamsError, match=r"train_per_model\.cnn: learning_rate"):
+        params_from_dict({"train_per_model": {"cnn": {"learning_rate": 0.1}}})
+    with pytest.raises(ParamsError, match="train_per_model"):
+        params_from_dict({"train_per_model": {"svm": {"lr": 0.1}}})
