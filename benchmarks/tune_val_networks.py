@@ -37,6 +37,9 @@ def main() -> None:
     for setting in args.settings:
         overrides = json.loads(setting)
         table = load_uci(chromatic=overrides.pop("chromatic", True))
+        if "train" in overrides:  # `train_per_model` wins over `train`: put the setting's keys there too
+            per_model = overrides.setdefault("train_per_model", {}).setdefault(args.model, {})
+            per_model.update(overrides["train"])
         params = load_params(args.params, {"seed": args.seed, "device": "cpu",
                                            "split": {"strategy": "kfold", "folds": args.folds}, **overrides})
         splits = make_splits(table.frame, params.split, params.seed)

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 __all__ = ["EPS", "log_loss", "apply_temperature", "fit_temperature", "fit_weights", "combine",
-           "FittedEnsemble", "fit_ensemble", "run_ensemble"]
+           "FittedEnsemble", "fit_ensemble", "run_ensemble", "ensemble_stage"]
 
 #: Probabilities are clipped to this before logs, so a zero probability (e.g. a class absent
 #: from a baseline's training rows) costs a large but finite loss.
@@ -138,31 +138,53 @@ def fit_ensemble(val_probas: Mapping[str, np.ndarray], y_val: np.ndarray, steps:
 
 
 # ---------------------------------------------------------------------------- a run's ensemble
-def _validation_proba(name: str, table, split, run_dir: Path, seed: int) -> np.ndarray:
+def _network_predictors(name: str, table, splits, params, run_dir: Path) -> dict[int, object]:
+    """Each split's early-stopped `Predictor` of network `name`, checked against the run: same
+    classes, and trained on exactly this split, features and settings (else its validation rows
+    may have been training rows). Raises `CheckpointError` for frame-sequence networks."""
+    from geomusic_lib.evaluate import checkpoint_path
+    from geomusic_lib.models.checkpoint import load_checkpoint
+    from geomusic_lib.predict import Predictor
+    from geomusic_lib.train import _fingerprint
+
+    predictors = {}
+    for split in splits:
+        path = checkpoint_path(run_dir, name, split.fold)
+        checkpoint = load_checkpoint(path, map_location="cpu")
+        expected = _fingerprint(name, params.for_model(name), split, checkpoint.get("feature_names", []))
+        if checkpoint.get("fingerprint") != expected:
+            raise ValueError(f"{path}: trained with other settings, splits or features than this run's params; "
+                             f"retrain {name} (its notebook) before fitting the ensemble")
+        predictor = Predictor.from_dict(checkpoint, device="cpu", source=str(path))
+        if predictor.classes != table.classes():
+            raise ValueError(f"{path}: the checkpoint's classes differ from the run's; retrain {name}")
+        predictors[split.fold] = predictor
+    return predictors
+
+
+def _validation_proba(name: str, table, split, predictors: dict | None, seed: int) -> np.ndarray:
     """Member `name`'s probabilities on the split's validation rows: a network's early-stopped
     checkpoint, or a baseline refitted on the training rows only (its own fit also saw them)."""
-    from geomusic_lib.baselines import BASELINES, baseline_proba, fit_baseline
-    from geomusic_lib.evaluate import checkpoint_path
-    from geomusic_lib.predict import Predictor
+    from geomusic_lib.baselines import baseline_proba, fit_baseline
 
-    if name in BASELINES:
-        y = table.frame["label"].map({c: i for i, c in enumerate(table.classes())}).to_numpy(dtype=int)
-        estimator = fit_baseline(name, seed + max(split.fold, 0), table.features[split.train], y[split.train])
-        return baseline_proba(estimator, table.features[split.val], len(table.classes()))
-    predictor = Predictor.from_checkpoint(checkpoint_path(run_dir, name, split.fold), device="cpu")
-    if predictor.classes != table.classes():
-        raise ValueError(f"{name}: the checkpoint's classes differ from the run's; retrain it")
-    return predictor.predict_proba(table.frame.iloc[split.val])
+    if predictors is not None:
+        return predictors[split.fold].predict_proba(table.frame.iloc[split.val])
+    y = table.frame["label"].map({c: i for i, c in enumerate(table.classes())}).to_numpy(dtype=int)
+    estimator = fit_baseline(name, seed + max(split.fold, 0), table.features[split.train], y[split.train])
+    return baseline_proba(estimator, table.features[split.val], len(table.classes()))
 
 
-def _test_proba(pred, table, split) -> np.ndarray:
+def _test_proba(name: str, pred, table, split) -> np.ndarray:
     """Rows of a member's stored test predictions, in the order of `split.test`."""
+    if list(pred.classes) != table.classes():
+        raise ValueError(f"{name}: its stored predictions have other classes than the run; rerun {name}")
     here = pred.fold == split.fold
     position = {tid: i for i, tid in enumerate(pred.track_ids[here])}
     wanted = table.frame["track_id"].iloc[split.test]
     missing = [t for t in wanted if t not in position]
     if missing:
-        raise ValueError(f"{len(missing)} test tracks of fold {split.fold} have no stored prediction (e.g. {missing[0]})")
+        raise ValueError(f"{name}: {len(missing)} test tracks of fold {split.fold} have no stored prediction "
+                         f"(e.g. {missing[0]}); rerun {name}")
     return pred.proba[here][[position[t] for t in wanted]]
 
 
@@ -172,51 +194,83 @@ def run_ensemble(run_dir: str | Path, data, params, members: Sequence[str] | Non
     rows and write its test predictions to `models/<name>/predictions.parquet` (plus the fitted
     weights and temperatures in `models/<name>/ensemble.json`), so `evaluate_run` scores it.
 
-    `members` defaults to every model with stored predictions except the majority baseline.
-    Members that cannot be scored on the validation rows (frame-sequence networks) are left
-    out with a note. Returns one `FittedEnsemble` per split.
+    `members` defaults to the networks and baselines of `params.models` and `params.baselines`
+    that have stored predictions, except the majority baseline. Networks that read frame
+    sequences (which `Predictor` cannot score) are left out with a note. The baselines' weights
+    are fitted on a refit on the training rows only, then applied to their stored test
+    probabilities (fitted on training and validation rows). Returns one `FittedEnsemble` per split.
     """
     import json
 
+    from geomusic_lib.baselines import BASELINES
     from geomusic_lib.evaluate import prediction_files
     from geomusic_lib.models.checkpoint import CheckpointError
     from geomusic_lib.results import read_predictions, write_predictions
 
     run_dir = Path(run_dir)
-    files = {m: p for m, p in prediction_files(run_dir).items() if m not in (name, "majority")}
-    members = list(files if members is None else members)
-    unknown = [m for m in members if m not in files]
+    files = prediction_files(run_dir)
+    if members is None:
+        members = [m for m in (*params.models, *params.baselines) if m in files and m != "majority"]
+    members = list(members)
+    unknown = [m for m in members if m not in files or m == name]
     if unknown:
         raise FileNotFoundError(f"{run_dir / 'models'}: no predictions.parquet for ensemble member(s) {unknown}; "
-                                f"train them first or choose from {sorted(files)}")
+                                f"train them first or choose from {sorted(set(files) - {name})}")
     if any(len(s.val) == 0 for s in data.splits):
         raise ValueError("the ensemble is fitted on validation rows, but a split has none (split.val is 0)")
+    predictors, skipped = {}, {}
+    for m in members:
+        if m in BASELINES:
+            continue
+        try:
+            predictors[m] = _network_predictors(m, data.table, data.splits, params, run_dir)
+        except CheckpointError as err:
+            if "frame sequences" not in str(err):
+                raise
+            skipped[m] = "it reads frame sequences, which the predictor cannot score"
+    members = [m for m in members if m not in skipped]
+    if not members:
+        raise ValueError(f"no ensemble members: {run_dir / 'models'} holds no usable predictions "
+                         f"besides the majority baseline (left out: {skipped or 'none'})")
     stored = {m: read_predictions(files[m]) for m in members}
-    fitted, probas, parts, skipped = [], [], [], {}
     y = data.table.frame["label"].map({c: i for i, c in enumerate(data.table.classes())}).to_numpy(dtype=int)
+    fitted, probas, parts = [], [], []
     for split in data.splits:
-        val, test = {}, {}
-        for m in members:
-            if m in skipped:
-                continue
-            try:
-                val[m] = _validation_proba(m, data.table, split, run_dir, params.seed)
-            except CheckpointError as err:
-                skipped[m] = str(err).split(": ", 1)[-1]
-                continue
-            test[m] = _test_proba(stored[m], data.table, split)
-        if not val:
-            raise ValueError(f"no ensemble member could be scored on the validation rows: {skipped}")
+        val = {m: _validation_proba(m, data.table, split, predictors.get(m), params.seed) for m in members}
         ens = fit_ensemble(val, y[split.val])
+        ens.notes = {"fold": split.fold, "left_out": skipped}
         fitted.append(ens)
-        probas.append(ens.predict(test))
+        probas.append(ens.predict({m: _test_proba(m, stored[m], data.table, split) for m in members}))
         parts.append(data.table.frame.iloc[split.test][["track_id", "label", "lat", "lon"]].assign(fold=split.fold))
     for m, why in skipped.items():
         print(f"ensemble: left out {m}: {why}")
+    out_dir = run_dir / "models" / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = [{"fold": e.notes["fold"], "members": e.members, "member_temperatures": e.temperatures,
+                "weights": e.weights, "temperature": e.temperature, "val_log_loss": e.val_log_loss,
+                "left_out": skipped} for e in fitted]
+    (out_dir / "ensemble.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")  # marks the kind
     rows = pd.concat(parts, ignore_index=True)
-    out = write_predictions(run_dir / "models" / name / "predictions.parquet", rows["track_id"], rows["label"],
-                            np.concatenate(probas), data.table.classes(), rows["lat"], rows["lon"], rows["fold"])
-    summary = [{"fold": s.fold, "members": e.members, "member_temperatures": e.temperatures, "weights": e.weights,
-                "temperature": e.temperature, "val_log_loss": e.val_log_loss} for s, e in zip(data.splits, fitted)]
-    (out.parent / "ensemble.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_predictions(out_dir / "predictions.parquet", rows["track_id"], rows["label"], np.concatenate(probas),
+                      data.table.classes(), rows["lat"], rows["lon"], rows["fold"])
+    return fitted
+
+
+def ensemble_stage(run_dir: str | Path, data, params, name: str = "ensemble") -> list[FittedEnsemble]:
+    """Notebook 07: fit the run's ensemble when `evaluate.ensemble` is on and every split has
+    validation rows; otherwise remove a stale one (so it is not scored) and say why."""
+    import shutil
+
+    out_dir = Path(run_dir) / "models" / name
+    why_not = ("evaluate.ensemble is false" if not params.evaluate.ensemble else
+               "a split has no validation rows (split.val: 0)" if any(len(s.val) == 0 for s in data.splits) else None)
+    if why_not:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        print(f"no ensemble: {why_not}")
+        return []
+    fitted = run_ensemble(run_dir, data, params, name=name)
+    for ens in fitted:
+        fold = ens.notes["fold"]
+        label = "holdout split" if fold < 0 else f"fold {fold}"
+        print(f"{label}: {ens.describe()}   (validation log-loss {ens.val_log_loss:.3f})")
     return fitted

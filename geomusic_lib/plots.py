@@ -214,6 +214,10 @@ def learning_curves(
     return fig
 
 
+#: Legend entries of `model_comparison`, in drawing order (the `kind` column of `eval/metrics.csv`).
+KIND_LABELS = {"model": "networks", "ensemble": "ensemble", "baseline": "baselines"}
+
+
 def model_comparison(
     metrics: pd.DataFrame,
     metric: str = "accuracy",
@@ -226,7 +230,7 @@ def model_comparison(
     low, high = frame.get(f"{metric}_ci_low"), frame.get(f"{metric}_ci_high")
     kinds = frame["kind"] if "kind" in frame.columns else pd.Series(["model"] * len(frame))
     fig = go.Figure()
-    for i, kind in enumerate(["model", "baseline", "ensemble"]):
+    for i, kind in enumerate(KIND_LABELS):
         part = frame[kinds == kind]
         if part.empty:
             continue
@@ -234,7 +238,7 @@ def model_comparison(
         if low is not None and high is not None:
             error = {"type": "data", "symmetric": False, "array": (high[part.index] - part[metric]).to_numpy(),
                      "arrayminus": (part[metric] - low[part.index]).to_numpy()}
-        fig.add_trace(go.Bar(x=part["model"], y=part[metric], name=kind + "s", error_y=error,
+        fig.add_trace(go.Bar(x=part["model"], y=part[metric], name=KIND_LABELS[kind], error_y=error,
                              marker_color=_colour(i),
                              hovertemplate="%{x}<br>" + metric + ": %{y:.3f}<extra></extra>"))
     label = METRIC_LABELS.get(metric, metric)

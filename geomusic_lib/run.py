@@ -102,7 +102,7 @@ def train_stage(params: Params, model_name: str) -> Any:
                          frames=frames, class_info=data.classes)
     print(f"{model_name}: {result.n_parameters:,} trainable parameters")
     for fold in result.folds:
-        print(f"fold {fold.fold}: best epoch {fold.best_epoch} of {fold.epochs_run}, test accuracy {fold.test_accuracy:.3f}")
+        print(f"{'holdout split' if fold.fold < 0 else f'fold {fold.fold}'}: best epoch {fold.best_epoch} of {fold.epochs_run}, test accuracy {fold.test_accuracy:.3f}")
     return result
 
 

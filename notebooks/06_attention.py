@@ -61,8 +61,8 @@ params = open_stage(params_file, run_name, show=["device", "model", "train", "tr
 # %% [markdown]
 # ## Train
 # The trainer (`geomusic_lib.train`) uses AdamW, a learning-rate schedule (`train.scheduler`),
-# gradient clipping, class-weighted cross-entropy and early stopping on the validation
-# split; it saves a checkpoint every epoch, so an interrupted run resumes where it
+# gradient clipping, cross-entropy (class-weighted when `train.class_weights` is on) and
+# early stopping on the validation split; it saves a checkpoint every epoch, so an interrupted run resumes where it
 # stopped. Normalisation statistics come from the training rows only.
 
 # %%

@@ -43,7 +43,7 @@ import pandas as pd
 from geomusic_lib import plots
 from geomusic_lib.baselines import run_baselines
 from geomusic_lib.data import load_run_data
-from geomusic_lib.ensemble import run_ensemble
+from geomusic_lib.ensemble import ensemble_stage
 from geomusic_lib.evaluate import best_network, evaluate_run, load_classes, prediction_files
 from geomusic_lib.results import read_predictions
 from geomusic_lib.run import open_stage
@@ -67,22 +67,21 @@ params = open_stage(params_file, run_name, show=["models", "baselines", "evaluat
 
 # %%
 data = load_run_data(params.run_dir)
-baseline_files = run_baselines(data.table, data.splits, params, params.run_dir / "models")
+print("baselines:", ", ".join(run_baselines(data.table, data.splits, params, params.run_dir / "models")))
 
 # %% [markdown]
 # ## A calibrated ensemble
 # Averaging models that err differently is the simplest way to gain accuracy. The
 # ensemble's member weights (greedy selection on the log-loss {cite}`caruana2004ensemble`) and
 # its temperatures {cite}`guo2017calibration` are fitted on the **validation** rows
-# only, then applied to the test rows. Baselines are refitted on the training rows for this, since their own fit saw the
-# validation rows. Temperature scaling also matters for the distance-aware decision.
+# only, then applied to the test rows. Baselines are refitted on the training rows for
+# this, since their own fit saw the validation rows; the weights then apply to their usual
+# test probabilities. The networks' checkpoints were early-stopped on these same rows, so
+# they look slightly better there than they are. Temperature scaling also matters for the
+# distance-aware decision.
 
 # %%
-if params.evaluate.ensemble:
-    for fitted in run_ensemble(params.run_dir, data, params):
-        print(f"weights: {fitted.describe()}   (validation log-loss {fitted.val_log_loss:.3f})")
-else:
-    print("no ensemble (evaluate.ensemble: false)")
+ensembles = ensemble_stage(params.run_dir, data, params)  # one per split: weights; T = final temperature
 
 # %%
 classes = load_classes(params.run_dir)
@@ -147,7 +146,7 @@ plots.accuracy_choropleth(per_class, title=f"Recall per country: {best}").show()
 # the expected calibration error (ECE, in the table) summarises the gap.
 
 # %%
-plots.reliability_diagram({m: predictions[m] for m in params.models if m in predictions},
+plots.reliability_diagram({m: predictions[m] for m in [*params.models, "ensemble"] if m in predictions},
                           n_bins=params.evaluate.calibration_bins).show()
 
 # %% [markdown]

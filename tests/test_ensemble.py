@@ -11,6 +11,7 @@ from geomusic_lib.ensemble import (
     fit_temperature,
     fit_weights,
     log_loss,
+    ensemble_stage,
     run_ensemble,
 )
 
@@ -83,7 +84,7 @@ def small_run(tmp_path_factory):
 
     run_dir = tmp_path_factory.mktemp("run")
     params = params_from_dict({"train": {"epochs": 4, "batch_size": 64}, "model": {"fcnn": {"hidden": [32]}},
-                               "device": "cpu"})
+                               "device": "cpu", "models": ["fcnn"], "baselines": ["majority", "logreg", "knn"]})
     table = load_uci(chromatic=False)
     splits = make_splits(table.frame, params.split, params.seed)
     train_model("fcnn", table, splits, params, run_dir / "models" / "fcnn", progress=False)
@@ -117,3 +118,25 @@ def test_run_ensemble_names_a_member_without_predictions(small_run):
     run_dir, data, params = small_run
     with pytest.raises(FileNotFoundError, match="svm"):
         run_ensemble(run_dir, data, params, members=["fcnn", "svm"], name="ens2")
+
+
+def test_run_ensemble_refuses_a_checkpoint_trained_on_another_split(small_run):
+    from types import SimpleNamespace
+
+    from geomusic_lib.data import make_splits
+
+    run_dir, data, params = small_run
+    other = params.model_copy(update={"seed": params.seed + 1})
+    moved = SimpleNamespace(table=data.table, splits=make_splits(data.table.frame, other.split, other.seed))
+    with pytest.raises(ValueError, match="retrain fcnn"):
+        run_ensemble(run_dir, moved, other, members=["fcnn"], name="ens3")
+
+
+def test_ensemble_stage_removes_a_stale_ensemble_when_switched_off(small_run, capsys):
+    run_dir, data, params = small_run
+    assert ensemble_stage(run_dir, data, params, name="ens4")
+    assert "holdout split:" in capsys.readouterr().out
+    off = params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"ensemble": False})})
+    assert ensemble_stage(run_dir, data, off, name="ens4") == []
+    assert not (run_dir / "models" / "ens4").exists()
+    assert "evaluate.ensemble is false" in capsys.readouterr().out

@@ -81,7 +81,7 @@ def test_learning_curves_per_fold(tmp_path):
 def test_model_comparison_has_error_bars(tmp_path):
     table = evaluate_run(write_run(tmp_path), EvaluateParams(bootstrap=100))
     fig = plots.model_comparison(table, "accuracy")
-    assert [t.name for t in fig.data] == ["models", "baselines"]
+    assert [t.name for t in fig.data] == ["networks", "baselines"]
     bar = fig.data[0]
     assert bar.error_y.array[0] >= 0 and bar.error_y.arrayminus[0] >= 0
     assert fig.layout.yaxis.title.text == "Accuracy (share of tracks)"
