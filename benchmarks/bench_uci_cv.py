@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sklearn
 import torch
 import yaml
 from threadpoolctl import threadpool_limits
@@ -77,7 +78,8 @@ def _sorted(pred: Predictions) -> Predictions:
 
 def _baseline(name: str, table, splits, params, run_dir: Path) -> float:
     """Fit baseline `name` unless an identical fit (estimator, seed, folds) is stored; returns seconds."""
-    key = json.dumps({"estimator": repr(make_baseline(name, params.seed)), "seed": params.seed,
+    key = json.dumps({"estimator": repr(make_baseline(name, params.seed)), "sklearn": sklearn.__version__,
+                      "seed": params.seed,
                       "features": list(table.feature_names),
                       "rows": [[s.train.tolist(), s.val.tolist(), s.test.tolist()] for s in splits]})
     key_file = run_dir / name / "cache.json"
