@@ -25,18 +25,24 @@ def _step(model, optimizer, xb, yb) -> None:
     optimizer.step()
 
 
-def indexed_epochs(x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int) -> float:
-    torch.manual_seed(0)
-    model = build_model("fcnn", {"in_features": x.shape[1], "n_classes": int(y.max()) + 1}).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+def _indexed(x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int):
+    """Shuffled batches of in-memory tensors, by indexing (as the trainer batches)."""
     gen = torch.Generator().manual_seed(0)
-    start = time.perf_counter()
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=gen)
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
-            if len(idx) > 1:
-                _step(model, optimizer, x[idx], y[idx])
+            yield x[idx], y[idx]
+
+
+def indexed_epochs(x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int) -> float:
+    torch.manual_seed(0)
+    model = build_model("fcnn", {"in_features": x.shape[1], "n_classes": int(y.max()) + 1}).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    start = time.perf_counter()
+    for xb, yb in _indexed(x, y, epochs, batch_size):
+        if len(xb) > 1:
+            _step(model, optimizer, xb, yb)
     return epochs * len(x) / (time.perf_counter() - start)
 
 
@@ -56,13 +62,9 @@ def dataloader_epochs(x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size:
 
 def indexed_batches(x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int) -> float:
     """Batch assembly alone (no model): samples/s of shuffling and indexing in-memory tensors."""
-    gen = torch.Generator().manual_seed(0)
     start = time.perf_counter()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
-            x[idx], y[idx]
+    for _batch in _indexed(x, y, epochs, batch_size):
+        pass
     return epochs * len(x) / (time.perf_counter() - start)
 
 
