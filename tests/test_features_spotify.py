@@ -117,6 +117,18 @@ def test_403_stops_with_plain_explanation(fake, tmp_path):
     assert coverage["forbidden"] == 120 and coverage["stopped"] == "forbidden"
 
 
+def test_403_on_search_explains_the_fix_and_keeps_earlier_matches(fake, tmp_path):
+    tracks = pd.DataFrame({"track_id": ["a", "b"], "track_sp_id": [None, None], "artist_sp_name": ["Beatles", "Abba"],
+                           "track_sp_name": ["Hey Jude", "Waterloo"], "artist_wd_name": [None, None]})
+    extract_features(tracks.iloc[:1], spotify_params(fake), tmp_path / "out")  # a is searched and cached
+    fake.forbidden = ("/v1/search",)
+    with pytest.raises(SpotifyUnavailableError) as err:
+        extract_features(tracks, spotify_params(fake), tmp_path / "out")
+    text = str(err.value)
+    assert "403" in text and "track_sp_id" in text and "features.source: columns" in text and "cache" in text
+    assert len(fake.calls_to("/v1/search")) == 2  # a once (then cached), b once: no retrying a 403
+
+
 def test_null_entries_are_recorded_as_missing(fake, tmp_path):
     fake.null_ids = {synthetic_id(1), synthetic_id(3)}
     tracks = tracks_with_ids(5)

@@ -45,6 +45,13 @@ FORBIDDEN_HELP = (
     "is kept in {cache}. Use features.source: columns (features already in the input file) or "
     "features.source: audio (local audio files) instead, or an older app with extended access."
 )
+SEARCH_FORBIDDEN_HELP = (
+    "Spotify answered 403 Forbidden on {endpoint}: this app may not use the search endpoint (Spotify limits "
+    "development-mode apps and has changed their access several times), and retrying will not help. Matches "
+    "found so far are kept in {cache}. Put Spotify track ids in the input (column track_sp_id) so no search is "
+    "needed, or use features.source: columns (features already in the input file) or features.source: audio "
+    "(local audio files)."
+)
 CREDENTIALS_HELP = (
     "Spotify credentials not found: set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET in the environment or in "
     "a .env file in the working folder (two lines: SPOTIPY_CLIENT_ID=... and SPOTIPY_CLIENT_SECRET=...). "
@@ -166,6 +173,9 @@ class RetryPolicy:
             except SpotifyException as err:
                 if err.http_status == 403 and "audio" in endpoint:
                     raise SpotifyForbiddenError(FORBIDDEN_HELP.format(endpoint=endpoint, cache=cache_path)) from None
+                if err.http_status == 403:
+                    raise SpotifyUnavailableError(SEARCH_FORBIDDEN_HELP.format(endpoint=endpoint, cache=cache_path),
+                                                  http_status=403) from None
                 if err.http_status == 429:
                     wait, last = self._retry_after(err), "429 Too Many Requests"
                 elif err.http_status >= 500:
