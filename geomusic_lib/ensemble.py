@@ -141,7 +141,7 @@ def fit_ensemble(val_probas: Mapping[str, np.ndarray], y_val: np.ndarray, steps:
 def _network_predictors(name: str, table, splits, params, run_dir: Path) -> dict[int, object]:
     """Each split's early-stopped `Predictor` of network `name`, checked against the run: same
     classes, and trained on exactly this split, features and settings (else its validation rows
-    may have been training rows). Raises `CheckpointError` for frame-sequence networks."""
+    may have been training rows)."""
     from geomusic_lib.evaluate import checkpoint_path
     from geomusic_lib.models.checkpoint import load_checkpoint
     from geomusic_lib.predict import Predictor
@@ -162,13 +162,18 @@ def _network_predictors(name: str, table, splits, params, run_dir: Path) -> dict
     return predictors
 
 
-def _validation_proba(name: str, table, split, predictors: dict | None, seed: int) -> np.ndarray:
+def _validation_proba(name: str, table, split, predictors: dict | None, seed: int,
+                      frames: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Member `name`'s probabilities on the split's validation rows: a network's early-stopped
-    checkpoint, or a baseline refitted on the training rows only (its own fit also saw them)."""
+    checkpoint (on the run's frames for a frames model), or a baseline refitted on the training
+    rows only (its own fit also saw them)."""
     from geomusic_lib.baselines import baseline_proba, fit_baseline
 
     if predictors is not None:
-        return predictors[split.fold].predict_proba(table.frame.iloc[split.val])
+        predictor = predictors[split.fold]
+        if predictor.view == "frames":
+            return predictor.predict_proba([frames[i] for i in split.val])
+        return predictor.predict_proba(table.frame.iloc[split.val])
     y = table.frame["label"].map({c: i for i, c in enumerate(table.classes())}).to_numpy(dtype=int)
     estimator = fit_baseline(name, seed + max(split.fold, 0), table.features[split.train], y[split.train])
     return baseline_proba(estimator, table.features[split.val], len(table.classes()))
@@ -196,7 +201,7 @@ def run_ensemble(run_dir: str | Path, data, params, members: Sequence[str] | Non
 
     `members` defaults to the networks and baselines of `params.models` and `params.baselines`
     that have stored predictions, except the majority baseline. Networks that read frame
-    sequences (which `Predictor` cannot score) are left out with a note. The baselines' weights
+    sequences are scored on the run's frames (`<run>/features/frames`). The baselines' weights
     are fitted on a refit on the training rows only, then applied to their stored test
     probabilities (fitted on training and validation rows). Returns one `FittedEnsemble` per split.
     """
@@ -204,7 +209,7 @@ def run_ensemble(run_dir: str | Path, data, params, members: Sequence[str] | Non
 
     from geomusic_lib.baselines import BASELINES
     from geomusic_lib.evaluate import prediction_files
-    from geomusic_lib.models.checkpoint import CheckpointError
+    from geomusic_lib.features import frames_for_tracks
     from geomusic_lib.results import read_predictions, write_predictions
 
     run_dir = Path(run_dir)
@@ -218,37 +223,31 @@ def run_ensemble(run_dir: str | Path, data, params, members: Sequence[str] | Non
                                 f"train them first or choose from {sorted(set(files) - {name})}")
     if any(len(s.val) == 0 for s in data.splits):
         raise ValueError("the ensemble is fitted on validation rows, but a split has none (split.val is 0)")
-    predictors, skipped = {}, {}
-    for m in members:
-        if m in BASELINES:
-            continue
-        try:
-            predictors[m] = _network_predictors(m, data.table, data.splits, params, run_dir)
-        except CheckpointError as err:
-            if "frame sequences" not in str(err):
-                raise
-            skipped[m] = "it reads frame sequences, which the predictor cannot score"
-    members = [m for m in members if m not in skipped]
     if not members:
-        raise ValueError(f"no ensemble members: {run_dir / 'models'} holds no usable predictions "
-                         f"besides the majority baseline (left out: {skipped or 'none'})")
+        raise ValueError(f"no ensemble members: {run_dir / 'models'} holds no predictions besides the majority baseline")
+    predictors = {m: _network_predictors(m, data.table, data.splits, params, run_dir)
+                  for m in members if m not in BASELINES}
+    frames = None
+    if any(p.view == "frames" for fold in predictors.values() for p in fold.values()):
+        frames = frames_for_tracks(data.table.frame["track_id"], run_dir / "features")
+        if frames is None:
+            raise FileNotFoundError(f"{run_dir / 'features'}: no frames for the frames-view network(s); "
+                                    "rerun the feature stage (02) of this run")
     stored = {m: read_predictions(files[m]) for m in members}
     y = data.table.frame["label"].map({c: i for i, c in enumerate(data.table.classes())}).to_numpy(dtype=int)
     fitted, probas, parts = [], [], []
     for split in data.splits:
-        val = {m: _validation_proba(m, data.table, split, predictors.get(m), params.seed) for m in members}
+        val = {m: _validation_proba(m, data.table, split, predictors.get(m), params.seed, frames) for m in members}
         ens = fit_ensemble(val, y[split.val])
-        ens.notes = {"fold": split.fold, "left_out": skipped}
+        ens.notes = {"fold": split.fold}
         fitted.append(ens)
         probas.append(ens.predict({m: _test_proba(m, stored[m], data.table, split) for m in members}))
         parts.append(data.table.frame.iloc[split.test][["track_id", "label", "lat", "lon"]].assign(fold=split.fold))
-    for m, why in skipped.items():
-        print(f"ensemble: left out {m}: {why}")
     out_dir = run_dir / "models" / name
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = [{"fold": e.notes["fold"], "members": e.members, "member_temperatures": e.temperatures,
-                "weights": e.weights, "temperature": e.temperature, "val_log_loss": e.val_log_loss,
-                "left_out": skipped} for e in fitted]
+                "weights": e.weights, "temperature": e.temperature, "val_log_loss": e.val_log_loss}
+               for e in fitted]
     (out_dir / "ensemble.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")  # marks the kind
     rows = pd.concat(parts, ignore_index=True)
     write_predictions(out_dir / "predictions.parquet", rows["track_id"], rows["label"], np.concatenate(probas),

@@ -448,14 +448,22 @@ def checkpoint_path(run_dir: str | Path, model: str, fold: int = -1) -> Path:
     return (folder if fold < 0 else folder / f"fold_{fold}") / "checkpoint_best.pt"
 
 
-def best_network(run_dir: str | Path, fold: int = -1) -> tuple[str, Path]:
-    """The trained network with the highest test accuracy in `eval/metrics.csv`, and its best checkpoint."""
+def best_network(run_dir: str | Path, fold: int = -1, tabular: bool = False) -> tuple[str, Path]:
+    """The trained network with the highest test accuracy in `eval/metrics.csv`, and its best
+    checkpoint. `tabular=True` passes over networks that read frame sequences (SHAP needs a
+    fixed set of input features)."""
+    from geomusic_lib.models.checkpoint import load_checkpoint
+
     metrics = load_metrics(run_dir)
-    models = metrics[metrics["kind"] == "model"].sort_values("accuracy", ascending=False)
-    if models.empty:
+    names = metrics[metrics["kind"] == "model"].sort_values("accuracy", ascending=False, kind="mergesort")["model"]
+    if names.empty:
         raise FileNotFoundError(f"{Path(run_dir) / 'eval' / 'metrics.csv'}: no trained network. Run notebooks 03-06 and 07.")
-    name = str(models["model"].iloc[0])
-    return name, checkpoint_path(run_dir, name, fold)
+    for name in map(str, names):
+        path = checkpoint_path(run_dir, name, fold)
+        if not tabular or load_checkpoint(path)["view"] != "frames":
+            return name, path
+    raise FileNotFoundError(f"{Path(run_dir) / 'models'}: every network reads frame sequences; SHAP needs one on a "
+                            "tabular view (e.g. add fcnn to `models`, or set a model's view to grid or tokens)")
 
 
 def showcase_tracks(tracks: pd.DataFrame, wanted: list[str], per_class: int, ranked: list[str]) -> pd.DataFrame:

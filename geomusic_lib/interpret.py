@@ -38,9 +38,12 @@ def view_feature_index(view: str, n_features: int, grid_shape: Sequence[int] | N
     return make_view(view, ids, grid_shape=grid_shape).x[0].numpy().round().astype(int)
 
 
-def step_names(view: str, feature_names: Sequence[str], grid_shape: Sequence[int] | None = None) -> list[str]:
+def step_names(view: str, feature_names: Sequence[str], grid_shape: Sequence[int] | None = None) -> list[str] | None:
     """A name per sequence step: the feature for `tokens`; the name part shared by a step's
-    features for `grid_sequence` (e.g. `timbre01` for `s1_timbre01 … s4_timbre01`)."""
+    features for `grid_sequence` (e.g. `timbre01` for `s1_timbre01 … s4_timbre01`); None for
+    `frames`, whose steps are time positions ("step t")."""
+    if view == "frames":
+        return None
     index = view_feature_index(view, len(feature_names), grid_shape)
     if index.ndim == 1:  # vector: no steps
         return list(feature_names)

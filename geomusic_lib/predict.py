@@ -8,6 +8,8 @@ python -m geomusic_lib.predict --checkpoint runs/default/models/fcnn/checkpoint_
 The input is a CSV or parquet table whose columns are matched to the checkpoint's feature
 names (any order, extra columns ignored, an optional `track_id` column is carried
 through), or an `.npy` matrix with exactly the checkpoint's features in training order.
+A model trained on frame sequences (`view: frames`) reads the feature folder that the
+`audio` or `spotify` (audio-analysis) source wrote, or its `frames/` subfolder.
 """
 from __future__ import annotations
 
@@ -16,14 +18,14 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from geomusic_lib.data.views import ViewBatch, make_view
+from geomusic_lib.data.views import ViewBatch, make_view, pad_frames
 from geomusic_lib.models.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 
 
@@ -99,11 +101,6 @@ class Predictor:
         missing = [k for k in needed if k not in checkpoint]
         if missing:
             raise CheckpointError(f"{source}: not a geomusic model checkpoint (missing keys {missing}).")
-        if checkpoint["view"] == "frames":
-            raise CheckpointError(
-                f"{source}: model {checkpoint['model_name']!r} reads frame sequences (view 'frames'); the predictor "
-                "takes one feature vector per track. Use a model trained on a tabular view."
-            )
         try:
             model = model_from_checkpoint(checkpoint, "cpu").to(device).eval()
         except (RuntimeError, ValueError) as err:
@@ -197,10 +194,62 @@ class Predictor:
             )
         return x, track_ids
 
+    def frame_sequences(self, data, what: str = "input") -> tuple[list[np.ndarray], np.ndarray | None]:
+        """Raw frame sequences (frames × channels, one per track) for a `view: frames` model, and the
+        track ids when known. `data`: a feature folder written by the audio or spotify source (or its
+        `frames/` subfolder), a mapping track_id → array, or a list of arrays."""
+        from geomusic_lib.features.base import FRAMES_DIR, FeatureError, load_frames
+
+        if isinstance(data, (str, Path)):
+            what, folder = str(data), Path(data)
+            try:
+                data = load_frames(folder.parent if folder.name == FRAMES_DIR else folder)
+            except FeatureError as err:
+                raise PredictionError(f"model {self.model_name!r} reads frame sequences: {err}") from None
+        if isinstance(data, pd.DataFrame) or (isinstance(data, np.ndarray) and data.ndim == 2):
+            raise PredictionError(f"{what}: model {self.model_name!r} reads frame sequences (view 'frames'), not one "
+                                  "feature row per track. Pass the feature folder the audio or spotify source wrote.")
+        track_ids = None
+        if isinstance(data, Mapping):
+            track_ids = np.asarray([str(t) for t in data], dtype=object)
+            data = list(data.values())
+        sequences = [np.asarray(f) for f in data]
+        if not sequences:
+            raise PredictionError(f"{what}: no tracks to predict.")
+        for i, f in enumerate(sequences):
+            name = track_ids[i] if track_ids is not None else f"#{i}"
+            if f.ndim != 2 or f.shape[0] == 0 or f.shape[1] != self.n_features:
+                raise PredictionError(
+                    f"{what}: track {name}: expected frames × {self.n_features} channels, got shape {f.shape}. "
+                    "Extract the frames with the same source and settings as the training run.")
+            if not np.issubdtype(f.dtype, np.number) or not np.isfinite(f).all():
+                raise PredictionError(f"{what}: track {name}: frames with NaN, infinite or non-numeric values.")
+        return [f.astype(np.float64) for f in sequences], track_ids
+
+    def track_inputs(self, rows: pd.DataFrame, features_dir: str | Path) -> pd.DataFrame | dict[str, np.ndarray]:
+        """What `predict` needs for these rows of a run's track table: their feature columns (with
+        `track_id`), or, for a frames model, their frame sequences from the run's feature folder."""
+        if self.view != "frames":
+            return rows[["track_id", *self.feature_names]]
+        from geomusic_lib.features.base import frames_for_tracks
+
+        frames = frames_for_tracks(rows["track_id"], features_dir)
+        if frames is None:
+            raise PredictionError(f"{features_dir}: no frames for frames model {self.model_name!r}; "
+                                  "rerun the feature stage (02) of this run")
+        return dict(zip(rows["track_id"].astype(str), frames))
+
+    def _inputs(self, data, what: str = "input") -> tuple[ViewBatch, np.ndarray | None]:
+        """Normalised, view-shaped input and the track ids (when the input has them)."""
+        if self.view == "frames":
+            sequences, track_ids = self.frame_sequences(data, what)
+            return pad_frames([((f - self.norm_mean) / self.norm_std).astype(np.float32) for f in sequences]), track_ids
+        x, track_ids = self.feature_matrix(data, what)
+        return self._view(x), track_ids
+
     def prepare(self, data) -> ViewBatch:
-        """Normalised, view-shaped model input (on the CPU) for raw features."""
-        x, _ = self.feature_matrix(data)
-        return self._view(x)
+        """Normalised, view-shaped model input (on the CPU) for raw features (or frame sequences)."""
+        return self._inputs(data)[0]
 
     def _view(self, x: np.ndarray) -> ViewBatch:
         normalised = ((x - self.norm_mean) / self.norm_std).astype(np.float32)
@@ -242,8 +291,8 @@ class Predictor:
         """Top-K countries with probabilities, the region of the top one, and the distance-aware choice."""
         if top_k < 1:
             raise PredictionError(f"top_k must be at least 1, got {top_k}")
-        x, track_ids = self.feature_matrix(data)
-        proba = self.predict_proba(self._view(x), batch_size)
+        batch, track_ids = self._inputs(data)
+        proba = self.predict_proba(batch, batch_size)
         k = min(top_k, len(self.classes))
         top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         classes = np.asarray(self.classes, dtype=object)
@@ -266,7 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Predict the country of origin of tracks from their features with a trained checkpoint.",
     )
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint_best.pt of a trained model")
-    parser.add_argument("--input", required=True, type=Path, help="features: .csv / .parquet (named columns) or .npy")
+    parser.add_argument("--input", required=True, type=Path,
+                        help="features: .csv / .parquet (named columns) or .npy; for a frames model, the feature "
+                             "folder written by the audio or spotify source")
     parser.add_argument("--top-k", type=int, default=5, help="how many countries to list per track (default 5)")
     parser.add_argument("--output", type=Path, default=None, help=".csv or .parquet to write (default: CSV to stdout)")
     parser.add_argument("--batch-size", type=int, default=1024, help="tracks per forward pass (default 1024)")

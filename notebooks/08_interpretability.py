@@ -63,7 +63,7 @@ params = open_stage(params_file, run_name, show=["seed", "interpret"])
 # %%
 data = load_run_data(params.run_dir)
 split, table, ip = data.splits[0], data.table, params.interpret
-best, checkpoint = best_network(params.run_dir, split.fold)
+best, checkpoint = best_network(params.run_dir, split.fold, tabular=True)  # SHAP needs named input features
 predictor = Predictor.from_checkpoint(checkpoint, device=params.device)
 batch = predictor.prepare(table.frame[table.feature_names])
 region_of = dict(zip(data.classes["class"], data.classes["region"]))
@@ -119,7 +119,7 @@ plots.feature_importance_figure(interpret.shap_importance_tree(forest, x[tree_ro
 attention_checkpoint = checkpoint_path(params.run_dir, "attention", split.fold)
 if attention_checkpoint.is_file():
     attention = Predictor.from_checkpoint(attention_checkpoint, device=params.device)
-    att_batch = attention.prepare(table.frame.iloc[split.test][table.feature_names])
+    att_batch = attention.prepare(attention.track_inputs(table.frame.iloc[split.test], params.run_dir / "features"))
     regions = [region_of[c] for c in table.frame["label"].iloc[split.test]]
     steps = interpret.step_names(attention.view, attention.feature_names, attention.grid_shape)
     by_region = interpret.attention_by_region(attention.model, att_batch.x, att_batch.mask, regions, steps)

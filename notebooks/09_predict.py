@@ -78,7 +78,7 @@ chosen = showcase_tracks(test, params.predict.countries, params.predict.per_coun
 missing = sorted(set(params.predict.countries) - set(chosen["label"]))
 if missing:
     print(f"no held-out tracks (or no class) for: {', '.join(missing)}")
-result = predictor.predict(chosen[["track_id", *predictor.feature_names]], top_k=params.predict.top_k,
+result = predictor.predict(predictor.track_inputs(chosen, params.run_dir / "features"), top_k=params.predict.top_k,
                            batch_size=params.predict.batch_size)
 result.insert(1, "true country", chosen["label"].to_numpy())
 result.round(3)

@@ -271,3 +271,26 @@ def test_unknown_regions_never_count_as_a_match():
 
     continent = np.array(["", "", "Asia"])
     assert _same_known(continent, np.array([1, 2, 2]), np.array([0, 2, 2])).tolist() == [False, True, True]
+
+
+def test_best_network_can_pass_over_frames_models(tmp_path):
+    import torch
+
+    from geomusic_lib.evaluate import best_network
+
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    pd.DataFrame({"model": ["rnn", "fcnn", "logreg"], "kind": ["model", "model", "baseline"],
+                  "accuracy": [0.6, 0.5, 0.7]}).to_csv(run / "eval" / "metrics.csv", index=False)
+    def save(name: str, view: str) -> None:
+        (run / "models" / name).mkdir(parents=True, exist_ok=True)
+        torch.save({"format_version": 1, "model_name": name, "model_config": {}, "state_dict": {}, "classes": ["A"],
+                    "feature_names": ["f"], "view": view}, run / "models" / name / "checkpoint_best.pt")
+
+    save("rnn", "frames")
+    save("fcnn", "vector")
+    assert best_network(run)[0] == "rnn"
+    assert best_network(run, tabular=True)[0] == "fcnn"
+    save("fcnn", "frames")
+    with pytest.raises(FileNotFoundError, match="tabular view"):
+        best_network(run, tabular=True)

@@ -210,6 +210,38 @@ def test_weights_that_do_not_fit_the_model(tmp_path):
         Predictor.from_dict(ckpt, device="cpu")
 
 
-def test_frames_checkpoints_are_refused():
-    with pytest.raises(CheckpointError, match="frame sequences"):
-        Predictor.from_dict(hand_checkpoint(view="frames"), device="cpu")
+def _frames_checkpoint() -> dict:
+    """An attention model over 2-channel frame sequences, with per-channel normalisation."""
+    return {**hand_checkpoint(view="frames"), "feature_names": ["frame_c00", "frame_c01"], "grid_shape": None,
+            "norm_mean": [1.0, -2.0], "norm_std": [2.0, 0.5]}
+
+
+def test_frames_model_predicts_from_the_feature_folder_and_from_arrays(tmp_path):
+    from geomusic_lib.features.base import write_frames
+
+    rng = np.random.default_rng(3)
+    frames = {f"t{i}": rng.normal(size=(5 + 3 * i, 2)).astype(np.float32) for i in range(4)}
+    write_frames(frames, tmp_path / "features", ["c0", "c1"])
+    predictor = Predictor.from_dict(_frames_checkpoint(), device="cpu")
+    from_folder = predictor.predict(tmp_path / "features", top_k=2)
+    assert from_folder["track_id"].tolist() == list(frames)
+    assert predictor.predict(tmp_path / "features" / "frames", top_k=2).equals(from_folder)
+    proba = predictor.predict_proba(list(frames.values()))
+    assert np.allclose(proba.sum(axis=1), 1)
+    one = predictor.predict_proba([frames["t3"]])  # padding of the others never changes a track's answer
+    assert np.allclose(one[0], proba[3], atol=1e-5)
+    batch = predictor.prepare([frames["t0"]])
+    expected = (frames["t0"] - np.array([1.0, -2.0])) / np.array([2.0, 0.5])
+    assert np.allclose(batch.x[0, :5].numpy(), expected, atol=1e-6)  # normalised per channel
+
+
+def test_frames_model_explains_wrong_inputs(tmp_path):
+    predictor = Predictor.from_dict(_frames_checkpoint(), device="cpu")
+    with pytest.raises(PredictionError, match="reads frame sequences"):
+        predictor.predict(pd.DataFrame({"frame_c00": [1.0], "frame_c01": [2.0]}))
+    with pytest.raises(PredictionError, match="track b: expected frames × 2 channels"):
+        predictor.predict({"a": np.zeros((3, 2)), "b": np.zeros((3, 5))})
+    with pytest.raises(PredictionError, match="NaN"):
+        predictor.predict([np.full((3, 2), np.nan)])
+    with pytest.raises(PredictionError, match="no frames found"):
+        predictor.predict(tmp_path)
