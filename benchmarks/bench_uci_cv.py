@@ -260,7 +260,7 @@ def main() -> None:
                   + ", ".join(f"{m} {w:.2f}" for m, w in weights.mean().items() if w > 0)
                   + f"; final temperature {np.mean(temps):.2f} (range {min(temps):.2f}–{max(temps):.2f}). "
                   "Candidates: " + ", ".join(members) + "."]
-    lines += ["", "Reference: Zhou, Claire & King (2014) report a mean error of 3,113 km with random-forest regression "
+    lines += ["", "Reference: Zhou, Q & King (2014) report a mean error of 3,113 km with random-forest regression "
               "on the coordinates (their own protocol)."]
     text = "\n".join(lines)
     print(text)

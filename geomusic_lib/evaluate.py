@@ -437,9 +437,11 @@ NOTEBOOK_HEADLINE = ("accuracy", "top3_accuracy", "top5_accuracy", "macro_f1", "
 
 
 def headline_table(metrics: dict, names: Sequence[str] = NOTEBOOK_HEADLINE) -> pd.DataFrame:
-    """The estimate and interval bounds of a few metrics from `evaluate_predictions`, a column each."""
-    return pd.DataFrame({m: [metrics[m], metrics[f"{m}_ci_low"], metrics[f"{m}_ci_high"]] for m in names},
-                        index=["estimate", "CI low", "CI high"])
+    """The estimate and interval bounds of a few metrics from `evaluate_predictions`, a column each
+    (kilometres rounded to whole numbers, the rest to three decimals)."""
+    table = pd.DataFrame({m: [metrics[m], metrics[f"{m}_ci_low"], metrics[f"{m}_ci_high"]] for m in names},
+                         index=["estimate", "CI low", "CI high"])
+    return table.round({m: 0 if m.endswith("_km") else 3 for m in names})
 
 
 def checkpoint_path(run_dir: str | Path, model: str, fold: int = -1) -> Path:
@@ -448,14 +450,30 @@ def checkpoint_path(run_dir: str | Path, model: str, fold: int = -1) -> Path:
     return (folder if fold < 0 else folder / f"fold_{fold}") / "checkpoint_best.pt"
 
 
+def validation_loss(model_dir: str | Path) -> float:
+    """A network's best validation loss (the early-stopping criterion), averaged over folds;
+    NaN when the run has no validation rows (or no history)."""
+    try:
+        history = load_history(model_dir)
+    except FileNotFoundError:
+        return float("nan")
+    if "val_loss" not in history.columns or history["val_loss"].isna().all():
+        return float("nan")
+    return float(history.groupby("fold")["val_loss"].min().mean())
+
+
 def best_network(run_dir: str | Path, fold: int = -1, tabular: bool = False) -> tuple[str, Path]:
-    """The trained network with the highest test accuracy in `eval/metrics.csv`, and its best
-    checkpoint. `tabular=True` passes over networks that read frame sequences (SHAP needs a
-    fixed set of input features)."""
+    """The trained network of the run with the lowest validation loss (chosen on the validation
+    split, never the test split; the test accuracy in `eval/metrics.csv` only breaks ties and
+    stands in when there are no validation rows), and its best checkpoint. `tabular=True`
+    passes over networks that read frame sequences (SHAP needs a fixed set of input features)."""
     from geomusic_lib.models.checkpoint import load_checkpoint
 
     metrics = load_metrics(run_dir)
-    names = metrics[metrics["kind"] == "model"].sort_values("accuracy", ascending=False, kind="mergesort")["model"]
+    models = metrics[metrics["kind"] == "model"].copy()
+    models["val_loss"] = [validation_loss(Path(run_dir) / "models" / m) for m in models["model"]]
+    names = models.sort_values(["val_loss", "accuracy"], ascending=[True, False], na_position="last",
+                               kind="mergesort")["model"]
     if names.empty:
         raise FileNotFoundError(f"{Path(run_dir) / 'eval' / 'metrics.csv'}: no trained network. Run notebooks 03-06 and 07.")
     for name in map(str, names):

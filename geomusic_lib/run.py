@@ -95,7 +95,8 @@ def train_stage(params: Params, model_name: str) -> Any:
     from geomusic_lib.train import train_model
 
     if model_name in params.train_per_model:
-        print(f"{model_name}: train settings {params.train_per_model[model_name]} replace those of `train`")
+        changed = ", ".join(f"{k}={v}" for k, v in params.train_per_model[model_name].items())
+        print(f"{model_name} trains with {changed} (train_per_model), otherwise as `train`")
     data = load_run_data(params.run_dir)
     frames = frames_for_tracks(data.table.frame["track_id"], params.run_dir / "features")  # None unless extracted
     result = train_model(model_name, data.table, data.splits, params, params.run_dir / "models" / model_name,
@@ -377,6 +378,7 @@ def write_generated_pages(root: Path, params: Params, params_file: Path, report:
 
 
 RESULT_COLUMNS = {"accuracy": "accuracy", "top5_accuracy": "top-5 accuracy", "macro_f1": "macro-F1",
+                  "region_accuracy": "region accuracy", "continent_accuracy": "continent accuracy",
                   "mean_km": "mean error (km)", "median_km": "median error (km)", "ece": "ECE"}
 
 

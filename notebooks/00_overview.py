@@ -17,7 +17,7 @@
 # # 00 · Overview: placing music on the map
 #
 # Can a model hear where a piece of music comes from? This book trains four neural
-# networks and four classic baselines to predict the country of a track from its audio
+# networks, classic baselines and an ensemble of both to predict the country of a track from its audio
 # features, measures how far off they are (in classes *and* in kilometres), and asks
 # what they listen to.
 #
@@ -104,6 +104,6 @@ print({name: version for name, version in manifest["versions"].items() if versio
 # means, and fixes the train/validation/test splits.
 #
 # ## References
-# - Zhou, Claire & King (2014), *Predicting the Geographical Origin of Music*, ICDM.
+# - Zhou, Q & King (2014), *Predicting the Geographical Origin of Music*, ICDM.
 # - Nguyen, Acosta, Dang & Sears (2025), *Exploring internet radio across the globe with
 #   the MIRAGE online dashboard*, arXiv:2502.05250.

@@ -80,8 +80,9 @@ print(json.dumps(table.notes.get("report", {}), indent=2))
 # %% [markdown]
 # ## How many tracks per class?
 # **What to look for:** the imbalance. The smallest classes have only a handful of
-# test tracks, so their per-class scores will be noisy; the training loss uses balanced
-# class weights to keep the large classes from dominating.
+# test tracks, so their per-class scores will be noisy. Where `train.class_weights` is on
+# (by default for the RNN and attention models, via `train_per_model`), the training loss
+# weighs classes in inverse proportion to their size so the large ones do not dominate.
 
 # %%
 classes = (table.frame["label"].value_counts().rename_axis("class").reset_index(name="tracks"))
@@ -129,5 +130,5 @@ for split in splits:
 # track is described by.
 #
 # ## References
-# - Zhou, Claire & King (2014), *Predicting the Geographical Origin of Music*, ICDM.
+# - Zhou, Q & King (2014), *Predicting the Geographical Origin of Music*, ICDM.
 # - scikit-learn, `StratifiedGroupKFold`.

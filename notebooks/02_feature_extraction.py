@@ -124,4 +124,4 @@ else:
 #
 # ## References
 # - Tzanetakis & Cook (2002), *Musical genre classification of audio signals* (MARSYAS).
-# - Zhou, Claire & King (2014), *Predicting the Geographical Origin of Music*, ICDM.
+# - Zhou, Q & King (2014), *Predicting the Geographical Origin of Music*, ICDM.

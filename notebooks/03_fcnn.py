@@ -86,7 +86,7 @@ plots.learning_curves({model_name: load_history(result.out_dir)}, title=f"Learni
 # %%
 metrics = evaluate_predictions(read_predictions(result.predictions), load_classes(params.run_dir),
                                bootstrap=params.evaluate.bootstrap, seed=params.seed)
-headline_table(metrics).round(3)
+headline_table(metrics)
 
 # %% [markdown]
 # ## Summary

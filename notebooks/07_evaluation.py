@@ -112,13 +112,14 @@ plots.model_comparison(metrics, "top5_accuracy").show()
 
 # %% [markdown]
 # ## Are the mistakes geographically sensible?
-# The confusion matrix of the best network, with countries ordered by region and
+# The confusion matrix of the best network (the lowest validation loss: chosen without
+# looking at the test split), with countries ordered by region and
 # longitude. **What to look for:** blocks along the diagonal mean that mistakes stay
 # within a region (Mali confused with Senegal rather than with Japan).
 
 # %%
 best, _ = best_network(params.run_dir)
-print(f"best network by accuracy: {best}")
+print(f"best network by validation loss: {best}")
 plots.confusion_matrix_figure(predictions[best], classes, decision=params.evaluate.decision).show()
 
 # %% [markdown]

@@ -57,8 +57,9 @@ params = open_stage(params_file, run_name, show=["seed", "interpret"])
 
 # %% [markdown]
 # ## The best network and its inputs
-# The network with the best test accuracy in 07, reloaded from its checkpoint alone, and
-# the held-out tracks of the first split, shaped and normalised as it was trained.
+# The network with the lowest validation loss among those on a tabular view (chosen
+# without looking at the test split), reloaded from its checkpoint alone, and the
+# held-out tracks of the first split, shaped and normalised as it was trained.
 
 # %%
 data = load_run_data(params.run_dir)

@@ -17,7 +17,8 @@
 # # 09 · Predict: top-5 guesses for held-out tracks
 #
 # ## Overview
-# - load the best network from its checkpoint alone, as a user of the library would;
+# - load the best network (lowest validation loss) from its checkpoint alone, as a user of
+#   the library would;
 # - predict held-out tracks of a few distinctive countries (Indonesia among them);
 # - read the top-5 countries and their probabilities, next to the true country.
 #
@@ -115,4 +116,4 @@ fig.update_layout(height=260 * ((len(result) + 2) // 3) + 120).show()
 # [limitations](../limitations.md) says what they cannot support.
 #
 # ## References
-# - Zhou, Claire & King (2014), *Predicting the Geographical Origin of Music*, ICDM.
+# - Zhou, Q & King (2014), *Predicting the Geographical Origin of Music*, ICDM.

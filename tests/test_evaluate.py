@@ -291,6 +291,10 @@ def test_best_network_can_pass_over_frames_models(tmp_path):
     save("fcnn", "vector")
     assert best_network(run)[0] == "rnn"
     assert best_network(run, tabular=True)[0] == "fcnn"
+    for name, losses in (("rnn", [2.0, 1.8]), ("fcnn", [1.9, 1.7, 1.75])):  # chosen on validation, not test
+        pd.DataFrame({"epoch": range(1, len(losses) + 1), "val_loss": losses}).to_csv(
+            run / "models" / name / "history.csv", index=False)
+    assert best_network(run)[0] == "fcnn"
     save("fcnn", "frames")
     with pytest.raises(FileNotFoundError, match="tabular view"):
         best_network(run, tabular=True)
