@@ -425,6 +425,17 @@ def markdown_table(frame: Any) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def merged_timings(run_dir: Path, report: RunReport) -> dict[str, float]:
+    """Seconds per notebook: this invocation's, and an earlier one's for notebooks not rerun (`--only`)."""
+    from geomusic_lib.manifest import read_manifest
+
+    try:
+        earlier = read_manifest(run_dir).get("timings_s", {})
+    except (FileNotFoundError, ValueError):
+        earlier = {}
+    return {**earlier, **{r.name: round(r.seconds, 2) for r in report.results}}
+
+
 def run_info_markdown(root: Path, params: Params, params_file: Path, report: RunReport) -> str:
     """Which params file, run, commit and machine made this book, and how long each notebook took."""
     from geomusic_lib.manifest import accelerator, git_state
@@ -433,7 +444,10 @@ def run_info_markdown(root: Path, params: Params, params_file: Path, report: Run
     acc = accelerator()
     device = ", ".join(acc["devices"]) if acc["devices"] else f"CPU ({os.cpu_count()} cores)"
     commit = (git["commit"] or "unknown")[:12] + (" (with uncommitted changes)" if git["dirty"] else "")
-    timings = "\n".join(f"| {r.name} | {r.seconds:.1f} |" for r in report.results)
+    rerun = {r.name for r in report.results}
+    seconds = merged_timings(root / params.run_dir, report)
+    timings = "\n".join(f"| {name} | {seconds[name]:.1f}{'' if name in rerun else ' (earlier invocation)'} |"
+                        for name in NOTEBOOKS if name in seconds)
     return (
         f"- params file: `{os.path.relpath(params_file, root)}`\n"
         f"- run directory: `{params.run_dir.as_posix()}`\n"
@@ -518,8 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"jupyter-book build failed (exit {code}); full log in _build/build.log")
                 return code
     report.total_seconds = time.perf_counter() - start
-    timings = {r.name: round(r.seconds, 2) for r in report.results}
-    update_manifest(project_root_for(params_file) / params.run_dir, timings_s=timings)
+    run_dir = project_root_for(params_file) / params.run_dir
+    update_manifest(run_dir, timings_s=merged_timings(run_dir, report))
     print(format_timings(report))
     if failed is not None:
         print(f"Notebook {failed.name} failed; executed copy with the traceback: "
