@@ -67,11 +67,11 @@ params = open_stage(params_file, run_name)
 # | notebook | stage | writes |
 # |---|---|---|
 # | 01 data prep | load tracks and labels, fix the splits | `data/` |
-# | 02 feature extraction | features per track (already in the file for UCI) | `data/table.parquet`, `features/` |
+# | 02 feature extraction | features per track (already in the file for UCI) | `data/table.parquet`, `features/` (fetched or computed features only) |
 # | 03–06 | one model each: FCNN, CNN, RNN, attention | `models/<model>/` |
-# | 07 evaluation | baselines, metrics with confidence intervals, maps | `eval/` |
-# | 08 interpretability | SHAP, attention by region, t-SNE | figures |
-# | 09 predict | top-5 guesses for held-out tracks of a few countries | figures |
+# | 07 evaluation | baselines, ensemble, metrics with confidence intervals, maps | `models/<baseline>/`, `models/ensemble/`, `eval/` |
+# | 08 interpretability | SHAP, attention by region, t-SNE | nothing (figures in the notebook) |
+# | 09 predict | top-5 guesses for held-out tracks of a few countries | nothing (figures in the notebook) |
 #
 # The orchestrator runs them in three groups; the model notebooks of the middle group
 # only depend on the first and can run in parallel (`--jobs`):

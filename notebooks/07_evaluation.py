@@ -83,6 +83,11 @@ print("baselines:", ", ".join(run_baselines(data.table, data.splits, params, par
 # %%
 ensembles = ensemble_stage(params.run_dir, data, params)  # one per split: weights; T = final temperature
 
+# %% [markdown]
+# Members not listed got weight 0: adding them did not lower the validation log-loss.
+# A final temperature `T` below 1 sharpens the mixed probabilities (averaging flattens
+# them), above 1 softens them.
+
 # %%
 classes = load_classes(params.run_dir)
 predictions = {name: read_predictions(path) for name, path in prediction_files(params.run_dir).items()}
@@ -144,7 +149,10 @@ plots.accuracy_choropleth(per_class, title=f"Recall per country: {best}").show()
 # ## Can the probabilities be trusted?
 # A reliability diagram bins tracks by the model's top-1 probability and plots how often
 # it was right. **What to look for:** points below the diagonal are over-confident;
-# the expected calibration error (ECE, in the table) summarises the gap.
+# the expected calibration error (ECE, in the table) summarises the gap. A constant
+# predictor such as the majority baseline is trivially well calibrated (its ECE is near
+# 0), and bootstrap resampling biases ECE upwards, so its interval can sit mostly above
+# the estimate.
 
 # %%
 plots.reliability_diagram({m: predictions[m] for m in [*params.models, "ensemble"] if m in predictions},

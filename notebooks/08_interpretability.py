@@ -98,7 +98,9 @@ plots.per_class_importance_figure(by_class).show()
 
 # %% [markdown]
 # ### A tree baseline for comparison
-# A random forest, fitted on the same training rows, explained with TreeExplainer. If
+# A random forest, fitted on the training and validation rows (as the baselines in 07
+# are; the network trained on the training rows and early-stopped on the validation
+# rows), explained with TreeExplainer. If
 # the network and the forest agree on the important features, the signal is in the
 # features rather than in one model's quirks.
 

@@ -70,6 +70,12 @@ print(f"{best}: {len(predictor.classes)} classes, {predictor.n_features} feature
 # Up to `predict.per_country` test tracks of each country in `predict.countries`:
 # tracks the model never saw in training. When none of those is a class of this run
 # (region or continent labels, say), the classes the model recognises best stand in.
+#
+# In the table, `top1`…`top5` are the model's five strongest countries with their
+# probabilities `p1`…`p5`; `region` is the world region of `top1` (not necessarily the
+# true one); `distance_aware` is the country that minimises the expected great-circle
+# error under those probabilities, a hedge that can differ from `top1` when the
+# probability mass is spread over distant places.
 
 # %%
 test = data.table.frame.iloc[split.test]
