@@ -144,7 +144,7 @@ def main() -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     val_dir.mkdir(parents=True, exist_ok=True)
     classes = class_table(table.frame)
-    y_all = table.frame["label"].map({c: i for i, c in enumerate(table.classes())}).to_numpy(dtype=int)
+    y_all = table.label_indices()
 
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}

@@ -35,7 +35,7 @@ def main() -> None:
         info = class_table(table.frame).set_index("class").loc[classes]
         clat, clon = info["lat"].to_numpy(float), info["lon"].to_numpy(float)
         dist = class_distance_matrix(clat, clon)
-        y = table.frame["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+        y = table.label_indices()
         x, lat, lon = table.features, table.frame["lat"].to_numpy(), table.frame["lon"].to_numpy()
         n_features = x.shape[1]
         candidates = {}

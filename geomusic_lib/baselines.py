@@ -75,7 +75,7 @@ def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, ou
         cols = [c for c, bad in zip(table.feature_names, ~np.isfinite(x).all(axis=0)) if bad]
         raise ValueError(f"features contain NaN or infinite values in column(s) {cols[:5]}; impute or drop those tracks.")
     classes = table.classes()
-    y = table.frame["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=int)
+    y = table.label_indices()
     written: dict[str, Path] = {}
     for name in progress_bar(names, desc="baselines", enabled=progress):
         probas, parts = [], []

@@ -145,13 +145,13 @@ def _network_predictors(name: str, table, splits, params, run_dir: Path) -> dict
     from geomusic_lib.evaluate import checkpoint_path
     from geomusic_lib.models.checkpoint import load_checkpoint
     from geomusic_lib.predict import Predictor
-    from geomusic_lib.train import _fingerprint
+    from geomusic_lib.train import fingerprint
 
     predictors = {}
     for split in splits:
         path = checkpoint_path(run_dir, name, split.fold)
         checkpoint = load_checkpoint(path, map_location="cpu")
-        expected = _fingerprint(name, params.for_model(name), split, checkpoint.get("feature_names", []))
+        expected = fingerprint(name, params.for_model(name), split, checkpoint.get("feature_names", []))
         if checkpoint.get("fingerprint") != expected:
             raise ValueError(f"{path}: trained with other settings, splits or features than this run's params; "
                              f"retrain {name} (its notebook) before fitting the ensemble")
@@ -162,7 +162,7 @@ def _network_predictors(name: str, table, splits, params, run_dir: Path) -> dict
     return predictors
 
 
-def _validation_proba(name: str, table, split, predictors: dict | None, seed: int,
+def _validation_proba(name: str, table, y: np.ndarray, split, predictors: dict | None, seed: int,
                       frames: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Member `name`'s probabilities on the split's validation rows: a network's early-stopped
     checkpoint (on the run's frames for a frames model), or a baseline refitted on the training
@@ -174,7 +174,6 @@ def _validation_proba(name: str, table, split, predictors: dict | None, seed: in
         if predictor.view == "frames":
             return predictor.predict_proba([frames[i] for i in split.val])
         return predictor.predict_proba(table.frame.iloc[split.val])
-    y = table.frame["label"].map({c: i for i, c in enumerate(table.classes())}).to_numpy(dtype=int)
     estimator = fit_baseline(name, seed + max(split.fold, 0), table.features[split.train], y[split.train])
     return baseline_proba(estimator, table.features[split.val], len(table.classes()))
 
@@ -234,12 +233,12 @@ def run_ensemble(run_dir: str | Path, data, params, members: Sequence[str] | Non
             raise FileNotFoundError(f"{run_dir / 'features'}: no frames for the frames-view network(s); "
                                     "rerun the feature stage (02) of this run")
     stored = {m: read_predictions(files[m]) for m in members}
-    y = data.table.frame["label"].map({c: i for i, c in enumerate(data.table.classes())}).to_numpy(dtype=int)
+    y = data.table.label_indices()
     fitted, probas, parts = [], [], []
     for split in data.splits:
-        val = {m: _validation_proba(m, data.table, split, predictors.get(m), params.seed, frames) for m in members}
+        val = {m: _validation_proba(m, data.table, y, split, predictors.get(m), params.seed, frames) for m in members}
         ens = fit_ensemble(val, y[split.val])
-        ens.notes = {"fold": split.fold}
+        ens.notes = {"fold": split.fold, "split": split.name}
         fitted.append(ens)
         probas.append(ens.predict({m: _test_proba(m, stored[m], data.table, split) for m in members}))
         parts.append(data.table.frame.iloc[split.test][["track_id", "label", "lat", "lon"]].assign(fold=split.fold))
@@ -269,7 +268,5 @@ def ensemble_stage(run_dir: str | Path, data, params, name: str = "ensemble") ->
         return []
     fitted = run_ensemble(run_dir, data, params, name=name)
     for ens in fitted:
-        fold = ens.notes["fold"]
-        label = "holdout split" if fold < 0 else f"fold {fold}"
-        print(f"{label}: {ens.describe()}   (validation log-loss {ens.val_log_loss:.3f})")
+        print(f"{ens.notes['split']}: {ens.describe()}   (validation log-loss {ens.val_log_loss:.3f})")
     return fitted

@@ -102,8 +102,8 @@ def train_stage(params: Params, model_name: str) -> Any:
     result = train_model(model_name, data.table, data.splits, params, params.run_dir / "models" / model_name,
                          frames=frames, class_info=data.classes)
     print(f"{model_name}: {result.n_parameters:,} trainable parameters")
-    for fold in result.folds:
-        print(f"{'holdout split' if fold.fold < 0 else f'fold {fold.fold}'}: best epoch {fold.best_epoch} of {fold.epochs_run}, test accuracy {fold.test_accuracy:.3f}")
+    for split, fold in zip(data.splits, result.folds):
+        print(f"{split.name}: best epoch {fold.best_epoch} of {fold.epochs_run}, test accuracy {fold.test_accuracy:.3f}")
     return result
 
 

@@ -139,7 +139,7 @@ def _prepare_inputs(table: TrackTable, split: Split, view: str,
     return make_view(view, norm.transform(x), grid_shape=table.grid_shape), norm, list(table.feature_names)
 
 
-def _fingerprint(name: str, params: Params, split: Split, feature_names: Sequence[str]) -> str:
+def fingerprint(name: str, params: Params, split: Split, feature_names: Sequence[str]) -> str:
     """What must match for a checkpoint to be resumed: model, training params, seed, split and features."""
     payload = {
         "model": name, "hp": getattr(params.model, name).model_dump(mode="json"),
@@ -220,7 +220,7 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
     out_dir = Path(out_dir)
     classes = table.classes()
     class_lat, class_lon, class_region = class_coordinates(table, classes, class_info)
-    y_all = table.frame["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
+    y_all = table.label_indices()
     view = model_view(name, params)
     device = resolve_device(params.device)
 
@@ -237,7 +237,7 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
             "class_lon": class_lon, "class_region": class_region, "feature_names": feature_names, "view": view,
             "grid_shape": list(table.grid_shape) if table.grid_shape else None,
             "norm_mean": norm.mean.tolist(), "norm_std": norm.std.tolist(), "params": params.to_plain(),
-            "fold": split.fold, "fingerprint": _fingerprint(name, params, split, feature_names),
+            "fold": split.fold, "fingerprint": fingerprint(name, params, split, feature_names),
         }
         fold_res, model = _train_fold(name, batch, y_all, split, params, static, fold_dir, device, len(classes), progress)
         result.folds.append(fold_res)

@@ -23,6 +23,11 @@ class Split:
     val: np.ndarray
     test: np.ndarray
 
+    @property
+    def name(self) -> str:
+        """'holdout split' or 'fold <k>', for printed reports."""
+        return "holdout split" if self.fold < 0 else f"fold {self.fold}"
+
 
 def split_groups(frame: pd.DataFrame) -> np.ndarray:
     """Artist groups where known; a track without an artist is its own group."""

@@ -35,6 +35,10 @@ class TrackTable:
     def classes(self) -> list[str]:
         return sorted(self.frame["label"].unique())
 
+    def label_indices(self) -> np.ndarray:
+        """Each row's label as its position in `classes()` (int64)."""
+        return self.frame["label"].map({c: i for i, c in enumerate(self.classes())}).to_numpy(dtype=np.int64)
+
 
 def load_table(
     path: str | Path,
