@@ -41,7 +41,7 @@ from geomusic_lib.ensemble import fit_ensemble
 from geomusic_lib.evaluate import evaluate_predictions
 from geomusic_lib.params import deep_merge, params_from_dict
 from geomusic_lib.predict import Predictor
-from geomusic_lib.results import Predictions, read_predictions
+from geomusic_lib.predictions import Predictions, read_predictions
 from geomusic_lib.train import train_model
 
 HERE = Path(__file__).resolve().parent

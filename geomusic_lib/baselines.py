@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 from sklearn.base import ClassifierMixin
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -21,11 +20,13 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
-from geomusic_lib.progress import progress_bar
 
 from geomusic_lib.data import Split, TrackTable
+from geomusic_lib.data.views import check_finite
 from geomusic_lib.params import Params
-from geomusic_lib.results import write_predictions
+from geomusic_lib.predictions import FoldPredictions
+from geomusic_lib.progress import progress_bar
+from geomusic_lib.rundir import predictions_path
 
 BASELINES: dict[str, Callable[[int], ClassifierMixin]] = {
     "majority": lambda seed: DummyClassifier(strategy="prior"),
@@ -71,22 +72,18 @@ def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, ou
         if name not in BASELINES:
             raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
     x = table.features
-    if not np.isfinite(x).all():
-        cols = [c for c, bad in zip(table.feature_names, ~np.isfinite(x).all(axis=0)) if bad]
-        raise ValueError(f"features contain NaN or infinite values in column(s) {cols[:5]}; impute or drop those tracks.")
+    check_finite(x, "features", names=table.feature_names, row_ids=table.frame["track_id"].to_numpy(),
+                 fix="Impute or drop those tracks.")
     classes = table.classes()
     y = table.label_indices()
     written: dict[str, Path] = {}
     for name in progress_bar(names, desc="baselines", enabled=progress):
-        probas, parts = [], []
+        collected = FoldPredictions(table.frame, classes)
         for split in splits:
             fit_rows = np.concatenate([split.train, split.val]).astype(int)
             if len(fit_rows) == 0:
                 raise ValueError(f"baseline {name}: the training split of fold {split.fold} is empty")
             estimator = fit_baseline(name, params.seed + max(split.fold, 0), x[fit_rows], y[fit_rows])
-            probas.append(baseline_proba(estimator, x[split.test], len(classes)))
-            parts.append(table.frame.iloc[split.test][["track_id", "label", "lat", "lon"]].assign(fold=split.fold))
-        rows = pd.concat(parts, ignore_index=True)
-        written[name] = write_predictions(Path(out_dir) / name / "predictions.parquet", rows["track_id"], rows["label"],
-                                          np.concatenate(probas), classes, rows["lat"], rows["lon"], rows["fold"])
+            collected.add(split.fold, split.test, baseline_proba(estimator, x[split.test], len(classes)))
+        written[name] = collected.write(predictions_path(Path(out_dir) / name))
     return written

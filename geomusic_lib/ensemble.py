@@ -11,15 +11,13 @@ an arg-max and flat ones make it hedge towards the middle of the map.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 from scipy.optimize import minimize_scalar
 
 __all__ = ["EPS", "log_loss", "apply_temperature", "fit_temperature", "fit_weights", "combine",
-           "FittedEnsemble", "fit_ensemble", "run_ensemble", "ensemble_stage"]
+           "FittedEnsemble", "fit_ensemble", "MemberProbabilities", "ensemble_over_splits", "ensemble_summary"]
 
 #: Probabilities are clipped to this before logs, so a zero probability (e.g. a class absent
 #: from a baseline's training rows) costs a large but finite loss.
@@ -137,136 +135,29 @@ def fit_ensemble(val_probas: Mapping[str, np.ndarray], y_val: np.ndarray, steps:
                           log_loss(apply_temperature(mixed, final), y_val))
 
 
-# ---------------------------------------------------------------------------- a run's ensemble
-def _network_predictors(name: str, table, splits, params, run_dir: Path) -> dict[int, object]:
-    """Each split's early-stopped `Predictor` of network `name`, checked against the run: same
-    classes, and trained on exactly this split, features and settings (else its validation rows
-    may have been training rows)."""
-    from geomusic_lib.evaluate import checkpoint_path
-    from geomusic_lib.models.checkpoint import load_checkpoint
-    from geomusic_lib.predict import Predictor
-    from geomusic_lib.train import fingerprint
+# ---------------------------------------------------------------------------- over a run's splits
+@dataclass
+class MemberProbabilities:
+    """One member's probabilities on one split: validation rows (to fit) and test rows (to score)."""
 
-    predictors = {}
-    for split in splits:
-        path = checkpoint_path(run_dir, name, split.fold)
-        checkpoint = load_checkpoint(path, map_location="cpu")
-        expected = fingerprint(name, params.for_model(name), split, checkpoint.get("feature_names", []))
-        if checkpoint.get("fingerprint") != expected:
-            raise ValueError(f"{path}: trained with other settings, splits or features than this run's params; "
-                             f"retrain {name} (its notebook) before fitting the ensemble")
-        predictor = Predictor.from_dict(checkpoint, device="cpu", source=str(path))
-        if predictor.classes != table.classes():
-            raise ValueError(f"{path}: the checkpoint's classes differ from the run's; retrain {name}")
-        predictors[split.fold] = predictor
-    return predictors
+    val: np.ndarray
+    test: np.ndarray
 
 
-def _validation_proba(name: str, table, y: np.ndarray, split, predictors: dict | None, seed: int,
-                      frames: Sequence[np.ndarray] | None = None) -> np.ndarray:
-    """Member `name`'s probabilities on the split's validation rows: a network's early-stopped
-    checkpoint (on the run's frames for a frames model), or a baseline refitted on the training
-    rows only (its own fit also saw them)."""
-    from geomusic_lib.baselines import baseline_proba, fit_baseline
-
-    if predictors is not None:
-        predictor = predictors[split.fold]
-        if predictor.view == "frames":
-            return predictor.predict_proba([frames[i] for i in split.val])
-        return predictor.predict_proba(table.frame.iloc[split.val])
-    estimator = fit_baseline(name, seed + max(split.fold, 0), table.features[split.train], y[split.train])
-    return baseline_proba(estimator, table.features[split.val], len(table.classes()))
-
-
-def _test_proba(name: str, pred, table, split) -> np.ndarray:
-    """Rows of a member's stored test predictions, in the order of `split.test`."""
-    if list(pred.classes) != table.classes():
-        raise ValueError(f"{name}: its stored predictions have other classes than the run; rerun {name}")
-    here = pred.fold == split.fold
-    position = {tid: i for i, tid in enumerate(pred.track_ids[here])}
-    wanted = table.frame["track_id"].iloc[split.test]
-    missing = [t for t in wanted if t not in position]
-    if missing:
-        raise ValueError(f"{name}: {len(missing)} test tracks of fold {split.fold} have no stored prediction "
-                         f"(e.g. {missing[0]}); rerun {name}")
-    return pred.proba[here][[position[t] for t in wanted]]
-
-
-def run_ensemble(run_dir: str | Path, data, params, members: Sequence[str] | None = None,
-                 name: str = "ensemble") -> list[FittedEnsemble]:
-    """Fit a calibrated ensemble of the run's networks and baselines on each split's validation
-    rows and write its test predictions to `models/<name>/predictions.parquet` (plus the fitted
-    weights and temperatures in `models/<name>/ensemble.json`), so `evaluate_run` scores it.
-
-    `members` defaults to the networks and baselines of `params.models` and `params.baselines`
-    that have stored predictions, except the majority baseline. Networks that read frame
-    sequences are scored on the run's frames (`<run>/features/frames`). The baselines' weights
-    are fitted on a refit on the training rows only, then applied to their stored test
-    probabilities (fitted on training and validation rows). Returns one `FittedEnsemble` per split.
-    """
-    import json
-
-    from geomusic_lib.baselines import BASELINES
-    from geomusic_lib.evaluate import prediction_files
-    from geomusic_lib.features import frames_for_tracks
-    from geomusic_lib.results import read_predictions, write_predictions
-
-    run_dir = Path(run_dir)
-    files = prediction_files(run_dir)
-    if members is None:
-        members = [m for m in (*params.models, *params.baselines) if m in files and m != "majority"]
-    members = list(members)
-    unknown = [m for m in members if m not in files or m == name]
-    if unknown:
-        raise FileNotFoundError(f"{run_dir / 'models'}: no predictions.parquet for ensemble member(s) {unknown}; "
-                                f"train them first or choose from {sorted(set(files) - {name})}")
-    if any(len(s.val) == 0 for s in data.splits):
-        raise ValueError("the ensemble is fitted on validation rows, but a split has none (split.val is 0)")
-    if not members:
-        raise ValueError(f"no ensemble members: {run_dir / 'models'} holds no predictions besides the majority baseline")
-    predictors = {m: _network_predictors(m, data.table, data.splits, params, run_dir)
-                  for m in members if m not in BASELINES}
-    frames = None
-    if any(p.view == "frames" for fold in predictors.values() for p in fold.values()):
-        frames = frames_for_tracks(data.table.frame["track_id"], run_dir / "features")
-        if frames is None:
-            raise FileNotFoundError(f"{run_dir / 'features'}: no frames for the frames-view network(s); "
-                                    "rerun the feature stage (02) of this run")
-    stored = {m: read_predictions(files[m]) for m in members}
-    y = data.table.label_indices()
-    fitted, probas, parts = [], [], []
-    for split in data.splits:
-        val = {m: _validation_proba(m, data.table, y, split, predictors.get(m), params.seed, frames) for m in members}
-        ens = fit_ensemble(val, y[split.val])
-        ens.notes = {"fold": split.fold, "split": split.name}
+def ensemble_over_splits(members: Sequence[Mapping[str, MemberProbabilities]], y_val: Sequence[np.ndarray],
+                         notes: Sequence[dict]) -> tuple[list[FittedEnsemble], list[np.ndarray]]:
+    """Fit one ensemble per split on its validation rows and apply it to its test rows
+    (`notes`: per split, e.g. its fold and name). Returns the ensembles and each split's test probabilities."""
+    fitted, test = [], []
+    for probas, y, note in zip(members, y_val, notes):
+        ens = fit_ensemble({m: p.val for m, p in probas.items()}, y)
+        ens.notes = dict(note)
         fitted.append(ens)
-        probas.append(ens.predict({m: _test_proba(m, stored[m], data.table, split) for m in members}))
-        parts.append(data.table.frame.iloc[split.test][["track_id", "label", "lat", "lon"]].assign(fold=split.fold))
-    out_dir = run_dir / "models" / name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary = [{"fold": e.notes["fold"], "members": e.members, "member_temperatures": e.temperatures,
-                "weights": e.weights, "temperature": e.temperature, "val_log_loss": e.val_log_loss}
-               for e in fitted]
-    (out_dir / "ensemble.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")  # marks the kind
-    rows = pd.concat(parts, ignore_index=True)
-    write_predictions(out_dir / "predictions.parquet", rows["track_id"], rows["label"], np.concatenate(probas),
-                      data.table.classes(), rows["lat"], rows["lon"], rows["fold"])
-    return fitted
+        test.append(ens.predict({m: p.test for m, p in probas.items()}))
+    return fitted, test
 
 
-def ensemble_stage(run_dir: str | Path, data, params, name: str = "ensemble") -> list[FittedEnsemble]:
-    """Notebook 07: fit the run's ensemble when `evaluate.ensemble` is on and every split has
-    validation rows; otherwise remove a stale one (so it is not scored) and say why."""
-    import shutil
-
-    out_dir = Path(run_dir) / "models" / name
-    why_not = ("evaluate.ensemble is false" if not params.evaluate.ensemble else
-               "a split has no validation rows (split.val: 0)" if any(len(s.val) == 0 for s in data.splits) else None)
-    if why_not:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        print(f"no ensemble: {why_not}")
-        return []
-    fitted = run_ensemble(run_dir, data, params, name=name)
-    for ens in fitted:
-        print(f"{ens.notes['split']}: {ens.describe()}   (validation log-loss {ens.val_log_loss:.3f})")
-    return fitted
+def ensemble_summary(fitted: Sequence[FittedEnsemble]) -> list[dict]:
+    """What `ensemble.json` records per split: members, temperatures, weights, validation log-loss."""
+    return [{"fold": e.notes.get("fold"), "members": e.members, "member_temperatures": e.temperatures,
+             "weights": e.weights, "temperature": e.temperature, "val_log_loss": e.val_log_loss} for e in fitted]

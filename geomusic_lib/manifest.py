@@ -15,9 +15,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from geomusic_lib.fileio import atomic_write_json
 from geomusic_lib.params import Params
+from geomusic_lib.rundir import RunDir
 
-MANIFEST_NAME = "manifest.json"
 TRACKED_PACKAGES = (
     "geomusic", "torch", "numpy", "pandas", "scikit-learn", "plotly", "shap", "pydantic",
     "papermill", "jupytext", "jupyter-book", "spotipy",
@@ -68,7 +69,7 @@ def build_manifest(params: Params, params_file: str | Path | None = None, extra:
         "params_file": str(params_file) if params_file is not None else None,
         "params": params.to_plain(),
         "versions": library_versions(),
-        "git": git_state(),
+        "git": git_state(params.root),
         "platform": {"system": platform.platform(), "machine": platform.machine(), "executable": sys.executable},
         "accelerator": accelerator(),
         **(extra or {}),
@@ -77,19 +78,15 @@ def build_manifest(params: Params, params_file: str | Path | None = None, extra:
 
 def write_manifest(params: Params, params_file: str | Path | None = None, extra: dict[str, Any] | None = None) -> Path:
     """Write `runs/<name>/manifest.json`, keeping keys an earlier writer added (e.g. timings)."""
-    path = params.run_dir / MANIFEST_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = RunDir(params.run_dir).manifest
     manifest = read_manifest(params.run_dir) if path.is_file() else {}
     manifest.update(build_manifest(params, params_file, extra))
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_json(path, manifest)
 
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:
     """Read a run's manifest; a missing file says which command writes it."""
-    path = Path(run_dir) / MANIFEST_NAME
+    path = RunDir(run_dir).manifest
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no manifest. `python -m geomusic_lib.run --params ...` writes it.")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -97,10 +94,6 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
 
 def update_manifest(run_dir: str | Path, **entries: Any) -> Path:
     """Add or replace top-level entries (e.g. `timings`) in an existing manifest."""
-    path = Path(run_dir) / MANIFEST_NAME
     manifest = read_manifest(run_dir)
     manifest.update(entries)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_json(RunDir(run_dir).manifest, manifest)

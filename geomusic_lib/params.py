@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 
 class ParamsError(ValueError):
@@ -228,9 +228,22 @@ class Params(_Strict):
         """A copy whose `train` section is `train_for(model_name)`, as the trainer sees it."""
         return self.model_copy(update={"train": self.train_for(model_name)})
 
+    _root: Path | None = PrivateAttr(default=None)
+
+    @property
+    def root(self) -> Path:
+        """The folder relative paths in these params mean: the one holding the params file's
+        `params/` folder (set by `load_params`), else the current directory."""
+        return self._root if self._root is not None else Path.cwd()
+
+    def resolve(self, path: str | Path) -> Path:
+        """A params path (data file, runs folder) made absolute against `root`."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self.root / path
+
     @property
     def run_dir(self) -> Path:
-        return self.runs_dir / self.run_name
+        return self.resolve(self.runs_dir) / self.run_name
 
     def to_plain(self) -> dict[str, Any]:
         """JSON-safe dict (paths as strings), e.g. for checkpoints and manifests."""
@@ -269,7 +282,16 @@ def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Pa
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
-    return params_from_dict(deep_merge(raw, overrides or {}), source=str(path))
+    params = params_from_dict(deep_merge(raw, overrides or {}), source=str(path))
+    params._root = project_root_for(path)
+    return params
+
+
+def project_root_for(params_file: str | Path) -> Path:
+    """The folder that relative paths in a params file are resolved against: the folder
+    holding `params/` when the file lies in a folder named `params`, else its own folder."""
+    path = Path(params_file).resolve()
+    return path.parent.parent if path.parent.name == "params" else path.parent
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

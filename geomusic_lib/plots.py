@@ -25,7 +25,7 @@ from geomusic_lib.evaluate import (
     predicted_classes,
     reliability_table,
 )
-from geomusic_lib.results import Predictions
+from geomusic_lib.predictions import Predictions
 
 #: Axis labels (with units) of the comparison-table metrics.
 METRIC_LABELS = {

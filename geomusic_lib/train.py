@@ -6,10 +6,7 @@ models are not bottlenecked by per-item Python (see `benchmarks/bench_throughput
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,24 +18,28 @@ import pandas as pd
 import torch
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
-from geomusic_lib.progress import progress_bar
 
 from geomusic_lib.data import Normalizer, Split, TrackTable, ViewBatch, make_view
-from geomusic_lib.data.store import class_table
-from geomusic_lib.data.views import pad_frames
+from geomusic_lib.data.store import build_class_table
+from geomusic_lib.data.views import check_finite, pad_frames
+from geomusic_lib.fileio import atomic_write_csv
+from geomusic_lib.inference import batch_probabilities, resolve_device
 from geomusic_lib.models import MODELS, build_model, count_parameters, model_config_dict
 from geomusic_lib.models.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
+    fingerprint,
     load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
 )
 from geomusic_lib.params import Params
-from geomusic_lib.results import write_predictions
+from geomusic_lib.predictions import FoldPredictions
+from geomusic_lib.progress import progress_bar
+from geomusic_lib.rundir import checkpoint_path, fold_dir, history_path, predictions_path
 
-__all__ = ["TrainResult", "FoldResult", "train_model", "predict_proba", "model_view", "resolve_device",
-           "load_checkpoint", "model_from_checkpoint", "CheckpointError", "class_coordinates"]
+__all__ = ["TrainResult", "FoldResult", "train_model", "model_view", "class_coordinates", "run_fingerprint",
+           "EarlyStopping"]
 
 
 @dataclass
@@ -67,15 +68,6 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- set-up helpers
-def resolve_device(device: str) -> torch.device:
-    """`auto` → CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was requested but no CUDA GPU is available; use device: auto or cpu")
-    return torch.device(device)
-
-
 def model_view(name: str, params: Params) -> str:
     """The data view (see `geomusic_lib.data.make_view`) that model `name` reads."""
     if name not in MODELS:
@@ -102,52 +94,36 @@ def class_coordinates(table: TrackTable, classes: Sequence[str],
                       class_info: pd.DataFrame | None = None) -> tuple[list[float], list[float], list[str]]:
     """Latitude, longitude and region of each class (label-encoder order), from the run's
     `classes.csv` when given, else computed from the table."""
-    info = (class_info if class_info is not None else class_table(table.frame)).set_index("class").loc[list(classes)]
+    info = (class_info if class_info is not None else build_class_table(table.frame)).set_index("class")
+    info = info.loc[list(classes)]
     return (info["lat"].astype(float).tolist(), info["lon"].astype(float).tolist(),
             info["region"].fillna("").astype(str).tolist())
-
-
-def _check_finite_features(x: np.ndarray, names: Sequence[str]) -> None:
-    bad = ~np.isfinite(x)
-    if bad.any():
-        cols = np.flatnonzero(bad.any(axis=0))
-        rows = np.flatnonzero(bad.any(axis=1))
-        shown = [names[c] for c in cols[:5]] if len(names) == x.shape[1] else cols[:5].tolist()
-        raise ValueError(
-            f"features contain {int(bad.sum())} NaN or infinite value(s) in {len(rows)} track(s), in column(s) {shown}"
-            f"{' …' if len(cols) > 5 else ''}. Impute or drop those tracks before training."
-        )
 
 
 def _prepare_inputs(table: TrackTable, split: Split, view: str,
                     frames: Sequence[np.ndarray] | None) -> tuple[ViewBatch, Normalizer, list[str]]:
     """Normalise with statistics of the training rows only, then shape the chosen view."""
+    ids = table.frame["track_id"].to_numpy()
     if view == "frames":
         if frames is None:
             raise ValueError("view 'frames' needs frame sequences: pass frames=… (one (T, C) array per table row)")
         if len(frames) != len(table.frame):
             raise ValueError(f"got {len(frames)} frame sequences for {len(table.frame)} tracks; pass one per table row")
         for i, f in enumerate(frames):
-            if not np.isfinite(f).all():
-                raise ValueError(f"frames of track {table.frame['track_id'].iloc[i]!r} contain NaN or infinite values")
+            check_finite(f[None], "frames", row_ids=[ids[i]])
         norm = Normalizer.fit([frames[i] for i in split.train])
         batch = pad_frames([norm.transform(f) for f in frames])
         return batch, norm, [f"frame_c{c:02d}" for c in range(batch.x.shape[2])]
     x = table.features
-    _check_finite_features(x, table.feature_names)
+    check_finite(x, "features", names=table.feature_names, row_ids=ids)
     norm = Normalizer.fit(x[split.train])
     return make_view(view, norm.transform(x), grid_shape=table.grid_shape), norm, list(table.feature_names)
 
 
-def fingerprint(name: str, params: Params, split: Split, feature_names: Sequence[str]) -> str:
-    """What must match for a checkpoint to be resumed: model, training params, seed, split and features."""
-    payload = {
-        "model": name, "hp": getattr(params.model, name).model_dump(mode="json"),
-        "train": params.train.model_dump(mode="json"), "seed": params.seed, "fold": split.fold,
-        "rows": [np.asarray(getattr(split, p)).tolist() for p in ("train", "val", "test")],
-        "features": list(feature_names),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+def run_fingerprint(name: str, params: Params, split: Split, feature_names: Sequence[str]) -> str:
+    """The checkpoint fingerprint of network `name` trained with `params` on `split`."""
+    return fingerprint(name, getattr(params.model, name).model_dump(mode="json"), params.train.model_dump(mode="json"),
+                       params.seed, split.fold, {p: getattr(split, p) for p in ("train", "val", "test")}, feature_names)
 
 
 def _rng_state(gen: torch.Generator) -> dict[str, Any]:
@@ -166,27 +142,6 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _write_history(history: list[dict[str, float]], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    pd.DataFrame(history).to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-# --------------------------------------------------------------------------- inference
-@torch.no_grad()
-def predict_proba(model: nn.Module, batch: ViewBatch, rows: np.ndarray | None = None, batch_size: int = 512,
-                  device: torch.device | str = "cpu") -> np.ndarray:
-    """Class probabilities `(n, K)` for `rows` of `batch` (all rows when None), in eval mode."""
-    model.eval()
-    rows_t = torch.arange(len(batch)) if rows is None else torch.as_tensor(rows, dtype=torch.long)
-    out = []
-    for start in range(0, len(rows_t), batch_size):
-        part = batch.index(rows_t[start:start + batch_size]).to(device)
-        out.append(torch.softmax(model(part.x, part.mask).float(), dim=1).cpu())
-    n_classes = getattr(model.config, "n_classes")
-    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, n_classes))
 
 
 @torch.no_grad()
@@ -223,170 +178,242 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
     y_all = table.label_indices()
     view = model_view(name, params)
     device = resolve_device(params.device)
-
-    rows_out: list[pd.DataFrame] = []
-    probas: list[np.ndarray] = []
-    result = TrainResult(name, out_dir, out_dir / "predictions.parquet", 0)
+    collected = FoldPredictions(table.frame, classes)
+    result = TrainResult(name, out_dir, predictions_path(out_dir), 0)
     for split in splits:
         if len(split.train) == 0:
             raise ValueError(f"{name}: the training split of fold {split.fold} is empty; check data filters and split fractions")
-        fold_dir = out_dir if split.fold < 0 else out_dir / f"fold_{split.fold}"
         batch, norm, feature_names = _prepare_inputs(table, split, view, frames)
         static = {
             "format_version": FORMAT_VERSION, "model_name": name, "classes": classes, "class_lat": class_lat,
             "class_lon": class_lon, "class_region": class_region, "feature_names": feature_names, "view": view,
-            "grid_shape": list(table.grid_shape) if table.grid_shape else None,
-            "norm_mean": norm.mean.tolist(), "norm_std": norm.std.tolist(), "params": params.to_plain(),
-            "fold": split.fold, "fingerprint": fingerprint(name, params, split, feature_names),
+            "grid_shape": list(table.grid_shape) if table.grid_shape else None, **norm.to_state(),
+            "params": params.to_plain(), "fold": split.fold,
+            "fingerprint": run_fingerprint(name, params, split, feature_names),
         }
-        fold_res, model = _train_fold(name, batch, y_all, split, params, static, fold_dir, device, len(classes), progress)
+        fold_res, model = _train_fold(name, batch, y_all, split, params, static, fold_dir(out_dir, split.fold),
+                                      device, len(classes), progress)
         result.folds.append(fold_res)
         result.n_parameters = count_parameters(model)
         if len(split.test):
-            proba = predict_proba(model, batch, split.test, params.train.batch_size * 4, device)
+            proba = batch_probabilities(model, batch, split.test, params.train.batch_size * 4, device)
             fold_res.test_accuracy = float((proba.argmax(1) == y_all[split.test]).mean())
-            probas.append(proba)
-            rows_out.append(table.frame.iloc[split.test][["track_id", "label", "lat", "lon"]].assign(fold=split.fold))
-    if rows_out:
-        rows = pd.concat(rows_out, ignore_index=True)
-        write_predictions(result.predictions, rows["track_id"], rows["label"], np.concatenate(probas), classes,
-                          rows["lat"], rows["lon"], rows["fold"])
+            collected.add(split.fold, split.test, proba)
+    collected.write(result.predictions)
     return result
 
 
-def _train_fold(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, params: Params, static: dict[str, Any],
-                fold_dir: Path, device: torch.device, n_classes: int, progress: bool) -> tuple[FoldResult, nn.Module]:
-    tp = params.train
-    last_path, best_path = fold_dir / "checkpoint_last.pt", fold_dir / "checkpoint_best.pt"
-    seed = params.seed + max(split.fold, 0)
+@dataclass
+class EarlyStopping:
+    """Track the monitored metric: the best value and epoch, and epochs without improvement."""
 
-    resume = None
-    if last_path.exists():
-        try:
-            resume = load_checkpoint(last_path)
-        except CheckpointError as err:
-            warnings.warn(f"{err} Starting fold {split.fold} of {name} from scratch.", stacklevel=3)
-        if resume is not None and resume.get("fingerprint") != static["fingerprint"]:
-            warnings.warn(f"{last_path}: trained with other params, split or features; retraining {name} from scratch.",
-                          stacklevel=3)
-            resume = None
-    if resume is not None and resume.get("completed") and best_path.exists():
+    mode: str  # "min" or "max"
+    patience: int
+    best: float = math.nan
+    best_epoch: int = -1
+    bad_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.best):
+            self.best = math.inf if self.mode == "min" else -math.inf
+
+    def update(self, metric: float, epoch: int) -> bool:
+        """Record one epoch's metric; True when it improved on the best so far."""
+        improved = metric < self.best - 1e-6 if self.mode == "min" else metric > self.best + 1e-6
+        if improved:
+            self.best, self.best_epoch, self.bad_epochs = metric, epoch, 0
+        else:
+            self.bad_epochs += 1
+        return improved
+
+    @property
+    def stopped(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+
+@dataclass
+class _Fold:
+    """Everything one fold's loop updates, so the steps below can be named functions."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    criterion: nn.Module
+    gen: torch.Generator
+    stopper: EarlyStopping
+    monitor: str
+    use_amp: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+    start_epoch: int = 0
+
+
+def _resumable(name: str, split: Split, static: dict[str, Any], last_path: Path) -> dict[str, Any] | None:
+    """The last checkpoint of this fold when it matches this run's settings, else None (with a warning)."""
+    if not last_path.exists():
+        return None
+    try:
+        resume = load_checkpoint(last_path)
+    except CheckpointError as err:
+        warnings.warn(f"{err} Starting fold {split.fold} of {name} from scratch.", stacklevel=4)
+        return None
+    if resume.get("fingerprint") != static["fingerprint"]:
+        warnings.warn(f"{last_path}: trained with other params, split or features; retraining {name} from scratch.",
+                      stacklevel=4)
+        return None
+    return resume
+
+
+def _finished_fold(resume: dict[str, Any], split: Split, best_path: Path,
+                   device: torch.device) -> tuple[FoldResult, nn.Module] | None:
+    """A completed fold's best model, reused as it is; None when the best checkpoint is unreadable
+    (the fold is then trained again)."""
+    try:
         best = load_checkpoint(best_path, map_location=device)
-        model = model_from_checkpoint(best, device)
-        return FoldResult(split.fold, int(best["epoch"]), float(best["best_metric"]), int(resume["epoch"]),
-                          float("nan"), best_path), model
+    except CheckpointError as err:
+        warnings.warn(f"{err} Training fold {split.fold} again.", stacklevel=4)
+        return None
+    print(f"{best_path.parent}: reusing the finished training (best epoch {int(best['epoch'])} of "
+          f"{int(resume['epoch'])}); delete that folder to train again")
+    return (FoldResult(split.fold, int(best["epoch"]), float(best["best_metric"]), int(resume["epoch"]),
+                       float("nan"), best_path), model_from_checkpoint(best, device))
 
+
+def _new_fold(name: str, batch: ViewBatch, y_train: np.ndarray, split: Split, params: Params,
+              device: torch.device, n_classes: int) -> _Fold:
+    """A seeded model, optimiser, scheduler, loss and early-stopping state for one fold."""
+    tp = params.train
+    seed = params.seed + max(split.fold, 0)
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     gen = torch.Generator().manual_seed(seed)
     model = build_model(name, _model_config(name, params, batch.x, n_classes)).to(device)
-    static = {**static, "model_config": model_config_dict(model), "n_parameters": count_parameters(model)}
     optimizer = torch.optim.AdamW(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
-    val_rows = np.asarray(split.val)
-    monitor = tp.monitor if len(val_rows) else "train_loss"
-    if not len(val_rows):
-        warnings.warn(f"{name} fold {split.fold}: no validation rows; early stopping watches the training loss.", stacklevel=3)
+    monitor = tp.monitor if len(split.val) else "train_loss"
+    if not len(split.val):
+        warnings.warn(f"{name} fold {split.fold}: no validation rows; early stopping watches the training loss.", stacklevel=4)
     mode = "max" if monitor == "val_accuracy" else "min"
-    if tp.scheduler == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.epochs)
-    elif tp.scheduler == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5,
-                                                               patience=max(1, tp.patience // 3))
-    else:
-        scheduler = None
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.epochs) if tp.scheduler == "cosine"
+                 else torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5,
+                                                                 patience=max(1, tp.patience // 3))
+                 if tp.scheduler == "plateau" else None)
     use_amp = device.type == "cuda" and tp.amp
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-    y_train = y_all[split.train]
     weights = np.ones(n_classes, dtype=np.float32)
     if tp.class_weights:
         present = np.unique(y_train)
         weights[present] = compute_class_weight("balanced", classes=present, y=y_train)
     criterion = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, device=device), label_smoothing=tp.label_smoothing)
+    return _Fold(model, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_amp), criterion, gen,
+                 EarlyStopping(mode, tp.patience), monitor, use_amp)
 
-    x = batch.to(device)
-    y = torch.tensor(y_all, device=device)
-    train_rows = torch.as_tensor(split.train, dtype=torch.long, device=device)
-    val_t = torch.as_tensor(val_rows, dtype=torch.long, device=device)
 
-    start_epoch, history = 0, []
-    best_metric = math.inf if mode == "min" else -math.inf
-    best_epoch, bad_epochs = -1, 0
+def _restore(fold: _Fold, resume: dict[str, Any]) -> None:
+    """Continue from a last checkpoint: weights, optimiser, scheduler, scaler, RNG and history."""
+    fold.model.load_state_dict(resume["state_dict"])
+    fold.optimizer.load_state_dict(resume["optimizer_state"])
+    if fold.scheduler is not None:
+        fold.scheduler.load_state_dict(resume["scheduler_state"])
+    if resume.get("scaler_state"):
+        fold.scaler.load_state_dict(resume["scaler_state"])
+    _set_rng_state(resume["rng_state"], fold.gen)
+    fold.start_epoch, fold.history = int(resume["epoch"]), list(resume["history"])
+    fold.stopper.best, fold.stopper.best_epoch = float(resume["best_metric"]), int(resume["best_epoch"])
+    fold.stopper.bad_epochs = int(resume["bad_epochs"])
+
+
+def _train_one_epoch(fold: _Fold, x: ViewBatch, y: torch.Tensor, train_rows: torch.Tensor,
+                     batch_size: int, grad_clip: float) -> tuple[float, float]:
+    """One pass over the shuffled training rows; returns (mean loss, accuracy)."""
+    model, device = fold.model, train_rows.device
+    model.train()
+    order = train_rows[torch.randperm(len(train_rows), generator=fold.gen).to(device)]
+    loss_sum, correct, seen = 0.0, 0, 0
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        if len(idx) < 2:  # BatchNorm cannot train on a single row
+            continue
+        xb, mb, yb = x.x[idx], None if x.mask is None else x.mask[idx], y[idx]
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=fold.use_amp):
+            logits = model(xb, mb)
+            loss = fold.criterion(logits.float(), yb)
+        fold.optimizer.zero_grad(set_to_none=True)
+        fold.scaler.scale(loss).backward()
+        fold.scaler.unscale_(fold.optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        fold.scaler.step(fold.optimizer)
+        fold.scaler.update()
+        loss_sum += loss.item() * len(idx)
+        correct += int((logits.argmax(1) == yb).sum())
+        seen += len(idx)
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
+def _step_scheduler(fold: _Fold, metric: float) -> None:
+    if isinstance(fold.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        fold.scheduler.step(metric)
+    elif fold.scheduler is not None:
+        fold.scheduler.step()
+
+
+def _checkpoint_payload(fold: _Fold, static: dict[str, Any], epoch: int, completed: bool) -> dict[str, Any]:
+    """Everything needed to predict from this epoch's weights or to resume right after it."""
+    return {**static, "state_dict": fold.model.state_dict(), "epoch": epoch, "best_metric": fold.stopper.best,
+            "best_epoch": fold.stopper.best_epoch, "bad_epochs": fold.stopper.bad_epochs, "monitor": fold.monitor,
+            "optimizer_state": fold.optimizer.state_dict(),
+            "scheduler_state": fold.scheduler.state_dict() if fold.scheduler is not None else {},
+            "scaler_state": fold.scaler.state_dict() if fold.use_amp else {}, "rng_state": _rng_state(fold.gen),
+            "history": fold.history, "completed": completed}
+
+
+def _train_fold(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, params: Params, static: dict[str, Any],
+                out: Path, device: torch.device, n_classes: int, progress: bool) -> tuple[FoldResult, nn.Module]:
+    """Train one split with early stopping; a checkpoint after every epoch makes a kill resumable."""
+    tp = params.train
+    last_path, best_path = checkpoint_path(out, "last"), checkpoint_path(out, "best")
+    resume = _resumable(name, split, static, last_path)
+    if resume is not None and resume.get("completed"):
+        finished = _finished_fold(resume, split, best_path, device)
+        if finished is not None:
+            return finished
+        resume = None
+    fold = _new_fold(name, batch, y_all[split.train], split, params, device, n_classes)
+    static = {**static, "model_config": model_config_dict(fold.model), "n_parameters": count_parameters(fold.model)}
     if resume is not None:
-        model.load_state_dict(resume["state_dict"])
-        optimizer.load_state_dict(resume["optimizer_state"])
-        if scheduler is not None:
-            scheduler.load_state_dict(resume["scheduler_state"])
-        if resume.get("scaler_state"):
-            scaler.load_state_dict(resume["scaler_state"])
-        _set_rng_state(resume["rng_state"], gen)
-        start_epoch, history = int(resume["epoch"]), list(resume["history"])
-        best_metric, best_epoch, bad_epochs = float(resume["best_metric"]), int(resume["best_epoch"]), int(resume["bad_epochs"])
-    fold_dir.mkdir(parents=True, exist_ok=True)
-
-    bar = progress_bar(range(start_epoch, tp.epochs), desc=f"{name}" + (f" fold {split.fold}" if split.fold >= 0 else ""),
-               initial=start_epoch, total=tp.epochs, enabled=progress, leave=False)
-    epoch, stopped = start_epoch, resume is not None and bad_epochs >= tp.patience
+        _restore(fold, resume)
+    x, y = batch.to(device), torch.tensor(y_all, device=device)
+    train_rows = torch.as_tensor(split.train, dtype=torch.long, device=device)
+    val_rows = torch.as_tensor(np.asarray(split.val), dtype=torch.long, device=device)
+    label = name + (f" fold {split.fold}" if split.fold >= 0 else "")
+    bar = progress_bar(range(fold.start_epoch, tp.epochs), desc=label, initial=fold.start_epoch, total=tp.epochs,
+                       enabled=progress, leave=False)
     for epoch in bar:
-        if stopped:
+        if fold.stopper.stopped:
             break
         t0 = time.perf_counter()
-        model.train()
-        order = train_rows[torch.randperm(len(train_rows), generator=gen).to(device)]
-        loss_sum, correct, seen = 0.0, 0, 0
-        for start in range(0, len(order), tp.batch_size):
-            idx = order[start:start + tp.batch_size]
-            if len(idx) < 2:  # BatchNorm cannot train on a single row
-                continue
-            xb, mb, yb = x.x[idx], None if x.mask is None else x.mask[idx], y[idx]
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                logits = model(xb, mb)
-                loss = criterion(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), tp.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
-            seen += len(idx)
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
-               "val_loss": float("nan"), "val_accuracy": float("nan"), "lr": optimizer.param_groups[0]["lr"]}
-        if len(val_t):
-            row["val_loss"], row["val_accuracy"] = _evaluate(model, x, y, val_t, tp.batch_size * 4)
+        train_loss, train_acc = _train_one_epoch(fold, x, y, train_rows, tp.batch_size, tp.grad_clip)
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": float("nan"),
+               "val_accuracy": float("nan"), "lr": fold.optimizer.param_groups[0]["lr"]}
+        if len(val_rows):
+            row["val_loss"], row["val_accuracy"] = _evaluate(fold.model, x, y, val_rows, tp.batch_size * 4)
         row["seconds"] = time.perf_counter() - t0
-        history.append(row)
-        metric = row[monitor]
+        fold.history.append(row)
+        metric = row[fold.monitor]
         if not math.isfinite(metric):
-            raise ValueError(f"{name} fold {split.fold}: {monitor} is {metric} at epoch {epoch + 1}, so training diverged. "
-                             "Lower train.lr or check the features for extreme values.")
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            scheduler.step(metric)
-        elif scheduler is not None:
-            scheduler.step()
-        improved = metric < best_metric - 1e-6 if mode == "min" else metric > best_metric + 1e-6
-        if improved:
-            best_metric, best_epoch, bad_epochs = metric, epoch + 1, 0
-        else:
-            bad_epochs += 1
-        stopped = bad_epochs >= tp.patience
-        ckpt = {**static, "state_dict": model.state_dict(), "epoch": epoch + 1, "best_metric": best_metric,
-                "best_epoch": best_epoch, "bad_epochs": bad_epochs, "monitor": monitor,
-                "optimizer_state": optimizer.state_dict(),
-                "scheduler_state": scheduler.state_dict() if scheduler is not None else {},
-                "scaler_state": scaler.state_dict() if use_amp else {}, "rng_state": _rng_state(gen),
-                "history": history, "completed": stopped or epoch + 1 == tp.epochs}
+            raise ValueError(f"{name} fold {split.fold}: {fold.monitor} is {metric} at epoch {epoch + 1}, so training "
+                             "diverged. Lower train.lr or check the features for extreme values.")
+        _step_scheduler(fold, metric)
+        improved = fold.stopper.update(metric, epoch + 1)
+        ckpt = _checkpoint_payload(fold, static, epoch + 1, fold.stopper.stopped or epoch + 1 == tp.epochs)
         if improved:
             save_checkpoint(ckpt, best_path)
         save_checkpoint(ckpt, last_path)
-        _write_history(history, fold_dir / "history.csv")
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_accuracy']:.2f}",
-                        val_acc=f"{row['val_accuracy']:.2f}")
-        if stopped:
+        atomic_write_csv(pd.DataFrame(fold.history), history_path(out))
+        bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.2f}", val_acc=f"{row['val_accuracy']:.2f}")
+        if fold.stopper.stopped:
             break
     bar.close()
     best = load_checkpoint(best_path, map_location=device)
-    model.load_state_dict(best["state_dict"])
-    model.eval()
-    return FoldResult(split.fold, best_epoch, best_metric, len(history), float("nan"), best_path), model
+    fold.model.load_state_dict(best["state_dict"])
+    fold.model.eval()
+    return FoldResult(split.fold, fold.stopper.best_epoch, fold.stopper.best, len(fold.history), float("nan"),
+                      best_path), fold.model

@@ -35,7 +35,7 @@
 # %%
 from geomusic_lib import plots
 from geomusic_lib.evaluate import evaluate_predictions, headline_table, load_classes, load_history
-from geomusic_lib.results import read_predictions
+from geomusic_lib.predictions import read_predictions
 from geomusic_lib.run import open_stage, train_stage
 
 # %% [markdown]

@@ -45,7 +45,7 @@ from geomusic_lib.baselines import run_baselines
 from geomusic_lib.data import load_run_data
 from geomusic_lib.ensemble import ensemble_stage
 from geomusic_lib.evaluate import best_network, evaluate_run, load_classes, prediction_files
-from geomusic_lib.results import read_predictions
+from geomusic_lib.predictions import read_predictions
 from geomusic_lib.run import open_stage
 
 # %% [markdown]

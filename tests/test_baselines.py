@@ -8,7 +8,7 @@ from geomusic_lib.baselines import run_baselines
 from geomusic_lib.data import load_uci, make_splits
 from geomusic_lib.decision import distance_aware_predict, expected_distance_km
 from geomusic_lib.params import params_from_dict
-from geomusic_lib.results import read_predictions
+from geomusic_lib.predictions import read_predictions
 from geomusic_lib.train import train_model
 
 

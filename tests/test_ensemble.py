@@ -96,7 +96,7 @@ def test_run_ensemble_writes_calibrated_test_predictions_fitted_on_validation_ro
     import json
 
     from geomusic_lib.evaluate import model_kind
-    from geomusic_lib.results import read_predictions
+    from geomusic_lib.predictions import read_predictions
 
     run_dir, data, params = small_run
     fitted = run_ensemble(run_dir, data, params)

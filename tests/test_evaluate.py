@@ -21,7 +21,7 @@ from geomusic_lib.evaluate import (
     top_k_hits,
 )
 from geomusic_lib.params import EvaluateParams
-from geomusic_lib.results import Predictions, read_predictions, write_predictions
+from geomusic_lib.predictions import Predictions, read_predictions, write_predictions
 
 LONDON = (51.5074, -0.1278)
 PARIS = (48.8566, 2.3522)

@@ -14,7 +14,7 @@ from geomusic_lib import interpret
 from geomusic_lib.data.geo import region_of
 from geomusic_lib.evaluate import per_class_metrics
 from geomusic_lib.predict import Predictor
-from geomusic_lib.results import read_predictions
+from geomusic_lib.predictions import read_predictions
 from test_predict import train_tiny
 
 

@@ -16,7 +16,7 @@ from geomusic_lib.models import build_model
 from geomusic_lib.models.checkpoint import CheckpointError
 from geomusic_lib.params import params_from_dict
 from geomusic_lib.predict import PredictionError, Predictor, main
-from geomusic_lib.results import read_predictions
+from geomusic_lib.predictions import read_predictions
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ import geomusic_lib.train as train_mod
 from geomusic_lib.data import Split, load_uci, make_splits
 from geomusic_lib.models.checkpoint import CheckpointError, check_input_features, load_checkpoint, model_from_checkpoint
 from geomusic_lib.params import params_from_dict
-from geomusic_lib.results import read_predictions
+from geomusic_lib.predictions import read_predictions
 from geomusic_lib.train import predict_proba, train_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,9 @@ from geomusic_lib.data.io import DataError
 from geomusic_lib.data.splits import Split, load_splits, make_splits, save_splits
 from geomusic_lib.data.table import BASE_COLUMNS, TrackTable, load_table
 from geomusic_lib.data.uci import load_uci
+from geomusic_lib.fileio import atomic_write_csv, atomic_write_json, atomic_write_parquet
 from geomusic_lib.params import Params
+from geomusic_lib.rundir import RunDir
 
 
 @dataclass
@@ -33,17 +35,18 @@ def load_dataset(params: Params) -> TrackTable:
         t = data.table
         if t.path is None:
             raise DataError("params: data.table.path is empty. Point it at your CSV or parquet file of features.")
-        table = load_table(t.path, t.label_column, t.feature_columns or None, t.group_column, t.lat_column,
+        table = load_table(params.resolve(t.path), t.label_column, t.feature_columns or None, t.group_column, t.lat_column,
                            t.lon_column, t.id_column, t.min_tracks_per_class, t.encoding)
     else:
         from geomusic_lib.data.mirage import load_mirage_tracks
-        table = load_mirage_tracks(data.mirage, extra_columns=params.features.metadata_fields)
+        mirage = data.mirage.model_copy(update={"path": params.resolve(data.mirage.path)})
+        table = load_mirage_tracks(mirage, extra_columns=params.features.metadata_fields)
     if data.max_tracks and len(table.frame) > data.max_tracks:
         table.frame = table.frame.sample(n=data.max_tracks, random_state=params.seed).sort_index().reset_index(drop=True)
     return table
 
 
-def class_table(frame: pd.DataFrame, level: str = "auto") -> pd.DataFrame:
+def build_class_table(frame: pd.DataFrame, level: str = "auto") -> pd.DataFrame:
     """`class, lat, lon, region, continent, n_tracks` in label-encoder (sorted) order.
 
     `level="auto"` treats labels that are region or continent names as such.
@@ -80,40 +83,40 @@ def _continent_of_region(region: str) -> str:
     return str(continents.mode().iloc[0]) if len(continents) else ""
 
 
-def data_dir(params: Params) -> Path:
-    return params.run_dir / "data"
-
-
-def prepare_run_data(params: Params) -> tuple[TrackTable, list[Split]]:
+def prepare_run_data(params: Params, run: RunDir) -> tuple[TrackTable, list[Split]]:
     """Load, split and write `data/` of the run: tracks, classes, splits, meta (and table when features exist)."""
     table = load_dataset(params)
     splits = make_splits(table.frame, params.split, params.seed)
-    out = data_dir(params)
-    out.mkdir(parents=True, exist_ok=True)
-    _atomic_parquet(table.frame, out / "tracks.parquet")
+    atomic_write_parquet(table.frame, run.tracks, index=False)
     level = params.data.mirage.level if params.data.source == "mirage" else "auto"
-    class_table(table.frame, level).to_csv(out / "classes.csv", index=False)
-    save_splits(splits, table.frame, out / "splits.json")
-    write_meta(table, out / "meta.json")
+    atomic_write_csv(build_class_table(table.frame, level), run.classes)
+    save_splits(splits, table.frame, run.splits)
+    write_meta(table, run.meta)
     if table.feature_names:
-        _atomic_parquet(table.frame, out / "table.parquet")
+        atomic_write_parquet(table.frame, run.table, index=False)
     return table, splits
 
 
-def attach_features(params: Params, features: pd.DataFrame, notes: dict | None = None) -> TrackTable:
+def read_meta(run: RunDir) -> dict:
+    """`data/meta.json`: source, feature names, notes, grid shape and counts."""
+    if not run.meta.is_file():
+        raise DataError(f"{run.meta}: not found. Run 01_data_prep for this run first.")
+    return json.loads(run.meta.read_text(encoding="utf-8"))
+
+
+def attach_features(run: RunDir, features: pd.DataFrame, notes: dict | None = None) -> TrackTable:
     """Join extracted features (indexed by track_id) to the run's tracks and write `data/table.parquet`."""
-    out = data_dir(params)
-    tracks = pd.read_parquet(out / "tracks.parquet")
-    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    tracks = pd.read_parquet(run.tracks)
+    meta = read_meta(run)
     names = [str(c) for c in features.columns]
     base = tracks[BASE_COLUMNS]
     merged = base.join(features.set_axis(names, axis=1), on="track_id", how="inner")
     if merged.empty:
-        raise DataError(f"{out / 'tracks.parquet'}: no track has features. Check the feature source's coverage report.")
+        raise DataError(f"{run.tracks}: no track has features. Check the feature source's coverage report.")
     table = TrackTable(merged.reset_index(drop=True), names, source=meta["source"],
                        notes={**meta.get("notes", {}), **(notes or {})}, grid_shape=None)
-    _atomic_parquet(table.frame, out / "table.parquet")
-    write_meta(table, out / "meta.json")
+    atomic_write_parquet(table.frame, run.table, index=False)
+    write_meta(table, run.meta)
     return table
 
 
@@ -121,28 +124,19 @@ def write_meta(table: TrackTable, path: Path) -> None:
     meta = {"source": table.source, "feature_names": table.feature_names, "notes": table.notes,
             "grid_shape": list(table.grid_shape) if table.grid_shape else None,
             "n_tracks": int(len(table.frame)), "n_classes": int(table.frame["label"].nunique())}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_json(path, meta)
 
 
-def load_run_data(run_dir: str | Path) -> RunData:
+def load_run_data(run: RunDir | str | Path) -> RunData:
     """Read `data/table.parquet`, `meta.json`, `splits.json` and `classes.csv` of a run."""
-    base = Path(run_dir) / "data"
-    table_path = base / "table.parquet"
-    if not table_path.is_file():
-        raise DataError(f"{table_path}: not found. Run 01_data_prep and 02_feature_extraction for this run first.")
-    meta = json.loads((base / "meta.json").read_text(encoding="utf-8"))
-    frame = pd.read_parquet(table_path)
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    if not run.table.is_file():
+        raise DataError(f"{run.table}: not found. Run 01_data_prep and 02_feature_extraction for this run first.")
+    meta = read_meta(run)
+    frame = pd.read_parquet(run.table)
     table = TrackTable(frame, meta["feature_names"], meta["source"], meta.get("notes", {}),
                        tuple(meta["grid_shape"]) if meta.get("grid_shape") else None)
-    classes = pd.read_csv(base / "classes.csv", keep_default_na=False)
+    classes = run.read_classes()
     present = set(frame["label"])
     classes = classes[classes["class"].isin(present)].reset_index(drop=True)
-    return RunData(table, load_splits(base / "splits.json", frame), classes)
-
-
-def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    return RunData(table, load_splits(run.splits, frame), classes)

@@ -6,7 +6,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from geomusic_lib.data.io import DataError
 
@@ -35,13 +34,16 @@ class Normalizer:
         return ((x - self.mean) / self.std).astype(np.float32)
 
     def to_state(self) -> dict[str, list[float]]:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        """The checkpoint keys `norm_mean` and `norm_std`, as plain lists (loads with weights_only=True)."""
+        return {"norm_mean": self.mean.tolist(), "norm_std": self.std.tolist()}
 
     @classmethod
     def from_state(cls, state: dict) -> "Normalizer":
-        mean = torch.as_tensor(state["mean"]).numpy() if not isinstance(state["mean"], list) else np.asarray(state["mean"])
-        std = torch.as_tensor(state["std"]).numpy() if not isinstance(state["std"], list) else np.asarray(state["std"])
-        return cls(mean.astype(np.float32), std.astype(np.float32))
+        """Read `norm_mean` and `norm_std` of a checkpoint (lists or tensors), flattened to 1-D."""
+        def vector(value: object) -> np.ndarray:
+            return torch.as_tensor(value).numpy().astype(np.float32).ravel()
+
+        return cls(vector(state["norm_mean"]), vector(state["norm_std"]))
 
 
 @dataclass
@@ -62,15 +64,19 @@ class ViewBatch:
         return ViewBatch(self.x.to(device), None if self.mask is None else self.mask.to(device))
 
 
-def check_finite(x: np.ndarray, what: str = "features") -> None:
-    """Raise a DataError if `x` has NaN or infinite values."""
-    bad = ~np.isfinite(x)
-    if bad.any():
-        rows, cols = np.nonzero(bad.reshape(len(bad), -1))
-        raise DataError(
-            f"{what}: {int(bad.sum())} NaN or infinite value(s), first at row {rows[0]}, column {cols[0]}. "
-            "Impute or drop those tracks before training."
-        )
+def check_finite(x: np.ndarray, what: str = "features", names: Sequence[str] | None = None,
+                 row_ids: Sequence[object] | None = None,
+                 fix: str = "Impute or drop those tracks before training.") -> None:
+    """Raise a DataError naming the tracks and columns where `x` (rows first) has NaN or infinite values."""
+    bad = ~np.isfinite(np.asarray(x, dtype=float))
+    if not bad.any():
+        return
+    flat = bad.reshape(len(bad), -1)
+    rows, cols = np.flatnonzero(flat.any(axis=1)), np.flatnonzero(flat.any(axis=0))
+    shown = [names[c] for c in cols[:5]] if names is not None and len(names) == flat.shape[1] else cols[:5].tolist()
+    first = row_ids[rows[0]] if row_ids is not None else f"row {rows[0]}"
+    raise DataError(f"{what}: {int(bad.sum())} NaN or infinite value(s) in {len(rows)} track(s) (first: {first}), "
+                    f"in column(s) {shown}{' …' if len(cols) > 5 else ''}. {fix}")
 
 
 def pad_frames(frames: Sequence[np.ndarray], max_len: int | None = None) -> ViewBatch:
@@ -117,17 +123,3 @@ def make_view(
     h, w = grid_shape
     grid = t.reshape(-1, h, w)
     return ViewBatch(grid.unsqueeze(1)) if kind == "grid" else ViewBatch(grid.transpose(1, 2).contiguous())
-
-
-class ViewDataset(Dataset):
-    """A torch Dataset over a ViewBatch and labels (for code that wants a DataLoader)."""
-
-    def __init__(self, view: ViewBatch, y: np.ndarray | torch.Tensor):
-        self.view, self.y = view, torch.as_tensor(y, dtype=torch.long)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int):
-        mask = None if self.view.mask is None else self.view.mask[i]
-        return (self.view.x[i], self.y[i]) if mask is None else (self.view.x[i], mask, self.y[i])

@@ -1,22 +1,20 @@
-"""Shared pieces of the feature stage: the result type, input checks, atomic writes, frames."""
+"""Shared pieces of the feature stage: the result type, input checks and output files."""
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 import pandas as pd
+
+from geomusic_lib.data.frames import FRAMES_DIR, write_frames  # noqa: F401 - the sources write frames
+from geomusic_lib.fileio import atomic_write_json, atomic_write_parquet
 
 FEATURES_FILE = "features.parquet"
 STATUS_FILE = "status.parquet"
 COVERAGE_FILE = "coverage.json"
 CACHE_FILE = "cache.sqlite"
-FRAMES_DIR = "frames"
 
 # Per-track outcomes; coverage.json counts them.
 STATUSES = ("fetched", "cached", "missing", "no_match", "forbidden", "pending")
@@ -98,37 +96,6 @@ def sample_tracks(frame: pd.DataFrame, sample_size: int | None, seed: int) -> pd
     return frame.sample(n=sample_size, random_state=seed).sort_index().reset_index(drop=True)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(obj: dict[str, Any], path: Path) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-
-
 def coverage_summary(status: pd.DataFrame, source: str, **extra: Any) -> dict[str, Any]:
     """Counts of each per-track status, plus run facts (requests, seconds, ...)."""
     counts = status["status"].value_counts()
@@ -146,69 +113,4 @@ def write_outputs(
     features.index.name = "track_id"
     atomic_write_parquet(features, out_dir / FEATURES_FILE)
     atomic_write_parquet(status.reset_index(drop=True), out_dir / STATUS_FILE)
-    write_json(coverage, out_dir / COVERAGE_FILE)
-
-
-def write_frames(frames: dict[str, np.ndarray], out_dir: Path, channels: list[str]) -> Path:
-    """Store T×C float32 frames as one `data.npy` plus `index.parquet` (track_id, start, length)."""
-    frames_dir = out_dir / FRAMES_DIR
-    ids = list(frames)
-    lengths = np.array([frames[i].shape[0] for i in ids], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if ids else lengths
-    width = len(channels)
-    data = (np.concatenate([frames[i] for i in ids]).astype(np.float32) if ids
-            else np.zeros((0, width), dtype=np.float32))
-    buffer = _npy_bytes(data)
-    atomic_write_bytes(frames_dir / "data.npy", buffer)
-    index = pd.DataFrame({"track_id": ids, "start": starts, "length": lengths})
-    atomic_write_parquet(index, frames_dir / "index.parquet")
-    write_json({"channels": channels, "n_tracks": len(ids), "n_frames": int(lengths.sum())},
-               frames_dir / "meta.json")
-    return frames_dir
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
-
-
-def load_frames(out_dir: str | Path) -> dict[str, np.ndarray]:
-    """Frames written by the spotify (audio analysis) or audio source: track_id → T×C float32 array."""
-    frames_dir = Path(out_dir) / FRAMES_DIR
-    index_path, data_path = frames_dir / "index.parquet", frames_dir / "data.npy"
-    if not index_path.is_file() or not data_path.is_file():
-        raise FeatureError(
-            f"{frames_dir}: no frames found. Run the 'audio' source, or the 'spotify' source with "
-            "features.spotify.audio_analysis: true, with this output folder."
-        )
-    index = pd.read_parquet(index_path)
-    data = np.load(data_path, mmap_mode="r")
-    expected = int(index["length"].sum()) if len(index) else 0
-    if data.shape[0] != expected:
-        raise FeatureError(f"{data_path}: holds {data.shape[0]} frames but {index_path} lists {expected}. "
-                           "Rerun the extraction to rewrite both.")
-    return {tid: np.asarray(data[s:s + n], dtype=np.float32)
-            for tid, s, n in zip(index["track_id"], index["start"], index["length"])}
-
-
-def frames_for_tracks(track_ids: Iterable[str], out_dir: str | Path) -> list[np.ndarray] | None:
-    """The stored frames in the order of `track_ids` (for `train_model(frames=...)`); None when the
-    run has no frames. A track without frames is an error that names it."""
-    if not (Path(out_dir) / FRAMES_DIR / "index.parquet").is_file():
-        return None
-    frames = load_frames(out_dir)
-    ids = [str(t) for t in track_ids]
-    missing = [t for t in ids if t not in frames]
-    if missing:
-        raise FeatureError(f"{Path(out_dir) / FRAMES_DIR}: no frames for {len(missing)} track(s) of the table "
-                           f"(e.g. {missing[:3]}). Rerun the feature extraction for this run.")
-    return [frames[t] for t in ids]
-
-
-def frame_channels(out_dir: str | Path) -> list[str]:
-    """Channel names of the stored frames, in column order."""
-    meta = json.loads((Path(out_dir) / FRAMES_DIR / "meta.json").read_text(encoding="utf-8"))
-    return list(meta["channels"])
+    atomic_write_json(out_dir / COVERAGE_FILE, coverage, sort_keys=True)

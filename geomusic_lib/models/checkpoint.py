@@ -2,15 +2,17 @@
 `torch.load(path, weights_only=True)` (no pickled objects), written atomically."""
 from __future__ import annotations
 
-import os
+import hashlib
+import json
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from geomusic_lib.fileio import atomic_write_with
 from geomusic_lib.models import build_model
 
 FORMAT_VERSION = 1
@@ -23,12 +25,7 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
     """Write `checkpoint` to `path` via a temporary file, so a kill never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_with(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -59,11 +56,17 @@ def model_from_checkpoint(checkpoint: dict[str, Any], device: str | torch.device
     return model.to(device).eval()
 
 
-def check_input_features(checkpoint: dict[str, Any], n_features: int) -> None:
-    """Raise a clear error when the input's feature count differs from what the checkpoint was trained on."""
-    expected = len(checkpoint["feature_names"])
-    if expected and n_features != expected:
-        raise ValueError(
-            f"input has {n_features} features but model {checkpoint['model_name']!r} was trained on {expected} "
-            f"({', '.join(checkpoint['feature_names'][:3])}, …). Extract the same features as the training run."
-        )
+def fingerprint(model_name: str, hyperparameters: Mapping[str, Any], train: Mapping[str, Any], seed: int,
+                fold: int, rows: Mapping[str, Sequence[int]], feature_names: Sequence[str]) -> str:
+    """What must match for a checkpoint to be resumed or reused: model, its settings, training
+    settings, seed, the split's rows and the features (plain values, hashed)."""
+    payload = {"model": model_name, "hp": dict(hyperparameters), "train": dict(train), "seed": seed, "fold": fold,
+               "rows": [list(map(int, rows[part])) for part in ("train", "val", "test")],
+               "features": list(feature_names)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def check_fingerprint(checkpoint: dict[str, Any], expected: str, path: str | Path, fix: str) -> None:
+    """Raise a `CheckpointError` when a checkpoint was trained with other settings, split or features."""
+    if checkpoint.get("fingerprint") != expected:
+        raise CheckpointError(f"{path}: trained with other settings, splits or features than this run's params; {fix}")

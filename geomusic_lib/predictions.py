@@ -19,6 +19,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from geomusic_lib.fileio import atomic_write_parquet
+
 PROBA_PREFIX = "p::"
 
 
@@ -31,10 +33,6 @@ class Predictions:
     classes: list[str]
     true_lat: np.ndarray
     true_lon: np.ndarray
-
-    @property
-    def y_pred(self) -> np.ndarray:
-        return self.proba.argmax(axis=1)
 
 
 def write_predictions(
@@ -64,12 +62,7 @@ def write_predictions(
     })
     probs = pd.DataFrame(proba, columns=[f"{PROBA_PREFIX}{c}" for c in classes])
     frame = pd.concat([frame, probs], axis=1)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
+    return atomic_write_parquet(frame, path, index=False)
 
 
 def read_predictions(path: str | Path) -> Predictions:
@@ -90,3 +83,26 @@ def read_predictions(path: str | Path) -> Predictions:
         true_lat=frame["true_lat"].to_numpy(dtype=float),
         true_lon=frame["true_lon"].to_numpy(dtype=float),
     )
+
+
+class FoldPredictions:
+    """Each split's test rows and probabilities, gathered fold by fold and written as one file:
+    what the trainer, the baselines and the ensemble all produce."""
+
+    def __init__(self, tracks: pd.DataFrame, classes: Sequence[str]):
+        self.tracks, self.classes = tracks, list(classes)
+        self.parts: list[pd.DataFrame] = []
+        self.probas: list[np.ndarray] = []
+
+    def add(self, fold: int, test_rows: np.ndarray, proba: np.ndarray) -> None:
+        """The probabilities of `tracks.iloc[test_rows]` (row positions) for split `fold`."""
+        self.parts.append(self.tracks.iloc[test_rows][["track_id", "label", "lat", "lon"]].assign(fold=fold))
+        self.probas.append(proba)
+
+    def write(self, path: str | Path) -> Path | None:
+        """Write `predictions.parquet`; None (nothing written) when no split had test rows."""
+        if not self.parts:
+            return None
+        rows = pd.concat(self.parts, ignore_index=True)
+        return write_predictions(path, rows["track_id"], rows["label"], np.concatenate(self.probas), self.classes,
+                                 rows["lat"], rows["lon"], rows["fold"])

@@ -1,0 +1,155 @@
+"""Turning what a user hands the predictor into raw model input: files (CSV, parquet, npy),
+tables matched to the checkpoint's feature names by column, and frame sequences.
+
+Every problem becomes a `PredictionError` that names the file or column and the fix.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from geomusic_lib.data.frames import FRAMES_DIR, frames_for_tracks, load_frames
+from geomusic_lib.data.io import DataError
+from geomusic_lib.data.views import check_finite
+
+
+class PredictionError(ValueError):
+    """The input cannot be predicted with this checkpoint; the message says why and what to do."""
+
+
+def read_features(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame | np.ndarray:
+    """Read a CSV, parquet or npy file of features (no other checks: see `feature_matrix`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PredictionError(f"{path}: input file not found.")
+    if path.stat().st_size == 0:
+        raise PredictionError(f"{path}: the input file is empty (0 bytes); export the features again.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix in {".parquet", ".pq"}:
+            return pd.read_parquet(path)
+        if suffix in {".csv", ".txt", ".tsv"}:
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding=encoding)
+    except pd.errors.EmptyDataError:
+        raise PredictionError(f"{path}: the input file has no header and no rows.") from None
+    except UnicodeDecodeError as err:
+        raise PredictionError(f"{path}: not valid {encoding} text (byte {err.start}); pass its encoding, "
+                              "e.g. --encoding latin-1, or re-save it as UTF-8.") from None
+    except (ValueError, OSError) as err:
+        raise PredictionError(f"{path}: cannot read it as {suffix[1:]} ({err}).") from None
+    raise PredictionError(f"{path}: unknown input type {suffix!r}; use .csv, .parquet or .npy")
+
+
+def names_preview(names: Sequence[str], n: int = 8) -> str:
+    names = list(names)
+    return ", ".join(map(str, names[:n])) + (f", … ({len(names)} in all)" if len(names) > n else "")
+
+
+def _table_matrix(data: pd.DataFrame, feature_names: Sequence[str], what: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The named feature columns of a table, in checkpoint order, and its `track_id` column if any."""
+    if len(data) == 0:
+        raise PredictionError(f"{what}: no rows to predict.")
+    columns = [str(c) for c in data.columns]
+    data = data.set_axis(columns, axis=1)
+    missing = [f for f in feature_names if f not in columns]
+    if len(missing) == len(feature_names):
+        raise PredictionError(
+            f"{what}: none of the {len(feature_names)} features of this checkpoint are among the input's columns "
+            f"({names_preview(columns, 5)}). The checkpoint was trained on another feature set "
+            f"({names_preview(feature_names, 5)}). Use a checkpoint trained on these features, or save the matrix "
+            "as .npy in the training order.")
+    if missing:
+        raise PredictionError(f"{what}: {len(missing)} feature column(s) missing: {missing}. "
+                              "Columns are matched by name; extract the same features as the training run.")
+    frame = data[list(feature_names)]
+    non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if non_numeric:
+        raise PredictionError(f"{what}: feature column(s) {non_numeric[:8]} are not numeric.")
+    track_ids = data["track_id"].astype(str).to_numpy() if "track_id" in columns else None
+    return frame.to_numpy(dtype=np.float64), track_ids
+
+
+def _array_matrix(data: Any, feature_names: Sequence[str], model_name: str, what: str) -> np.ndarray:
+    """A bare matrix that must hold exactly the checkpoint's features, in training order."""
+    n = len(feature_names)
+    x = np.asarray(data)
+    if x.dtype == object or not np.issubdtype(x.dtype, np.number):
+        raise PredictionError(f"{what}: expected a numeric matrix, got dtype {x.dtype}.")
+    if x.ndim == 1 and x.shape[0] == n:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise PredictionError(f"{what}: expected a 2-D matrix (tracks × {n} features), got shape {x.shape}.")
+    if x.shape[0] == 0:
+        raise PredictionError(f"{what}: no rows to predict.")
+    if x.shape[1] != n:
+        raise PredictionError(
+            f"{what}: {x.shape[1]} features per track, but model {model_name!r} was trained on {n} "
+            f"({names_preview(feature_names, 5)}). A matrix must hold exactly those features in that order; "
+            "a CSV or parquet with named columns is matched by name.")
+    return x.astype(np.float64)
+
+
+def feature_matrix(data: Any, feature_names: Sequence[str], model_name: str, what: str = "input",
+                   encoding: str = "utf-8") -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw features `(N, F)` in the checkpoint's order, and the track ids if the input has them.
+    `data`: a path, a DataFrame (matched by column name) or a matrix."""
+    if isinstance(data, (str, Path)):
+        what, data = str(data), read_features(data, encoding)
+    if isinstance(data, pd.DataFrame):
+        x, track_ids = _table_matrix(data, feature_names, what)
+    else:
+        x, track_ids = _array_matrix(data, feature_names, model_name, what), None
+    try:
+        check_finite(x, what, names=feature_names, row_ids=track_ids, fix="Impute or drop those tracks first.")
+    except DataError as err:
+        raise PredictionError(str(err)) from None
+    return x, track_ids
+
+
+def _load_frame_folder(folder: Path, model_name: str) -> dict[str, np.ndarray]:
+    try:
+        return load_frames(folder.parent if folder.name == FRAMES_DIR else folder)
+    except DataError as err:
+        raise PredictionError(f"model {model_name!r} reads frame sequences: {err}") from None
+
+
+def frame_sequences(data: Any, n_channels: int, model_name: str,
+                    what: str = "input") -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Raw frame sequences (frames × channels, one per track) for a `view: frames` model, and the
+    track ids when known. `data`: a feature folder written by the audio or spotify source (or its
+    `frames/` subfolder), a mapping track_id → array, or a list of arrays."""
+    if isinstance(data, (str, Path)):
+        what, data = str(data), _load_frame_folder(Path(data), model_name)
+    if isinstance(data, pd.DataFrame) or (isinstance(data, np.ndarray) and data.ndim == 2):
+        raise PredictionError(f"{what}: model {model_name!r} reads frame sequences (view 'frames'), not one "
+                              "feature row per track. Pass the feature folder the audio or spotify source wrote.")
+    track_ids = None
+    if isinstance(data, Mapping):
+        track_ids = np.asarray([str(t) for t in data], dtype=object)
+        data = list(data.values())
+    sequences = [np.asarray(f) for f in data]
+    if not sequences:
+        raise PredictionError(f"{what}: no tracks to predict.")
+    for i, f in enumerate(sequences):
+        name = track_ids[i] if track_ids is not None else f"#{i}"
+        if f.ndim != 2 or f.shape[0] == 0 or f.shape[1] != n_channels:
+            raise PredictionError(
+                f"{what}: track {name}: expected frames × {n_channels} channels, got shape {f.shape}. "
+                "Extract the frames with the same source and settings as the training run.")
+        if not np.issubdtype(f.dtype, np.number) or not np.isfinite(f).all():
+            raise PredictionError(f"{what}: track {name}: frames with NaN, infinite or non-numeric values.")
+    return [f.astype(np.float64) for f in sequences], track_ids
+
+
+def run_frames(rows: pd.DataFrame, features_dir: str | Path, model_name: str) -> dict[str, np.ndarray]:
+    """The stored frame sequences of these rows of a run's track table, by track id."""
+    frames = frames_for_tracks(rows["track_id"], features_dir)
+    if frames is None:
+        raise PredictionError(f"{features_dir}: no frames for frames model {model_name!r}; "
+                              "rerun the feature stage (02) of this run")
+    return dict(zip(rows["track_id"].astype(str), frames))

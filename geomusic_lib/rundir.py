@@ -1,0 +1,160 @@
+"""`RunDir`: every path and file format under `runs/<run_name>/`, in one place.
+
+Library code, notebooks and benchmarks ask a `RunDir` for paths instead of joining folder
+names by hand, so the layout below is the only copy of it:
+
+    runs/<name>/manifest.json              what made the run (params, versions, commit)
+    runs/<name>/data/                      tracks, table, meta, classes, splits
+    runs/<name>/features/                  extracted features, request cache, frames/
+    runs/<name>/models/<model>/[fold_k/]   checkpoints, history; predictions per model
+    runs/<name>/eval/                      metrics and per-class tables
+    runs/<name>/logs/                      kernel logs of the orchestrator
+    runs/<name>/book/                      executed notebook copies and generated pages
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+CHECKPOINT_KINDS = ("best", "last")
+
+
+def read_run_csv(path: str | Path) -> pd.DataFrame:
+    """The one CSV read policy for run files: only an empty cell is missing, so a class or
+    region named "NA" (Namibia) stays a string."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The folder of one run; every method returns a path inside it (nothing is created)."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def manifest(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.path / ".lock"
+
+    # ---------------------------------------------------------------- data/
+    @property
+    def data_dir(self) -> Path:
+        return self.path / "data"
+
+    @property
+    def tracks(self) -> Path:
+        return self.data_dir / "tracks.parquet"
+
+    @property
+    def table(self) -> Path:
+        return self.data_dir / "table.parquet"
+
+    @property
+    def meta(self) -> Path:
+        return self.data_dir / "meta.json"
+
+    @property
+    def classes(self) -> Path:
+        return self.data_dir / "classes.csv"
+
+    @property
+    def splits(self) -> Path:
+        return self.data_dir / "splits.json"
+
+    def read_classes(self) -> pd.DataFrame:
+        """`classes.csv` with the run CSV policy; a missing file names the notebook that writes it."""
+        if not self.classes.is_file():
+            raise FileNotFoundError(f"{self.classes}: not found. Run 01_data_prep for this run first.")
+        return read_run_csv(self.classes)
+
+    # ---------------------------------------------------------------- features/
+    @property
+    def features_dir(self) -> Path:
+        return self.path / "features"
+
+    # ---------------------------------------------------------------- models/
+    @property
+    def models_dir(self) -> Path:
+        return self.path / "models"
+
+    def model_dir(self, model: str) -> Path:
+        return self.models_dir / model
+
+    def fold_dir(self, model: str, fold: int = -1) -> Path:
+        """A holdout split (fold -1) trains in the model's folder, fold k in `fold_<k>/`."""
+        return fold_dir(self.model_dir(model), fold)
+
+    def checkpoint(self, model: str, fold: int = -1, kind: str = "best") -> Path:
+        return checkpoint_path(self.fold_dir(model, fold), kind)
+
+    def predictions(self, model: str) -> Path:
+        return predictions_path(self.model_dir(model))
+
+    def model_names(self) -> list[str]:
+        """Models and baselines that wrote predictions, sorted by name."""
+        return sorted(p.parent.name for p in self.models_dir.glob(f"*/{PREDICTIONS_FILE}"))
+
+    # ---------------------------------------------------------------- eval/, logs/, book/
+    @property
+    def eval_dir(self) -> Path:
+        return self.path / "eval"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.eval_dir / "metrics.csv"
+
+    @property
+    def metrics_json(self) -> Path:
+        return self.eval_dir / "metrics.json"
+
+    def per_class(self, model: str) -> Path:
+        return self.eval_dir / "per_class" / f"{model}.csv"
+
+    def read_per_class(self, model: str) -> pd.DataFrame:
+        return read_run_csv(self.per_class(model))
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    def log(self, notebook: str) -> Path:
+        return self.logs_dir / f"{notebook}.log"
+
+    @property
+    def book_dir(self) -> Path:
+        return self.path / "book"
+
+
+# Inside one model folder (the trainer and baselines receive the folder, not the run).
+PREDICTIONS_FILE = "predictions.parquet"
+HISTORY_FILE = "history.csv"
+
+
+def fold_dir(model_dir: str | Path, fold: int = -1) -> Path:
+    return Path(model_dir) if fold < 0 else Path(model_dir) / f"fold_{fold}"
+
+
+def checkpoint_path(folder: str | Path, kind: str = "best") -> Path:
+    if kind not in CHECKPOINT_KINDS:
+        raise ValueError(f"checkpoint kind {kind!r}: choose one of {CHECKPOINT_KINDS}")
+    return Path(folder) / f"checkpoint_{kind}.pt"
+
+
+def history_path(folder: str | Path) -> Path:
+    return Path(folder) / HISTORY_FILE
+
+
+def predictions_path(model_dir: str | Path) -> Path:
+    return Path(model_dir) / PREDICTIONS_FILE
