@@ -8,6 +8,7 @@ Sample sizes are arguments (defaults in `InterpretParams`) so the default run st
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -15,7 +16,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from geomusic_lib.data.splits import Split
 from geomusic_lib.data.views import make_view
+from geomusic_lib.predict import Predictor
+from geomusic_lib.rundir import RunDir
+
+SPLIT_PARTS = ("train", "val", "test")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -24,6 +30,15 @@ def sample_rows(n_total: int, n: int, seed: int) -> np.ndarray:
     if n >= n_total:
         return np.arange(n_total)
     return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
+
+
+def sample_split(split: Split, n: int, seed: int, part: str = "test") -> np.ndarray:
+    """At most `n` row positions (of the track table) from one part of a split, seeded: the
+    tracks SHAP explains, its background, or the tracks a tree explainer reads."""
+    if part not in SPLIT_PARTS:
+        raise ValueError(f"part {part!r}: choose one of {SPLIT_PARTS}")
+    rows = getattr(split, part)
+    return rows[sample_rows(len(rows), n, seed)]
 
 
 def view_feature_index(view: str, n_features: int, grid_shape: Sequence[int] | None = None) -> np.ndarray:
@@ -199,23 +214,6 @@ def global_importance(values: np.ndarray, feature_names: Sequence[str]) -> pd.Da
     return frame.sort_values("importance", ascending=False, kind="mergesort").reset_index(drop=True)
 
 
-def shap_importance_torch(
-    model: nn.Module,
-    x_background,
-    x_explain,
-    feature_names: Sequence[str],
-    view: str = "vector",
-    grid_shape: Sequence[int] | None = None,
-    nsamples: int = 50,
-    seed: int = 42,
-    method: str = "expected_gradients",
-) -> pd.DataFrame:
-    """Global feature importance (mean |SHAP|, one row per feature) of a torch model."""
-    values = shap_values_torch(model, x_background, x_explain, feature_names, view, grid_shape, nsamples, seed,
-                               method)
-    return global_importance(values, feature_names)
-
-
 def shap_importance_tree(estimator, x, feature_names: Sequence[str]) -> pd.DataFrame:
     """Global feature importance (mean |SHAP|, one row per feature) of a tree baseline."""
     return global_importance(shap_values_tree(estimator, x, feature_names), feature_names)
@@ -290,6 +288,22 @@ def attention_by_region(
     return table
 
 
+def attention_model(run: RunDir, fold: int = -1, device: str = "auto") -> Predictor | None:
+    """The run's attention network for one split, from its best checkpoint; None when the run
+    trained none (`attention` is not in `models:`)."""
+    path = run.checkpoint("attention", fold)
+    return Predictor.from_checkpoint(path, device=device) if path.is_file() else None
+
+
+def track_attention_by_region(predictor: Predictor, rows: pd.DataFrame, regions: Sequence[str],
+                              features_dir: str | Path) -> pd.DataFrame:
+    """`attention_by_region` for rows of a run's track table, read as the predictor was trained
+    (feature columns, or frame sequences from `features_dir`), with a name per step."""
+    batch = predictor.prepare(predictor.track_inputs(rows, features_dir))
+    steps = step_names(predictor.view, predictor.feature_names, predictor.grid_shape)
+    return attention_by_region(predictor.model, batch.x, batch.mask, regions, steps)
+
+
 # --------------------------------------------------------------------------- embeddings
 def embeddings(model: nn.Module, x, mask=None, batch_size: int = 512) -> np.ndarray:
     """Penultimate-layer representation `(N, D)` from `model.embed`."""
@@ -336,7 +350,8 @@ def tsne_embeddings(
 
 
 __all__ = [
-    "sample_rows", "view_feature_index", "step_names", "expected_gradients", "shap_values_torch", "shap_values_tree", "global_importance",
-    "shap_importance_torch", "shap_importance_tree", "distinctive_classes", "per_class_importance",
-    "attention_weights", "attention_by_region", "embeddings", "tsne_embeddings",
+    "sample_rows", "sample_split", "view_feature_index", "step_names", "expected_gradients", "shap_values_torch",
+    "shap_values_tree", "global_importance", "shap_importance_tree", "distinctive_classes", "per_class_importance",
+    "attention_weights", "attention_by_region", "attention_model", "track_attention_by_region", "embeddings",
+    "tsne_embeddings",
 ]

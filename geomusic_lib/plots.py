@@ -6,25 +6,22 @@ book ships it (`WORLD_TOPOJSON`, preloaded by book/_ext/plotly_offline.py) and m
 from __future__ import annotations
 
 import json
+import math
+import textwrap
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import plotly.express as px
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from geomusic_lib.data.geo import lookup_country
-from geomusic_lib.evaluate import (
-    LOWER_IS_BETTER,
-    class_table,
-    error_km,
-    geographic_order,
-    ordered_confusion,
-    predicted_classes,
-    reliability_table,
-)
+from geomusic_lib.data import TrackTable
+from geomusic_lib.metrics import (LOWER_IS_BETTER, align_classes, error_km, ordered_confusion, predicted_classes,
+                                  reliability_table)
 from geomusic_lib.predictions import Predictions
 
 #: Axis labels (with units) of the comparison-table metrics.
@@ -74,6 +71,58 @@ def _colour(i: int) -> str:
     return _COLOURS[i % len(_COLOURS)]
 
 
+# --------------------------------------------------------------------------- data (01, 02)
+def class_sizes_figure(labels: Sequence[str] | pd.Series, title: str = "Tracks per class") -> go.Figure:
+    """One bar per class, largest first: how unbalanced the classes are."""
+    counts = pd.Series(np.asarray(labels, dtype=object)).value_counts()
+    fig = go.Figure(go.Bar(x=counts.index.astype(str), y=counts.to_numpy(),
+                           hovertemplate="%{x}<br>tracks: %{y}<extra></extra>"))
+    fig.update_layout(title=title, xaxis={"title": "class (country)", "tickangle": -60},
+                      yaxis={"title": "tracks (count)"})
+    return fig
+
+
+def class_map_figure(
+    classes_df: pd.DataFrame,
+    title: str = "The classes on the map (marker size: tracks per class)",
+) -> go.Figure:
+    """A dot per class of `classes.csv` at its coordinates, sized by its tracks, coloured by continent."""
+    frame = classes_df.assign(continent=classes_df["continent"].fillna("unknown").astype(str))
+    fig = px.scatter_geo(frame, lat="lat", lon="lon", size="n_tracks", color="continent", hover_name="class",
+                         projection="natural earth", title=title)
+    fig.update_layout(legend={"title": "continent"})
+    return fig
+
+
+def class_profile(table: TrackTable, label: str) -> pd.DataFrame:
+    """Mean feature value of one class minus the mean of all tracks, on the table's grid
+    (statistic × descriptor); the descriptor is the part of a feature name after its first `_`."""
+    if not table.grid_shape:
+        raise ValueError("these features have no grid (table.grid_shape is empty): nothing to draw as a grid")
+    if label not in set(table.frame["label"]):
+        raise ValueError(f"class {label!r} has no tracks in this table")
+    n_stats, n_desc = table.grid_shape
+    x = table.frame[table.feature_names]
+    diff = (x[table.frame["label"] == label].mean() - x.mean()).to_numpy().reshape(n_stats, n_desc)
+    descriptors = [str(n).split("_", 1)[-1] for n in table.feature_names[:n_desc]]
+    return pd.DataFrame(diff, index=[f"statistic {i + 1}" for i in range(n_stats)], columns=descriptors)
+
+
+def class_profile_heatmap(table: TrackTable, preferred: Sequence[str] = ()) -> go.Figure:
+    """`class_profile` of the first class of `preferred` in the table (else its first class), as a
+    heatmap in standard deviations: how that class differs from the average track, descriptor by descriptor."""
+    present = set(table.frame["label"])
+    label = next((c for c in preferred if c in present), table.classes()[0])
+    grid = class_profile(table, label)
+    fig = go.Figure(go.Heatmap(
+        z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index), colorscale="RdBu_r", zmid=0,
+        colorbar={"title": "difference (sd)"},
+        hovertemplate="descriptor: %{x}<br>%{y}<br>difference: %{z:.2f} sd<extra></extra>"))
+    fig.update_layout(title=f"{label}: mean feature value minus the mean of all tracks",
+                      xaxis={"title": "descriptor (not time)"}, yaxis={"title": "summary statistic"})
+    return fig
+
+
 # --------------------------------------------------------------------------- evaluation
 def confusion_matrix_figure(
     pred: Predictions,
@@ -85,14 +134,11 @@ def confusion_matrix_figure(
     """Row-normalised confusion matrix in geographic order; blocks on the diagonal mean
     that mistakes stay within a region. Dotted lines separate the regions."""
     counts = ordered_confusion(pred, classes_df, decision)
-    classes = class_table(pred, classes_df)
+    classes = align_classes(pred, classes_df)
     region = classes.set_index("class").loc[counts.index, "region"].astype(str).to_numpy()
     values = counts.to_numpy().astype(float)
-    if normalize:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = values / values.sum(axis=1, keepdims=True)
-    else:
-        z = values
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = values / values.sum(axis=1, keepdims=True) if normalize else values
     names = list(counts.index)
     hover = np.array([[f"{region[i]} → {region[j]}" for j in range(len(names))] for i in range(len(names))])
     fig = go.Figure(go.Heatmap(
@@ -258,7 +304,7 @@ def distance_error_cdf(
     """Share of tracks placed within d km of their true place, per model."""
     fig = go.Figure()
     for i, (name, pred) in enumerate(predictions.items()):
-        classes = class_table(pred, classes_df)
+        classes = align_classes(pred, classes_df)
         km = np.sort(error_km(pred, classes, predicted_classes(pred, classes, decision)))
         km = km[~np.isnan(km)]
         share = np.arange(1, len(km) + 1) / max(len(km), 1)
@@ -333,8 +379,71 @@ def tsne_figure(
     return fig
 
 
+# --------------------------------------------------------------------------- predictions (09)
+_CHAR_PX = 7.5  # width of one character of a 12 px label, generously: layout sizes are in pixels
+_PANEL_PX = 220  # plotting width of one panel
+
+
+def _panel_title(text: str, width_px: float, max_lines: int = 2) -> list[str]:
+    """`text` wrapped to lines that fit `width_px`, at most `max_lines` (the last one cut with …)."""
+    chars = max(8, int(width_px // _CHAR_PX))
+    lines = textwrap.wrap(text, chars) or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: chars - 1] + "…"
+    return lines
+
+
+def top_k_figure(
+    result: pd.DataFrame,
+    true_labels: Sequence[str],
+    title: str = "Top predictions for held-out tracks",
+    cols: int = 3,
+) -> go.Figure:
+    """A panel per track of `Predictor.predict`'s table: its top-k countries as bars in rank order
+    (top1 at the top), the true country in its own colour when it is among them.
+
+    Panels are spaced in pixels so that country names and panel titles never reach a neighbour.
+    """
+    if len(true_labels) != len(result):
+        raise ValueError(f"got {len(true_labels)} true labels for {len(result)} predicted tracks")
+    k = sum(1 for c in result.columns if str(c).startswith("top") and str(c)[3:].isdigit())
+    n, cols = len(result), max(1, min(cols, len(result)))
+    rows = max(1, math.ceil(n / cols))  # an empty table gives one empty panel
+    ranked = [[str(result[f"top{j}"].iloc[i]) for j in range(1, k + 1)] for i in range(n)]
+    label_px = math.ceil(_CHAR_PX * max((len(c) for r in ranked for c in r), default=1)) + 12
+    ids = result["track_id"].astype(str) if "track_id" in result.columns else pd.Series(range(n)).astype(str)
+    titles = [_panel_title(f"{t} · {i}", _PANEL_PX + label_px - 12) for t, i in zip(true_labels, ids)]
+    lines = max(len(t) for t in titles) if titles else 1
+    row_px, gap_px = 30 * k + 20, 18 * lines + 36
+    plot_w, plot_h = cols * _PANEL_PX + (cols - 1) * label_px, rows * row_px + (rows - 1) * gap_px
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=["<br>".join(t) for t in titles],
+                        horizontal_spacing=label_px / plot_w if cols > 1 else 0.0,
+                        vertical_spacing=gap_px / plot_h if rows > 1 else 0.0)
+    shown: set[bool] = set()
+    for i in range(n):
+        r, c = i // cols + 1, i % cols + 1
+        is_true = np.array([country == str(true_labels[i]) for country in ranked[i]])
+        proba = np.array([float(result[f"p{j}"].iloc[i]) for j in range(1, k + 1)])
+        for flag, kind in ((False, "other guesses"), (True, "the true country")):
+            if is_true.any() or not flag:
+                fig.add_trace(go.Bar(x=proba[is_true == flag], y=np.array(ranked[i])[is_true == flag], orientation="h",
+                                     name=kind, legendgroup=kind, marker_color=_colour(int(flag)),
+                                     showlegend=flag not in shown, hovertemplate="%{y}<br>probability: %{x:.3f}<extra></extra>"),
+                              row=r, col=c)
+                shown.add(flag)
+        fig.update_yaxes(categoryorder="array", categoryarray=ranked[i], autorange="reversed", row=r, col=c)
+        fig.update_xaxes(range=[0, 1], title_text="probability (0-1)" if i + cols >= n else None, row=r, col=c)
+    fig.update_annotations(font_size=12)
+    top = 90 + 18 * lines  # the figure's title and the first row's panel titles
+    fig.update_layout(title=title, barmode="overlay", width=plot_w + label_px + 200, height=plot_h + top + 60,
+                      margin={"l": label_px + 20, "r": 180, "t": top, "b": 60})
+    return fig
+
+
 __all__ = [
     "METRIC_LABELS", "confusion_matrix_figure", "accuracy_choropleth", "reliability_diagram", "learning_curves",
     "model_comparison", "distance_error_cdf", "feature_importance_figure", "per_class_importance_figure",
-    "attention_figure", "tsne_figure", "geographic_order", "geo_assets_script", "figure_html", "WORLD_TOPOJSON",
+    "attention_figure", "tsne_figure", "class_sizes_figure", "class_map_figure", "class_profile",
+    "class_profile_heatmap", "top_k_figure", "geo_assets_script", "figure_html", "WORLD_TOPOJSON",
 ]

@@ -7,11 +7,9 @@
 
 The executed copies go to `book/notebooks/NN_name.ipynb`, which `_toc.yml` points at, and
 `jupyter-book build .` renders them without executing anything again. The first failing
-notebook stops the run; its executed copy holds the traceback.
-
-`open_stage` is the other half: the first call of every notebook. It loads the params
-file, moves to the project root so that every relative path in the params file means
-the same thing interactively and under papermill, and prints the effective params.
+notebook stops the run; its executed copy holds the traceback. This module is the
+orchestrator only: notebooks import `geomusic_lib.session` and `geomusic_lib.stages`,
+and the run-specific book pages come from `geomusic_lib.bookpages`.
 """
 from __future__ import annotations
 
@@ -26,118 +24,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import plotly.io as pio
-import yaml
-from plotly.io.base_renderers import MimetypeRenderer
-
+from geomusic_lib.notebook_list import MODEL_NOTEBOOKS, NOTEBOOKS, STAGES
 from geomusic_lib.params import Params, load_params
+from geomusic_lib.rundir import RunDir
 
 NOTEBOOKS_DIR = Path("notebooks")
 EXECUTED_DIR = Path("book/notebooks")
-GENERATED_DIR = Path("book/_generated")
 BUILD_HTML = Path("_build/html")
-
-#: The notebooks in book order, in three stages: stage 2 (the models) only reads the
-#: outputs of stage 1 and writes its own `runs/<name>/models/<model>/`, so its notebooks
-#: can run in parallel (`--jobs`).
-STAGES: tuple[tuple[str, ...], ...] = (
-    ("00_overview", "01_data_prep", "02_feature_extraction"),
-    ("03_fcnn", "04_cnn", "05_rnn", "06_attention"),
-    ("07_evaluation", "08_interpretability", "09_predict"),
-)
-NOTEBOOKS: tuple[str, ...] = tuple(name for stage in STAGES for name in stage)
-BOOK_RENDERER = "geomusic_book"
-PLOTLY_RENDERER = f"plotly_mimetype+{BOOK_RENDERER}"
-
-
-# --------------------------------------------------------------------------------------
-# Inside a notebook
-# --------------------------------------------------------------------------------------
-def project_root_for(params_file: str | Path) -> Path:
-    """The folder that relative paths in a params file are resolved against.
-
-    That is the folder holding `params/` when the file lies in a folder named `params`
-    (the repository root for `params/default.yaml`), else the file's own folder.
-    """
-    path = Path(params_file).resolve()
-    return path.parent.parent if path.parent.name == "params" else path.parent
-
-
-def open_stage(
-    params_file: str | Path,
-    run_name: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    show: Sequence[str] | None = None,
-) -> Params:
-    """Load the params for one notebook, work from the project root, print what is used.
-
-    `run_name` (when given) replaces the file's `run_name`. `show` lists the top-level
-    sections to print (None prints all). Also sets up plotly so that the executed
-    notebook carries plotly.js once and its figures render in the book with no network.
-    """
-    params_file = Path(params_file).resolve()
-    merged = dict(overrides or {})
-    if run_name:
-        merged["run_name"] = run_name
-    params = load_params(params_file, merged)
-    os.chdir(project_root_for(params_file))
-    setup_plotting()
-    print(f"params file: {os.path.relpath(params_file)}   run directory: {params.run_dir}")
-    print(format_params(params, show))
-    return params
-
-
-def train_stage(params: Params, model_name: str) -> Any:
-    """Notebooks 03-06: train `model_name` on the run's data (and its frames, when extracted),
-    print its size and each fold's best epoch, and return the `TrainResult`."""
-    from geomusic_lib.data import load_run_data
-    from geomusic_lib.features import frames_for_tracks
-    from geomusic_lib.train import train_model
-
-    if model_name in params.train_per_model:
-        changed = ", ".join(f"{k}={v}" for k, v in params.train_per_model[model_name].items())
-        print(f"{model_name} trains with {changed} (train_per_model), otherwise as `train`")
-    data = load_run_data(params.run_dir)
-    frames = frames_for_tracks(data.table.frame["track_id"], params.run_dir / "features")  # None unless extracted
-    result = train_model(model_name, data.table, data.splits, params, params.run_dir / "models" / model_name,
-                         frames=frames, class_info=data.classes)
-    print(f"{model_name}: {result.n_parameters:,} trainable parameters")
-    for split, fold in zip(data.splits, result.folds):
-        print(f"{split.name}: best epoch {fold.best_epoch} of {fold.epochs_run}, test accuracy {fold.test_accuracy:.3f}")
-    return result
-
-
-def format_params(params: Params, show: Sequence[str] | None = None) -> str:
-    """The effective params (after defaults and overrides) as YAML, optionally a few sections."""
-    plain = params.to_plain()
-    if show is not None:
-        unknown = [key for key in show if key not in plain]
-        if unknown:
-            raise KeyError(f"show={unknown}: not a params section; choose from {sorted(plain)}")
-        plain = {key: plain[key] for key in show}
-    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=100).rstrip()
-
-
-def setup_plotting() -> None:
-    """Render plotly figures as the JupyterLab mimetype *and* as HTML for the book.
-
-    The HTML half draws with `window.Plotly`, which the book loads once from its own
-    `_static/` (book/_ext/plotly_offline.py), so pages work offline and do not each carry
-    plotly.js.
-    """
-    pio.renderers[BOOK_RENDERER] = BookHtmlRenderer()
-    pio.renderers.default = PLOTLY_RENDERER
-
-
-class BookHtmlRenderer(MimetypeRenderer):
-    """A figure as a `<div>` plus the script that draws it with the page's plotly.js: no
-    plotly.js and no MathJax from a CDN inside the output."""
-
-    def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, str]:
-        html = pio.to_html(fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
-                           default_width="100%", default_height=525, validate=False,
-                           config={"responsive": True, "displaylogo": False})
-        return {"text/html": html}
 
 
 # --------------------------------------------------------------------------------------
@@ -186,9 +79,6 @@ def select_notebooks(only: Sequence[str] | None) -> list[str]:
             raise SystemExit(f"--only {want}: no such notebook. Choose from: {', '.join(NOTEBOOKS)}")
         chosen.extend(matches)
     return [n for n in NOTEBOOKS if n in chosen]
-
-
-MODEL_NOTEBOOKS = {"03_fcnn": "fcnn", "04_cnn": "cnn", "05_rnn": "rnn", "06_attention": "attention"}
 
 
 def write_skipped_copy(root: Path, name: str, params_file: Path) -> NotebookResult:
@@ -368,120 +258,7 @@ def format_timings(report: RunReport) -> str:
     return "\n".join(lines)
 
 
-def write_generated_pages(root: Path, params: Params, params_file: Path, report: RunReport) -> None:
-    """Write the run-specific fragments the prose pages include (results table, run facts)."""
-    out = root / GENERATED_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    run_dir = root / params.run_dir
-    (out / "results_table.md").write_text(results_table_markdown(run_dir, root), encoding="utf-8")
-    (out / "run_info.md").write_text(run_info_markdown(root, params, params_file, report), encoding="utf-8")
-
-
-RESULT_COLUMNS = {"accuracy": "accuracy", "top5_accuracy": "top-5 accuracy", "macro_f1": "macro-F1",
-                  "region_accuracy": "region accuracy", "continent_accuracy": "continent accuracy",
-                  "mean_km": "mean error (km)", "median_km": "median error (km)", "ece": "ECE"}
-
-
-def results_table_markdown(run_dir: Path, root: Path | None = None) -> str:
-    """The headline metrics of `eval/metrics.csv` as a Markdown table, each with its 95 % CI;
-    a pointer to the fix when the file is missing. Paths are shown relative to `root`."""
-    import pandas as pd
-
-    path = run_dir / "eval" / "metrics.csv"
-    shown = Path(os.path.relpath(path, root)).as_posix() if root else path.as_posix()
-    if not path.is_file():
-        return (f"```{{note}}\nNo metrics table yet: `{shown}` does not exist. "
-                "Run `make book` (or notebook 07_evaluation) to produce it.\n```\n")
-    metrics = pd.read_csv(path)
-    table = metrics[[c for c in ("model", "kind", "n") if c in metrics.columns]].copy()
-    for column, title in RESULT_COLUMNS.items():
-        if column in metrics.columns:
-            digits = 0 if column.endswith("_km") else 3
-            table[title] = [_with_interval(row, column, digits) for _, row in metrics.iterrows()]
-    return (markdown_table(table) + f"\n\nEach cell: estimate (95 % bootstrap interval). All metrics, per-class "
-            f"tables included: `{shown}` and `eval/per_class/`, written by 07_evaluation.\n")
-
-
-def _with_interval(row: Any, column: str, digits: int) -> str:
-    low, high = row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")
-    text = f"{row[column]:.{digits}f}"
-    if low == low and high == high and low is not None:  # not NaN
-        text += f" ({low:.{digits}f}–{high:.{digits}f})"
-    return text
-
-
-def markdown_table(frame: Any) -> str:
-    """A small DataFrame as a pipe table; floats to three decimals, numbers right-aligned."""
-    import pandas as pd
-
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return "" if value != value else f"{value:.3f}"
-        return str(value).replace("|", "\\|")
-
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---" for c in frame.columns) + "|"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *rows])
-
-
-def merged_timings(run_dir: Path, report: RunReport) -> dict[str, float]:
-    """Seconds per notebook: this invocation's, and an earlier one's for notebooks not rerun (`--only`)."""
-    from geomusic_lib.manifest import read_manifest
-
-    try:
-        earlier = read_manifest(run_dir).get("timings_s", {})
-    except (FileNotFoundError, ValueError):
-        earlier = {}
-    return {**earlier, **{r.name: round(r.seconds, 2) for r in report.results}}
-
-
-def run_info_markdown(root: Path, params: Params, params_file: Path, report: RunReport) -> str:
-    """Which params file, run, commit and machine made this book, and how long each notebook took."""
-    from geomusic_lib.manifest import accelerator, git_state
-
-    git = git_state(root)
-    acc = accelerator()
-    device = ", ".join(acc["devices"]) if acc["devices"] else f"CPU ({os.cpu_count()} cores)"
-    commit = (git["commit"] or "unknown")[:12] + (" (with uncommitted changes)" if git["dirty"] else "")
-    rerun = {r.name for r in report.results}
-    seconds = merged_timings(root / params.run_dir, report)
-    timings = "\n".join(f"| {name} | {seconds[name]:.1f}{'' if name in rerun else ' (earlier invocation)'} |"
-                        for name in NOTEBOOKS if name in seconds)
-    return (
-        f"- params file: `{os.path.relpath(params_file, root)}`\n"
-        f"- run directory: `{params.run_dir.as_posix()}`\n"
-        f"- git commit: `{commit}`\n"
-        f"- machine: {device}\n\n"
-        f"| notebook | seconds |\n|---|---:|\n{timings}\n\n"
-        f"The effective parameters of this run:\n\n```yaml\n{format_params(params)}\n```\n"
-    )
-
-
-def build_book(root: Path) -> tuple[float, int]:
-    """`jupyter-book build .` (Jupyter Book 1.x); returns (seconds, return code). The log goes to `_build/build.log`."""
-    import shutil
-    import subprocess
-
-    exe = Path(sys.executable).with_name("jupyter-book")
-    command = [str(exe)] if exe.is_file() else [shutil.which("jupyter-book") or "jupyter-book"]
-    start = time.perf_counter()
-    done = subprocess.run([*command, "build", str(root)], cwd=root, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    log = root / "_build" / "build.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(done.stdout + done.stderr, encoding="utf-8")
-    warnings = [line for line in (done.stdout + done.stderr).splitlines() if "WARNING" in line or "ERROR" in line]
-    for line in warnings[:20]:
-        print("  " + line)
-    if len(warnings) > 20:
-        print(f"  ... {len(warnings) - 20} more; see {log.relative_to(root)}")
-    if done.returncode != 0:
-        print((done.stdout + done.stderr)[-3000:])
-    return seconds, done.returncode
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m geomusic_lib.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params/default.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--only", action="append", metavar="NOTEBOOK",
@@ -490,59 +267,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-name", default=None, help="override the params file's run_name")
     parser.add_argument("--no-book", action="store_true", help="execute the notebooks but do not build the book")
     parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: no limit)")
-    args = parser.parse_args(argv)
+    return parser
 
-    root = find_book_root()
-    params_file = Path(args.params).resolve()
-    params = load_params(params_file, {"run_name": args.run_name} if args.run_name else None)
-    names = select_notebooks(args.only)
+
+def execute_run(root: Path, params: Params, params_file: Path, names: list[str], args: argparse.Namespace) -> RunReport:
+    """Write the manifest, copy skipped model notebooks, execute the rest in stage order."""
+    from geomusic_lib.manifest import write_manifest
+
+    write_manifest(params, os.path.relpath(params_file, params.root))
+    print(f"Running {len(names)} notebook(s) with {os.path.relpath(params_file, root)} "
+          f"into {EXECUTED_DIR}/ (run directory {os.path.relpath(params.run_dir, root)})")
     parameters: dict[str, Any] = {"params_file": os.path.relpath(params_file, root / NOTEBOOKS_DIR)}
     if args.run_name:
         parameters["run_name"] = args.run_name
-
-    from geomusic_lib.manifest import update_manifest, write_manifest
-
-    cwd = Path.cwd()
-    os.chdir(project_root_for(params_file))
-    write_manifest(params, os.path.relpath(params_file))
-    os.chdir(cwd)
-    print(f"Running {len(names)} notebook(s) with {os.path.relpath(params_file, root)} "
-          f"into {EXECUTED_DIR}/ (run directory {params.run_dir})")
-
-    start = time.perf_counter()
-    log_dir = project_root_for(params_file) / params.run_dir / "logs"
     skipped = [n for n in names if n in MODEL_NOTEBOOKS and MODEL_NOTEBOOKS[n] not in params.models]
-    names = [n for n in names if n not in skipped]
     report = RunReport(results=[write_skipped_copy(root, n, params_file) for n in skipped])
-    report.results += run_notebooks(root, names, parameters, jobs=max(1, args.jobs), timeout=args.timeout,
-                                    log_dir=log_dir)
+    report.results += run_notebooks(root, [n for n in names if n not in skipped], parameters, jobs=max(1, args.jobs),
+                                    timeout=args.timeout, log_dir=RunDir(params.run_dir).logs_dir)
     report.results.sort(key=lambda r: NOTEBOOKS.index(r.name))
-    failed = report.failed
+    return report
+
+
+def publish_book(root: Path, params: Params, params_file: Path, report: RunReport) -> int:
+    """Generate the run's pages and build the book; 0 on success, else jupyter-book's exit code."""
+    from geomusic_lib.bookpages import build_book, write_generated_pages
+
     missing = [n for n in NOTEBOOKS if not (root / EXECUTED_DIR / f"{n}.ipynb").is_file()]
-    if failed is None and not args.no_book:
-        if missing:
-            print(f"Not building the book: no executed copy of {', '.join(missing)} yet. Run without --only first.")
-        else:
-            report.total_seconds = time.perf_counter() - start
-            write_generated_pages(root, params, params_file, report)
-            report.book_seconds, code = build_book(root)
-            if code != 0:
-                report.total_seconds = time.perf_counter() - start
-                print(format_timings(report))
-                print(f"jupyter-book build failed (exit {code}); full log in _build/build.log")
-                return code
+    if missing:
+        print(f"Not building the book: no executed copy of {', '.join(missing)} yet. Run without --only first.")
+        return 0
+    seconds = {r.name: r.seconds for r in report.results}
+    write_generated_pages(root, params, params_file, seconds, set(seconds))
+    report.book_seconds, code = build_book(root)
+    if code != 0:
+        print(f"jupyter-book build failed (exit {code}); full log in _build/build.log")
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from geomusic_lib.bookpages import merged_timings
+    from geomusic_lib.manifest import update_manifest
+
+    args = build_parser().parse_args(argv)
+    root = find_book_root()
+    params_file = Path(args.params).resolve()
+    params = load_params(params_file, {"run_name": args.run_name} if args.run_name else None)
+    start = time.perf_counter()
+    report = execute_run(root, params, params_file, select_notebooks(args.only), args)
+    failed = report.failed
+    code = publish_book(root, params, params_file, report) if failed is None and not args.no_book else 0
     report.total_seconds = time.perf_counter() - start
-    run_dir = project_root_for(params_file) / params.run_dir
-    update_manifest(run_dir, timings_s=merged_timings(run_dir, report))
+    update_manifest(params.run_dir, timings_s=merged_timings(params.run_dir, {r.name: r.seconds for r in report.results}))
     print(format_timings(report))
     if failed is not None:
+        log = RunDir(params.run_dir).log(failed.name)
         print(f"Notebook {failed.name} failed; executed copy with the traceback: "
-              f"{os.path.relpath(failed.output, cwd) if failed.output else '?'}\n  {failed.error}\n"
-              f"  kernel log: {os.path.relpath(log_dir / (failed.name + '.log'), cwd)}")
+              f"{os.path.relpath(failed.output, Path.cwd()) if failed.output else '?'}\n  {failed.error}\n"
+              f"  kernel log: {os.path.relpath(log, Path.cwd())}")
         return 1
-    if not args.no_book and not missing:
-        print(f"Book: {os.path.relpath(root / BUILD_HTML / 'index.html', cwd)}")
-    return 0
+    if code == 0 and not args.no_book and report.book_seconds is not None:
+        print(f"Book: {os.path.relpath(root / BUILD_HTML / 'index.html', Path.cwd())}")
+    return code
 
 
 if __name__ == "__main__":

@@ -144,6 +144,10 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _write_history(history: list[dict[str, float]], path: Path) -> None:
+    atomic_write_csv(pd.DataFrame(history), path)
+
+
 @torch.no_grad()
 def _evaluate(model: nn.Module, batch: ViewBatch, y: torch.Tensor, rows: torch.Tensor, batch_size: int) -> tuple[float, float]:
     """Unweighted cross-entropy and accuracy on `rows` (data already on the device)."""
@@ -407,7 +411,7 @@ def _train_fold(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, pa
         if improved:
             save_checkpoint(ckpt, best_path)
         save_checkpoint(ckpt, last_path)
-        atomic_write_csv(pd.DataFrame(fold.history), history_path(out))
+        _write_history(fold.history, history_path(out))
         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.2f}", val_acc=f"{row['val_accuracy']:.2f}")
         if fold.stopper.stopped:
             break

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from geomusic_lib import run
-from geomusic_lib.params import load_params
+from geomusic_lib import bookpages, run, session
+from geomusic_lib.params import load_params, project_root_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DUMMY_ID, DUMMY_SECRET = "dummy-id-XYZ123", "dummy-secret-ABC789"
@@ -59,37 +59,41 @@ def test_model_notebooks_get_one_gpu_each_round_robin():
 
 
 def test_params_paths_resolve_against_the_folder_holding_params(tmp_path):
-    assert run.project_root_for(tmp_path / "params" / "x.yaml") == tmp_path.resolve()
-    assert run.project_root_for(tmp_path / "elsewhere" / "x.yaml") == (tmp_path / "elsewhere").resolve()
+    assert project_root_for(tmp_path / "params" / "x.yaml") == tmp_path.resolve()
+    assert project_root_for(tmp_path / "elsewhere" / "x.yaml") == (tmp_path / "elsewhere").resolve()
 
 
-def test_open_stage_moves_to_the_project_root_and_prints_the_effective_params(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("cwd, given", [("notebooks", "../params/p.yaml"), (".", "../params/p.yaml"),
+                                        (".", "params/p.yaml"), ("notebooks", "params/p.yaml")])
+def test_open_stage_resolves_the_params_file_from_root_or_notebooks_without_chdir(tmp_path, capsys, monkeypatch,
+                                                                                   cwd, given):
     (tmp_path / "params").mkdir()
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "params" / "p.yaml").write_text("run_name: a\nseed: 7\n", encoding="utf-8")
-    monkeypatch.chdir(tmp_path / "notebooks")
-    params = run.open_stage("../params/p.yaml", run_name="b", show=["run_name", "seed"])
-    assert Path.cwd() == tmp_path.resolve()
+    monkeypatch.chdir(tmp_path / cwd)
+    params, run_dir = session.open_stage(given, run_name="b", show=["run_name", "seed"])
+    assert Path.cwd() == (tmp_path / cwd).resolve()  # the kernel's directory is left alone
     assert params.run_name == "b" and params.seed == 7
+    assert run_dir.path == tmp_path.resolve() / "runs" / "b"
     out = capsys.readouterr().out
     assert "run_name: b" in out and "seed: 7" in out and "data:" not in out
 
 
 def test_format_params_names_an_unknown_section():
     with pytest.raises(KeyError, match="not a params section"):
-        run.format_params(load_params(ROOT / "params" / "smoke.yaml"), ["nope"])
+        session.format_params(load_params(ROOT / "params" / "smoke.yaml"), ["nope"])
 
 
 def test_markdown_table_formats_floats_and_escapes_pipes():
     import pandas as pd
 
-    text = run.markdown_table(pd.DataFrame({"model": ["a|b"], "accuracy": [0.123456], "n": [5]}))
+    text = bookpages.markdown_table(pd.DataFrame({"model": ["a|b"], "accuracy": [0.123456], "n": [5]}))
     assert text.splitlines()[0] == "| model | accuracy | n |"
     assert "a\\|b" in text and "0.123" in text and "0.1234" not in text
 
 
 def test_missing_metrics_give_a_note_not_an_error(tmp_path):
-    assert "No metrics table yet" in run.results_table_markdown(tmp_path)
+    assert "No metrics table yet" in bookpages.results_table_markdown(tmp_path)
 
 
 def test_failed_notebook_is_named_with_its_executed_copy(tmp_path, capsys):

@@ -6,11 +6,12 @@ import pandas as pd
 
 from geomusic_lib.data import attach_features, load_run_data, prepare_run_data
 from geomusic_lib.params import params_from_dict
+from geomusic_lib.rundir import RunDir
 
 
 def test_prepare_and_load_uci_run(tmp_path):
     params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "t"})
-    table, splits = prepare_run_data(params)
+    table, splits = prepare_run_data(params, RunDir(params.run_dir))
     data = load_run_data(tmp_path / "t")
     assert len(data.table.frame) == 1059 and data.table.grid_shape == (4, 29)
     assert [len(s.test) for s in data.splits] == [len(s.test) for s in splits]
@@ -26,11 +27,11 @@ def test_prepare_and_load_uci_run(tmp_path):
 def test_mirage_run_gets_its_table_from_feature_extraction(tmp_path, mirage_v1):
     params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "m", "data": {
         "source": "mirage", "mirage": {"path": str(mirage_v1), "min_reliability": 0.0, "min_tracks_per_class": 8}}})
-    table, _ = prepare_run_data(params)
+    table, _ = prepare_run_data(params, RunDir(params.run_dir))
     assert not (tmp_path / "m" / "data" / "table.parquet").exists()  # no audio features in the export
     some = table.frame["track_id"].iloc[::2]
     features = pd.DataFrame({"f1": np.arange(len(some), dtype=float)}, index=some.to_numpy())
-    attach_features(params, features)
+    attach_features(RunDir(params.run_dir), features)
     data = load_run_data(tmp_path / "m")
     assert set(data.table.frame["track_id"]) == set(some) and data.table.feature_names == ["f1"]
     kept = sum(len(s.train) + len(s.val) + len(s.test) for s in data.splits)
@@ -38,7 +39,7 @@ def test_mirage_run_gets_its_table_from_feature_extraction(tmp_path, mirage_v1):
 
 
 def test_feature_stage_extracts_in_file_columns_for_a_mirage_run(tmp_path, mirage_v1):
-    from geomusic_lib.features import run_feature_stage
+    from geomusic_lib.stages import extract_features as run_feature_stage
 
     raw = pd.read_csv(mirage_v1)
     rng = np.random.default_rng(0)
@@ -50,8 +51,8 @@ def test_feature_stage_extracts_in_file_columns_for_a_mirage_run(tmp_path, mirag
     params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "c", "features": {"source": "columns"},
                                "data": {"source": "mirage", "mirage": {"path": str(path), "min_reliability": 0.0,
                                                                        "min_tracks_per_class": 8}}})
-    prepare_run_data(params)
-    summary = run_feature_stage(params)
+    prepare_run_data(params, RunDir(params.run_dir))
+    summary = run_feature_stage(params, RunDir(params.run_dir))
     assert summary["extracted"] and summary["features"] >= 3
     table = load_run_data(tmp_path / "c").table
     assert {"track_sp_danceability", "track_sp_valence"} <= set(table.feature_names)
@@ -59,15 +60,15 @@ def test_feature_stage_extracts_in_file_columns_for_a_mirage_run(tmp_path, mirag
 
 
 def test_feature_stage_is_a_no_op_for_uci(tmp_path):
-    from geomusic_lib.features import run_feature_stage
+    from geomusic_lib.stages import extract_features as run_feature_stage
 
     params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "u"})
-    prepare_run_data(params)
-    assert run_feature_stage(params) == {"extracted": False, "source": "uci", "tracks": 1059, "features": 116}
+    prepare_run_data(params, RunDir(params.run_dir))
+    assert run_feature_stage(params, RunDir(params.run_dir)) == {"extracted": False, "source": "uci", "tracks": 1059, "features": 116}
 
 
 def test_region_classes_know_their_continent():
-    from geomusic_lib.data.store import class_table
+    from geomusic_lib.data.store import build_class_table as class_table
 
     frame = pd.DataFrame({"label": ["Western Africa", "Northern Europe", "Caribbean"], "lat": np.nan, "lon": np.nan})
     table = class_table(frame).set_index("class")

@@ -11,9 +11,11 @@ from geomusic_lib.ensemble import (
     fit_temperature,
     fit_weights,
     log_loss,
-    ensemble_stage,
-    run_ensemble,
 )
+from geomusic_lib.models.checkpoint import CheckpointError
+from geomusic_lib.rundir import RunDir
+from geomusic_lib.stages import fit_ensemble as ensemble_stage
+from geomusic_lib.stages import run_ensemble
 
 
 def _overconfident(n: int = 600, k: int = 5, seed: int = 0):
@@ -87,9 +89,9 @@ def small_run(tmp_path_factory):
                                "device": "cpu", "models": ["fcnn"], "baselines": ["majority", "logreg", "knn"]})
     table = load_uci(chromatic=False)
     splits = make_splits(table.frame, params.split, params.seed)
-    train_model("fcnn", table, splits, params, run_dir / "models" / "fcnn", progress=False)
-    run_baselines(table, splits, params, run_dir / "models", names=["majority", "logreg", "knn"], progress=False)
-    return run_dir, SimpleNamespace(table=table, splits=splits), params
+    train_model("fcnn", table, splits, params, RunDir(run_dir).model_dir("fcnn"), progress=False)
+    run_baselines(table, splits, params, RunDir(run_dir).models_dir, names=["majority", "logreg", "knn"], progress=False)
+    return RunDir(run_dir), SimpleNamespace(table=table, splits=splits), params
 
 
 def test_run_ensemble_writes_calibrated_test_predictions_fitted_on_validation_rows(small_run):
@@ -98,26 +100,26 @@ def test_run_ensemble_writes_calibrated_test_predictions_fitted_on_validation_ro
     from geomusic_lib.evaluate import model_kind
     from geomusic_lib.predictions import read_predictions
 
-    run_dir, data, params = small_run
-    fitted = run_ensemble(run_dir, data, params)
+    run, data, params = small_run
+    fitted = run_ensemble(run, data, params)
     assert len(fitted) == len(data.splits) == 1
     assert sorted(fitted[0].members) == ["fcnn", "knn", "logreg"]  # majority carries no information
     assert abs(sum(fitted[0].weights) - 1) < 1e-9
-    pred = read_predictions(run_dir / "models" / "ensemble" / "predictions.parquet")
+    pred = read_predictions(run.predictions("ensemble"))
     test_ids = data.table.frame["track_id"].iloc[data.splits[0].test].tolist()
     assert pred.track_ids.tolist() == test_ids
     assert np.allclose(pred.proba.sum(axis=1), 1)
-    majority = read_predictions(run_dir / "models" / "majority" / "predictions.parquet")
-    assert (pred.y_pred == pred.y_true).mean() > (majority.y_pred == majority.y_true).mean() + 0.1
-    assert model_kind(run_dir / "models" / "ensemble") == "ensemble"
-    stored = json.loads((run_dir / "models" / "ensemble" / "ensemble.json").read_text())
+    majority = read_predictions(run.predictions("majority"))
+    assert (pred.proba.argmax(1) == pred.y_true).mean() > (majority.proba.argmax(1) == majority.y_true).mean() + 0.1
+    assert model_kind(run.model_dir("ensemble")) == "ensemble"
+    stored = json.loads((run.model_dir("ensemble") / "ensemble.json").read_text())
     assert stored[0]["weights"] == fitted[0].weights
 
 
 def test_run_ensemble_names_a_member_without_predictions(small_run):
-    run_dir, data, params = small_run
+    run, data, params = small_run
     with pytest.raises(FileNotFoundError, match="svm"):
-        run_ensemble(run_dir, data, params, members=["fcnn", "svm"], name="ens2")
+        run_ensemble(run, data, params, members=["fcnn", "svm"])
 
 
 def test_run_ensemble_refuses_a_checkpoint_trained_on_another_split(small_run):
@@ -125,18 +127,18 @@ def test_run_ensemble_refuses_a_checkpoint_trained_on_another_split(small_run):
 
     from geomusic_lib.data import make_splits
 
-    run_dir, data, params = small_run
+    run, data, params = small_run
     other = params.model_copy(update={"seed": params.seed + 1})
     moved = SimpleNamespace(table=data.table, splits=make_splits(data.table.frame, other.split, other.seed))
-    with pytest.raises(ValueError, match="retrain fcnn"):
-        run_ensemble(run_dir, moved, other, members=["fcnn"], name="ens3")
+    with pytest.raises(CheckpointError, match="retrain fcnn"):
+        run_ensemble(run, moved, other, members=["fcnn"])
 
 
 def test_ensemble_stage_removes_a_stale_ensemble_when_switched_off(small_run, capsys):
-    run_dir, data, params = small_run
-    assert ensemble_stage(run_dir, data, params, name="ens4")
+    run, data, params = small_run
+    assert ensemble_stage(params, run, data)
     assert "holdout split:" in capsys.readouterr().out
     off = params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"ensemble": False})})
-    assert ensemble_stage(run_dir, data, off, name="ens4") == []
-    assert not (run_dir / "models" / "ens4").exists()
+    assert ensemble_stage(off, run, data) == []
+    assert not run.model_dir("ensemble").exists()
     assert "evaluate.ensemble is false" in capsys.readouterr().out

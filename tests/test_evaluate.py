@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, top_k_accuracy_score
 
-from geomusic_lib import evaluate
-from geomusic_lib.evaluate import (
+from geomusic_lib import metrics as evaluate
+from geomusic_lib.evaluate import evaluate_run
+from geomusic_lib.metrics import (
     HEADLINE,
     error_km,
     evaluate_predictions,
-    evaluate_run,
     expected_calibration_error,
     geographic_order,
     ordered_confusion,
@@ -255,7 +255,7 @@ def test_round_trip_through_the_predictions_file(tmp_path):
 def test_showcase_tracks_fall_back_to_the_best_recognised_classes():
     import pandas as pd
 
-    from geomusic_lib.evaluate import showcase_tracks
+    from geomusic_lib.summaries import showcase_tracks
 
     tracks = pd.DataFrame({"track_id": list("abcdef"), "label": ["Mali", "Mali", "Japan", "Peru", "Peru", "Peru"]})
     chosen = showcase_tracks(tracks, ["Japan", "Indonesia"], per_class=1, ranked=["Peru", "Mali"])
@@ -267,7 +267,7 @@ def test_showcase_tracks_fall_back_to_the_best_recognised_classes():
 def test_unknown_regions_never_count_as_a_match():
     import numpy as np
 
-    from geomusic_lib.evaluate import _same_known
+    from geomusic_lib.metrics import _same_known
 
     continent = np.array(["", "", "Asia"])
     assert _same_known(continent, np.array([1, 2, 2]), np.array([0, 2, 2])).tolist() == [False, True, True]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geomusic_lib.features import AUDIO_FEATURE_COLUMNS, FeatureError, extract_features, load_features
+from geomusic_lib.features import AUDIO_FEATURE_COLUMNS, FeatureError, extract_features
 from geomusic_lib.features.__main__ import main
 from geomusic_lib.features.columns import normalise_columns
 from geomusic_lib.params import FeatureParams
@@ -26,7 +26,7 @@ def test_real_export_with_bare_api_names(tmp_path):
     row = result.features.loc[first["spotify_id"]]
     assert row["track_sp_danceability"] == pytest.approx(first["danceability"])
     assert row["track_sp_beatsperbar"] == first["time_signature"]
-    on_disk = load_features(tmp_path)
+    on_disk = pd.read_parquet(tmp_path / "features.parquet")
     pd.testing.assert_frame_equal(on_disk, result.features)
 
 

@@ -217,7 +217,7 @@ def _frames_checkpoint() -> dict:
 
 
 def test_frames_model_predicts_from_the_feature_folder_and_from_arrays(tmp_path):
-    from geomusic_lib.features.base import write_frames
+    from geomusic_lib.data.frames import write_frames
 
     rng = np.random.default_rng(3)
     frames = {f"t{i}": rng.normal(size=(5 + 3 * i, 2)).astype(np.float32) for i in range(4)}

@@ -16,10 +16,12 @@ import torch
 
 import geomusic_lib.train as train_mod
 from geomusic_lib.data import Split, load_uci, make_splits
-from geomusic_lib.models.checkpoint import CheckpointError, check_input_features, load_checkpoint, model_from_checkpoint
+from geomusic_lib.inference import batch_probabilities
+from geomusic_lib.models.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from geomusic_lib.predict import PredictionError, Predictor
 from geomusic_lib.params import params_from_dict
 from geomusic_lib.predictions import read_predictions
-from geomusic_lib.train import predict_proba, train_model
+from geomusic_lib.train import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +48,7 @@ def test_training_lowers_the_loss_on_uci(uci, tmp_path):
     pred = read_predictions(result.predictions)
     assert len(pred.y_true) == len(splits[0].test)
     np.testing.assert_allclose(pred.proba.sum(1), 1.0, rtol=1e-5)
-    assert (pred.y_pred == pred.y_true).mean() > 3 / 33  # well above chance after 6 epochs
+    assert (pred.proba.argmax(1) == pred.y_true).mean() > 3 / 33  # well above chance after 6 epochs
 
 
 def test_checkpoint_is_self_contained_and_loads_with_weights_only(uci, tmp_path):
@@ -60,11 +62,11 @@ def test_checkpoint_is_self_contained_and_loads_with_weights_only(uci, tmp_path)
     model = model_from_checkpoint(load_checkpoint(tmp_path / "cnn" / "checkpoint_best.pt"))
     x = (table.features - np.asarray(raw["norm_mean"], dtype=np.float32)) / np.asarray(raw["norm_std"], dtype=np.float32)
     from geomusic_lib.data import make_view
-    proba = predict_proba(model, make_view(raw["view"], x, raw["grid_shape"]), splits[0].test)
+    proba = batch_probabilities(model, make_view(raw["view"], x, raw["grid_shape"]), splits[0].test)
     stored = read_predictions(tmp_path / "cnn" / "predictions.parquet").proba
     np.testing.assert_allclose(proba, stored, atol=1e-6)
-    with pytest.raises(ValueError, match="trained on 116"):
-        check_input_features(raw, 68)
+    with pytest.raises(PredictionError, match="trained on 116"):
+        Predictor.from_dict(raw, device="cpu").predict(np.zeros((2, 68)))
 
 
 def test_corrupt_or_missing_checkpoint_is_a_clear_error(tmp_path):

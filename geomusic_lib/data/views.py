@@ -74,7 +74,7 @@ def check_finite(x: np.ndarray, what: str = "features", names: Sequence[str] | N
     flat = bad.reshape(len(bad), -1)
     rows, cols = np.flatnonzero(flat.any(axis=1)), np.flatnonzero(flat.any(axis=0))
     shown = [names[c] for c in cols[:5]] if names is not None and len(names) == flat.shape[1] else cols[:5].tolist()
-    first = row_ids[rows[0]] if row_ids is not None else f"row {rows[0]}"
+    first = f"row {rows[0]}" + (f", track {row_ids[rows[0]]}" if row_ids is not None else "")
     raise DataError(f"{what}: {int(bad.sum())} NaN or infinite value(s) in {len(rows)} track(s) (first: {first}), "
                     f"in column(s) {shown}{' …' if len(cols) > 5 else ''}. {fix}")
 

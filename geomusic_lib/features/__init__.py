@@ -8,17 +8,16 @@ Sources, chosen by `features.source`:
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from geomusic_lib.data.frames import frame_channels, load_frames
 from geomusic_lib.features.base import (
-    FEATURES_FILE, FeatureError, FeatureResult, check_no_target_leak, check_tracks,
-    frame_channels, frames_for_tracks, load_frames, sample_tracks,
+    FeatureError, FeatureResult, check_no_target_leak, check_tracks, sample_tracks,
 )
 from geomusic_lib.features.columns import AUDIO_FEATURE_COLUMNS, normalise_columns
 from geomusic_lib.features.spotify import (
@@ -26,13 +25,9 @@ from geomusic_lib.features.spotify import (
 )
 from geomusic_lib.params import FeatureParams
 
-if TYPE_CHECKING:
-    from geomusic_lib.params import Params
-
-
 __all__ = [
     "AUDIO_FEATURE_COLUMNS", "FeatureError", "FeatureResult", "SPOTIFY_NOTICE", "SpotifyForbiddenError",
-    "SpotifyUnavailableError", "extract_features", "frame_channels", "frames_for_tracks", "run_feature_stage", "load_features", "load_frames", "summary_line",
+    "SpotifyUnavailableError", "extract_features", "frame_channels", "load_frames", "summary_line",
 ]
 
 
@@ -50,27 +45,6 @@ def extract_features(tracks: pd.DataFrame, params: FeatureParams, out_dir: str |
     check_no_target_leak(result.features.columns, target, f"{params.source} features")
     tqdm.write(f"features ({params.source}): {summary_line(result.coverage)}", file=sys.stderr)
     return result
-
-
-def run_feature_stage(params: "Params") -> dict[str, Any]:
-    """The run's feature step (notebook 02): extract features for its tracks and write `data/table.parquet`.
-
-    Sources that arrive with their features (UCI, a table with feature columns) need no
-    extraction; the returned summary says so.
-    """
-    from geomusic_lib.data import attach_features
-
-    data_dir = params.run_dir / "data"
-    meta = json.loads((data_dir / "meta.json").read_text(encoding="utf-8"))
-    if meta["feature_names"]:
-        return {"extracted": False, "source": meta["source"], "tracks": meta["n_tracks"],
-                "features": len(meta["feature_names"])}
-    tracks = pd.read_parquet(data_dir / "tracks.parquet")
-    target = params.data.mirage.target if params.data.source == "mirage" else "station"
-    result = extract_features(tracks, params.features, params.run_dir / "features", target=target, seed=params.seed)
-    table = attach_features(params, result.features, notes=result.notes)
-    return {"extracted": True, **result.coverage, "tracks_with_features": len(table.frame),
-            "features": len(table.feature_names)}
 
 
 def _dispatch(frame: pd.DataFrame, params: FeatureParams, out_dir: Path, target: str,
@@ -99,11 +73,3 @@ def summary_line(coverage: dict[str, Any]) -> str:
     keys = ["tracks", "with_features", "fetched", "cached", "missing", "no_match", "forbidden", "pending",
             "requests", "seconds"]
     return ", ".join(f"{k}={coverage[k]}" for k in keys if k in coverage)
-
-
-def load_features(out_dir: str | Path) -> pd.DataFrame:
-    """Read `out_dir/features.parquet` (index `track_id`)."""
-    path = Path(out_dir) / FEATURES_FILE
-    if not path.is_file():
-        raise FeatureError(f"{path}: no features yet. Run `python -m geomusic_lib.features --out {out_dir}` first.")
-    return pd.read_parquet(path)
