@@ -36,12 +36,14 @@ from threadpoolctl import threadpool_limits
 
 from geomusic_lib.baselines import make_baseline, run_baselines
 from geomusic_lib.data import Split, load_uci, make_splits
-from geomusic_lib.data.store import class_table
-from geomusic_lib.ensemble import fit_ensemble
-from geomusic_lib.evaluate import evaluate_predictions
+from geomusic_lib.data.store import build_class_table
+from geomusic_lib.ensemble import MemberProbabilities, ensemble_over_splits
+from geomusic_lib.ensemble_members import network_validation_proba
+from geomusic_lib.metrics import evaluate_predictions
 from geomusic_lib.params import deep_merge, params_from_dict
 from geomusic_lib.predict import Predictor
 from geomusic_lib.predictions import Predictions, read_predictions
+from geomusic_lib.rundir import RunDir, predictions_path
 from geomusic_lib.train import train_model
 
 HERE = Path(__file__).resolve().parent
@@ -76,32 +78,25 @@ def _sorted(pred: Predictions) -> Predictions:
                        pred.classes, pred.true_lat[order], pred.true_lon[order])
 
 
-def _baseline(name: str, table, splits, params, run_dir: Path) -> float:
+def _baseline(name: str, table, splits, params, models_dir: Path) -> float:
     """Fit baseline `name` unless an identical fit (estimator, seed, folds) is stored; returns seconds."""
     key = json.dumps({"estimator": repr(make_baseline(name, params.seed)), "sklearn": sklearn.__version__,
                       "seed": params.seed,
                       "features": list(table.feature_names),
                       "rows": [[s.train.tolist(), s.val.tolist(), s.test.tolist()] for s in splits]})
-    key_file = run_dir / name / "cache.json"
-    if key_file.is_file() and (run_dir / name / "predictions.parquet").is_file():
+    key_file = Path(models_dir) / name / "cache.json"
+    if key_file.is_file() and predictions_path(Path(models_dir) / name).is_file():
         stored = json.loads(key_file.read_text())
         if stored["key"] == key:
             return stored["seconds"]
     t = time.perf_counter()
-    run_baselines(table, splits, params, run_dir, names=[name], progress=False)
+    run_baselines(table, splits, params, models_dir, names=[name], progress=False)
     seconds = time.perf_counter() - t
     key_file.write_text(json.dumps({"key": key, "seconds": seconds}))
     return seconds
 
 
-def _network_val_proba(name: str, table, split: Split, model_dir: Path) -> np.ndarray:
-    """Probabilities of the fold's early-stopped checkpoint on the fold's validation rows."""
-    predictor = Predictor.from_checkpoint(model_dir / f"fold_{split.fold}" / "checkpoint_best.pt", device="cpu")
-    assert predictor.classes == table.classes()
-    return predictor.predict_proba(table.frame.iloc[split.val])
-
-
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help=f"fast sanity run: {QUICK}")
     ap.add_argument("--folds", type=int, default=10)
@@ -123,116 +118,114 @@ def main() -> None:
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
-    warnings.filterwarnings("ignore", category=UserWarning)
-    torch.set_num_threads(args.threads)
-    os.environ["LOKY_MAX_CPU_COUNT"] = str(args.threads)  # random_forest's n_jobs=-1 → this many workers
-    threadpool_limits(args.threads)
+    return args
 
-    table = load_uci()
+
+def _params(args: argparse.Namespace):
     overrides = {"seed": args.seed, "device": "cpu", "split": {"strategy": "kfold", "folds": args.folds}}
     if args.epochs:
         overrides["train"] = {"epochs": args.epochs}
     raw = yaml.safe_load(args.params.read_text(encoding="utf-8"))
     if args.overlay:
         raw = deep_merge(raw, yaml.safe_load(args.overlay.read_text(encoding="utf-8")) or {})
-    params = params_from_dict(deep_merge(raw, overrides), source=str(args.params))
-    splits = make_splits(table.frame, params.split, params.seed)
+    return params_from_dict(deep_merge(raw, overrides), source=str(args.params))
 
-    tag = "uci_cv_quick" if args.quick else "uci_cv"
-    run_dir = args.out / f"{tag}_run" / "models"
-    val_dir = args.out / f"{tag}_run" / "val_fits"  # baselines fitted on training rows only, scored on validation rows
-    run_dir.mkdir(parents=True, exist_ok=True)
-    val_dir.mkdir(parents=True, exist_ok=True)
-    classes = class_table(table.frame)
-    y_all = table.label_indices()
 
-    t0 = time.perf_counter()
+def _timed(seconds: dict[str, float], name: str, fit) -> None:
+    t = time.perf_counter()
+    fit()
+    seconds[name] = time.perf_counter() - t
+    print(f"{name}: {seconds[name]:.0f} s", flush=True)
+
+
+def _fit_members(args, table, splits, params, run: RunDir) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """Baselines, networks and the ensemble-only members; returns seconds and each extra member's folders."""
     seconds: dict[str, float] = {}
     for name in args.baselines:
-        seconds[name] = _baseline(name, table, splits, params, run_dir)
+        seconds[name] = _baseline(name, table, splits, params, run.models_dir)
         print(f"{name}: {seconds[name]:.0f} s", flush=True)
     for name in args.models:
-        t = time.perf_counter()
-        train_model(name, table, splits, params, run_dir / name, progress=False)
-        seconds[name] = time.perf_counter() - t
-        print(f"{name}: {seconds[name]:.0f} s", flush=True)
-    # ensemble-only members (also scored on their own, below the line)
+        _timed(seconds, name, lambda: train_model(name, table, splits, params, run.model_dir(name), progress=False))
     extra: dict[str, list[str]] = {}  # member -> prediction folders averaged into it
-    table68 = load_uci(chromatic=False)
-    assert (table68.frame["track_id"] == table.frame["track_id"]).all() and \
-        (table68.frame["label"] == table.frame["label"]).all()
     if "svm" in args.baselines:
-        seconds["svm_68"] = _baseline("svm", table68, splits, params, run_dir / "svm_68")
+        seconds["svm_68"] = _baseline("svm", _table68(table), splits, params, run.model_dir("svm_68"))
         extra["svm_68"] = ["svm_68/svm"]
         print(f"svm_68: {seconds['svm_68']:.0f} s", flush=True)
     if "fcnn" in args.models and args.fcnn_seeds:
-        t = time.perf_counter()
-        extra["fcnn_seeds"] = ["fcnn"]
-        for seed in FCNN_SEEDS[:args.fcnn_seeds]:
-            train_model("fcnn", table, splits, params.model_copy(update={"seed": seed}), run_dir / f"fcnn_seed{seed}",
-                        progress=False)
-            extra["fcnn_seeds"].append(f"fcnn_seed{seed}")
-        seconds["fcnn_seeds"] = seconds["fcnn"] + time.perf_counter() - t
-        print(f"fcnn_seeds: {seconds['fcnn_seeds']:.0f} s", flush=True)
+        extra["fcnn_seeds"] = ["fcnn"] + [f"fcnn_seed{seed}" for seed in FCNN_SEEDS[:args.fcnn_seeds]]
+        _timed(seconds, "fcnn_seeds", lambda: [
+            train_model("fcnn", table, splits, params.model_copy(update={"seed": seed}),
+                        run.model_dir(f"fcnn_seed{seed}"), progress=False) for seed in FCNN_SEEDS[:args.fcnn_seeds]])
+        seconds["fcnn_seeds"] += seconds["fcnn"]
+    return seconds, extra
 
-    # ---- out-of-fold test predictions, all on the same rows and folds
+
+def _table68(table):
+    table68 = load_uci(chromatic=False)
+    assert (table68.frame["track_id"] == table.frame["track_id"]).all() and \
+        (table68.frame["label"] == table.frame["label"]).all()
+    return table68
+
+
+def _out_of_fold(args, run: RunDir, extra: dict[str, list[str]]) -> dict[str, Predictions]:
+    """Every member's out-of-fold test predictions, all on the same rows and folds."""
     preds: dict[str, Predictions] = {}
-    for name in [*args.baselines, *args.models]:
-        pred = _sorted(read_predictions(run_dir / name / "predictions.parquet"))
+    for name in [*args.baselines, *args.models, *extra]:
+        parts = [_sorted(read_predictions(predictions_path(run.models_dir / f))) for f in extra.get(name, [name])]
         if preds:
             ref = next(iter(preds.values()))
-            assert (pred.track_ids == ref.track_ids).all() and (pred.fold == ref.fold).all(), \
+            assert all((p.track_ids == ref.track_ids).all() and (p.fold == ref.fold).all() for p in parts), \
                 f"{name} was not evaluated on the same folds"
-        preds[name] = pred
-    for name, folders in extra.items():
-        parts = [_sorted(read_predictions(run_dir / f / "predictions.parquet")) for f in folders]
-        ref = next(iter(preds.values()))
-        assert all((p.track_ids == ref.track_ids).all() and (p.fold == ref.fold).all() for p in parts), name
+        ref = parts[0]
         preds[name] = Predictions(ref.track_ids, ref.fold, ref.y_true, np.mean([p.proba for p in parts], axis=0),
                                   ref.classes, ref.true_lat, ref.true_lon)
-    rows = {name: _scores(pred, classes, args.seed, args.bootstrap) for name, pred in preds.items()}
+    return preds
 
-    # ---- ensemble: per fold, fitted on validation rows only
+
+def _validation_probas(args, m: str, table, splits, params, run: RunDir, extra) -> dict[int, np.ndarray]:
+    """Member `m` on each fold's validation rows: a network's early-stopped checkpoints (averaged
+    over its seeds), or a baseline fitted on the fold's training rows only."""
+    if m in args.models or m == "fcnn_seeds":
+        return {s.fold: np.mean([network_validation_proba(
+            Predictor.from_checkpoint(run.checkpoint(f, s.fold), device="cpu"),
+            table, s) for f in extra.get(m, [m])], axis=0) for s in splits}
+    base, src = (m, table) if m != "svm_68" else ("svm", _table68(table))
+    val_splits = [Split(s.fold, s.train, np.array([], dtype=int), s.val) for s in splits]
+    val_dir = run.path / "val_fits"  # baselines fitted on training rows only, scored on validation rows
+    _baseline(base, src, val_splits, params, val_dir / m)
+    vp = read_predictions(predictions_path(val_dir / m / base))
+    position = {tid: i for i, tid in enumerate(table.frame["track_id"])}
+    out = {}
+    for s in splits:
+        here = vp.fold == s.fold
+        assert [position[tid] for tid in vp.track_ids[here]] == s.val.tolist()
+        out[s.fold] = vp.proba[here]
+    return out
+
+
+def _ensemble(args, table, splits, params, run: RunDir, extra, preds) -> tuple[Predictions, list, list[str]]:
+    """The validation-fitted ensemble of the candidates (`geomusic_lib.ensemble.ensemble_over_splits`)."""
     members = [m for m in CANDIDATES if m in preds]
-    ens_info = []
-    if len(members) > 1:
-        t = time.perf_counter()
-        val_splits = [Split(s.fold, s.train, np.array([], dtype=int), s.val) for s in splits]
-        val_proba: dict[str, dict[int, np.ndarray]] = {m: {} for m in members}
-        position = {tid: i for i, tid in enumerate(table.frame["track_id"])}
-        for m in members:
-            if m in args.models or m == "fcnn_seeds":
-                folders = extra.get(m, [m])
-                for s in splits:
-                    val_proba[m][s.fold] = np.mean([_network_val_proba(m.split("_")[0], table, s, run_dir / f)
-                                                    for f in folders], axis=0)
-            else:
-                base, src = (m, table) if m != "svm_68" else ("svm", table68)
-                _baseline(base, src, val_splits, params, val_dir / m)
-                vp = read_predictions(val_dir / m / base / "predictions.parquet")
-                for s in splits:
-                    here = vp.fold == s.fold
-                    assert [position[tid] for tid in vp.track_ids[here]] == s.val.tolist()
-                    val_proba[m][s.fold] = vp.proba[here]
-        ref = preds[members[0]]
-        proba = np.zeros_like(ref.proba)
-        for s in splits:
-            ens = fit_ensemble({m: val_proba[m][s.fold] for m in members}, y_all[s.val])
-            test_rows = ref.fold == s.fold
-            proba[test_rows] = ens.predict({m: preds[m].proba[test_rows] for m in members})
-            ens_info.append(ens)
-        name = "ensemble (validation-fitted weights and temperatures)"
-        rows[name] = _scores(Predictions(ref.track_ids, ref.fold, ref.y_true, proba, ref.classes, ref.true_lat,
-                                         ref.true_lon), classes, args.seed, args.bootstrap)
-        seconds[name] = time.perf_counter() - t
+    val = {m: _validation_probas(args, m, table, splits, params, run, extra) for m in members}
+    ref = preds[members[0]]
+    per_split = [{m: MemberProbabilities(val[m][s.fold], preds[m].proba[ref.fold == s.fold]) for m in members}
+                 for s in splits]
+    y = table.label_indices()
+    fitted, test = ensemble_over_splits(per_split, [y[s.val] for s in splits], [{"fold": s.fold} for s in splits])
+    proba = np.zeros_like(ref.proba)
+    for s, p in zip(splits, test):
+        proba[ref.fold == s.fold] = p
+    return (Predictions(ref.track_ids, ref.fold, ref.y_true, proba, ref.classes, ref.true_lat, ref.true_lon),
+            fitted, members)
 
-    # ---- table
+
+def _table_text(args, table, classes, rows, seconds, ens_info, members, total: float) -> str:
     settings = f"`{args.params.name}`" + (f" + `{args.overlay.name}`" if args.overlay else "")
     lines = [
         f"UCI Geographical Original of Music, {len(table.frame)} tracks, {len(classes)} classes, "
         f"{args.folds}-fold stratified CV (seed {args.seed}), out-of-fold predictions of every track; "
         f"network settings from {settings}" + (f", {args.epochs} epochs" if args.epochs else "")
-        + f"; torch {torch.__version__}, {args.threads} CPU thread(s), total {time.perf_counter() - t0:.0f} s. "
+        + f"; torch {torch.__version__}, {args.threads} CPU thread(s), total {total:.0f} s. "
         f"Brackets: 95 % bootstrap intervals over tracks ({args.bootstrap} resamples). Distance-aware: the class "
         "with the least expected great-circle distance under the model's probabilities.",
         "",
@@ -262,7 +255,32 @@ def main() -> None:
                   "Candidates: " + ", ".join(members) + "."]
     lines += ["", "Reference: Zhou, Q & King (2014) report a mean error of 3,113 km with random-forest regression "
               "on the coordinates (their own protocol)."]
-    text = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = _parse_args()
+    warnings.filterwarnings("ignore", category=UserWarning)
+    torch.set_num_threads(args.threads)
+    os.environ["LOKY_MAX_CPU_COUNT"] = str(args.threads)  # random_forest's n_jobs=-1 → this many workers
+    threadpool_limits(args.threads)
+    table, params = load_uci(), _params(args)
+    splits = make_splits(table.frame, params.split, params.seed)
+    tag = "uci_cv_quick" if args.quick else "uci_cv"
+    run = RunDir(args.out / f"{tag}_run")
+    classes = build_class_table(table.frame)
+    t0 = time.perf_counter()
+    seconds, extra = _fit_members(args, table, splits, params, run)
+    preds = _out_of_fold(args, run, extra)
+    rows = {name: _scores(pred, classes, args.seed, args.bootstrap) for name, pred in preds.items()}
+    ens_info, members = [], []
+    if len([m for m in CANDIDATES if m in preds]) > 1:
+        t = time.perf_counter()
+        ensemble, ens_info, members = _ensemble(args, table, splits, params, run, extra, preds)
+        name = "ensemble (validation-fitted weights and temperatures)"
+        rows[name] = _scores(ensemble, classes, args.seed, args.bootstrap)
+        seconds[name] = time.perf_counter() - t
+    text = _table_text(args, table, classes, rows, seconds, ens_info, members, time.perf_counter() - t0)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{tag}.md").write_text(text + "\n", encoding="utf-8")

@@ -21,6 +21,7 @@ import torch
 
 from geomusic_lib.data import load_uci, make_splits
 from geomusic_lib.params import load_params
+from geomusic_lib.rundir import history_path
 from geomusic_lib.train import train_model
 
 
@@ -48,7 +49,7 @@ def main() -> None:
             result = train_model(args.model, table, splits, params, tmp, progress=False)
             accs = []
             for fold in result.folds:
-                history = pd.read_csv(fold.checkpoint.parent / "history.csv")
+                history = pd.read_csv(history_path(fold.checkpoint.parent))
                 accs.append(history.loc[history.epoch == fold.best_epoch, "val_accuracy"].item())
         print(f"{args.model} {setting:80s} val_loss {np.mean([f.best_metric for f in result.folds]):.3f} "
               f"val_acc {np.mean(accs):.3f} best_epoch {np.mean([f.best_epoch for f in result.folds]):.0f} "

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from geomusic_lib.data import load_uci, make_splits
 from geomusic_lib.data.geo import great_circle_km
-from geomusic_lib.data.store import class_table
+from geomusic_lib.data.store import build_class_table
 from geomusic_lib.decision import class_distance_matrix
 from geomusic_lib.params import params_from_dict
 
@@ -32,7 +32,7 @@ def main() -> None:
         table = load_uci(chromatic=chromatic)
         splits = make_splits(table.frame, split_params, 42)
         classes = table.classes()
-        info = class_table(table.frame).set_index("class").loc[classes]
+        info = build_class_table(table.frame).set_index("class").loc[classes]
         clat, clon = info["lat"].to_numpy(float), info["lon"].to_numpy(float)
         dist = class_distance_matrix(clat, clon)
         y = table.label_indices()

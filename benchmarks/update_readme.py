@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from geomusic_lib.run import results_table_markdown
+from geomusic_lib.bookpages import results_table_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"

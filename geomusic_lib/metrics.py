@@ -242,7 +242,6 @@ def evaluate_predictions(
     classes = align_classes(pred, classes_df)
     y_true = np.asarray(pred.y_true, dtype=int)
     y_pred = predicted_classes(pred, classes, decision)
-    labels = np.arange(n_classes)
     region = classes["region"].astype(str).to_numpy()
     continent = classes["continent"].astype(str).to_numpy()
     km = error_km(pred, classes, y_pred)
@@ -254,27 +253,7 @@ def evaluate_predictions(
         "continent_accuracy": _same_known(continent, y_pred, y_true),
     }
 
-    def top_k(k: int) -> float:
-        if k >= n_classes:  # sklearn warns and returns 1.0
-            return 1.0
-        if n_classes == 2:
-            return float(rows[f"top{k}_accuracy"].mean())
-        return float(top_k_accuracy_score(y_true, pred.proba, k=k, labels=labels))
-
-    with np.errstate(invalid="ignore"):
-        has_km = not np.isnan(km).all()
-        point = {
-            "accuracy": accuracy_score(y_true, y_pred),
-            "top3_accuracy": top_k(3),
-            "top5_accuracy": top_k(5),
-            "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
-            "macro_f1": f1_score(y_true, y_pred, average="macro", zero_division=0),
-            "mean_km": float(np.nanmean(km)) if has_km else np.nan,
-            "median_km": float(np.nanmedian(km)) if has_km else np.nan,
-            "region_accuracy": float(rows["region_accuracy"].mean()),
-            "continent_accuracy": float(rows["continent_accuracy"].mean()),
-            "ece": expected_calibration_error(pred.proba, y_true, calibration_bins),
-        }
+    point = _point_estimates(pred.proba, y_true, y_pred, rows, km, calibration_bins)
     result: dict[str, float] = {
         "n": int(n),
         "n_classes": int(n_classes),
@@ -287,16 +266,50 @@ def evaluate_predictions(
         )
         if bootstrap > 0 else {}
     )
+    result.update(_with_intervals(point, dist, ci))
+    return result
+
+
+def _point_estimates(proba: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, rows: dict[str, np.ndarray],
+                     km: np.ndarray, calibration_bins: int) -> dict[str, float]:
+    """Each headline metric on all rows (scikit-learn where it has the metric)."""
+    n_classes = proba.shape[1]
+
+    def top_k(k: int) -> float:
+        if k >= n_classes:  # sklearn warns and returns 1.0
+            return 1.0
+        if n_classes == 2:
+            return float(rows[f"top{k}_accuracy"].mean())
+        return float(top_k_accuracy_score(y_true, proba, k=k, labels=np.arange(n_classes)))
+
+    with np.errstate(invalid="ignore"):
+        has_km = not np.isnan(km).all()
+        return {
+            "accuracy": accuracy_score(y_true, y_pred),
+            "top3_accuracy": top_k(3),
+            "top5_accuracy": top_k(5),
+            "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
+            "macro_f1": f1_score(y_true, y_pred, average="macro", zero_division=0),
+            "mean_km": float(np.nanmean(km)) if has_km else np.nan,
+            "median_km": float(np.nanmedian(km)) if has_km else np.nan,
+            "region_accuracy": float(rows["region_accuracy"].mean()),
+            "continent_accuracy": float(rows["continent_accuracy"].mean()),
+            "ece": expected_calibration_error(proba, y_true, calibration_bins),
+        }
+
+
+def _with_intervals(point: dict[str, float], dist: dict[str, np.ndarray], ci: float) -> dict[str, float]:
+    """`name`, `name_ci_low`, `name_ci_high` for every headline metric (NaN bounds without resamples)."""
     tail = (1 - ci) / 2 * 100
+    out: dict[str, float] = {}
     for name in HEADLINE:
-        result[name] = float(point[name])
+        out[name] = float(point[name])
         if name in dist and not np.isnan(dist[name]).all():
             low, high = np.nanpercentile(dist[name], [tail, 100 - tail])
         else:
             low = high = np.nan
-        result[f"{name}_ci_low"] = float(low)
-        result[f"{name}_ci_high"] = float(high)
-    return result
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = float(low), float(high)
+    return out
 
 
 def per_class_metrics(pred: Predictions, classes_df: pd.DataFrame, decision: Decision = "argmax") -> pd.DataFrame:
