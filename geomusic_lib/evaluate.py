@@ -12,13 +12,12 @@ import pandas as pd
 from geomusic_lib.fileio import atomic_write_csv, atomic_write_json
 from geomusic_lib.metrics import HEADLINE, evaluate_predictions, per_class_metrics
 from geomusic_lib.predictions import read_predictions
-from geomusic_lib.rundir import RunDir, history_path, read_run_csv
+from geomusic_lib.rundir import HISTORY_FILE, RunDir, ensemble_path, history_path, read_run_csv
 
 if TYPE_CHECKING:
     from geomusic_lib.params import EvaluateParams, Params
 
 
-ENSEMBLE_FILE = "ensemble.json"
 KIND_ORDER = {"model": 0, "ensemble": 1, "baseline": 2}
 
 
@@ -36,9 +35,9 @@ def model_kind(model_dir: str | Path) -> str:
     """'ensemble' for the ensemble stage's output, 'model' for a trained network (it has a
     history or checkpoint), else 'baseline'."""
     model_dir = Path(model_dir)
-    if (model_dir / ENSEMBLE_FILE).is_file():
+    if ensemble_path(model_dir).is_file():
         return "ensemble"
-    trained = any(model_dir.glob(f"**/{history_path('').name}")) or any(model_dir.glob("**/checkpoint_*.pt"))
+    trained = any(model_dir.glob(f"**/{HISTORY_FILE}")) or any(model_dir.glob("**/checkpoint_*.pt"))
     return "model" if trained else "baseline"
 
 
@@ -48,7 +47,7 @@ def load_history(model_dir: str | Path) -> pd.DataFrame:
     parts = []
     if history_path(model_dir).is_file():
         parts.append(pd.read_csv(history_path(model_dir)))
-    folds = sorted(model_dir.glob(f"fold_*/{history_path('').name}"), key=lambda p: int(p.parent.name.split("_")[-1]))
+    folds = sorted(model_dir.glob(f"fold_*/{HISTORY_FILE}"), key=lambda p: int(p.parent.name.split("_")[-1]))
     for path in folds:
         frame = pd.read_csv(path)
         parts.append(frame.assign(fold=int(path.parent.name.split("_")[-1])) if "fold" not in frame else frame)

@@ -245,25 +245,32 @@ def per_class_importance(
 
 
 # --------------------------------------------------------------------------- attention
-def attention_weights(model: nn.Module, x, mask=None, batch_size: int = 256) -> np.ndarray:
-    """Attention weights `(N, T)` from `model(x, mask, return_attention=True)`; multi-head or
-    query × key weights are averaged to the attention each step receives."""
+def _in_batches(model: nn.Module, x, mask, batch_size: int, step) -> np.ndarray:
+    """`step(x_batch, mask_batch)` of an eval-mode model over batches on its device, joined on the CPU."""
     model.eval()
     device = _device_of(model)
     x = _to_tensor(x)
     out = []
     with torch.inference_mode():
         for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].to(device)
             mb = None if mask is None else torch.as_tensor(mask[start:start + batch_size]).to(device)
-            result = model(xb, mb, return_attention=True)
-            if not isinstance(result, tuple):
-                raise TypeError(f"{type(model).__name__} does not return attention weights")
-            weights = result[1].float()
-            while weights.dim() > 2:  # (N, heads, T_query, T_key) or (N, T_query, T_key)
-                weights = weights.mean(dim=1)
-            out.append(weights.cpu())
+            out.append(step(x[start:start + batch_size].to(device), mb).float().cpu())
     return torch.cat(out).numpy()
+
+
+def attention_weights(model: nn.Module, x, mask=None, batch_size: int = 256) -> np.ndarray:
+    """Attention weights `(N, T)` from `model(x, mask, return_attention=True)`; multi-head or
+    query × key weights are averaged to the attention each step receives."""
+    def step(xb: torch.Tensor, mb: torch.Tensor | None) -> torch.Tensor:
+        result = model(xb, mb, return_attention=True)
+        if not isinstance(result, tuple):
+            raise TypeError(f"{type(model).__name__} does not return attention weights")
+        weights = result[1].float()
+        while weights.dim() > 2:  # (N, heads, T_query, T_key) or (N, T_query, T_key)
+            weights = weights.mean(dim=1)
+        return weights
+
+    return _in_batches(model, x, mask, batch_size, step)
 
 
 def attention_by_region(
@@ -307,15 +314,7 @@ def track_attention_by_region(predictor: Predictor, rows: pd.DataFrame, regions:
 # --------------------------------------------------------------------------- embeddings
 def embeddings(model: nn.Module, x, mask=None, batch_size: int = 512) -> np.ndarray:
     """Penultimate-layer representation `(N, D)` from `model.embed`."""
-    model.eval()
-    device = _device_of(model)
-    x = _to_tensor(x)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
-            mb = None if mask is None else torch.as_tensor(mask[start:start + batch_size]).to(device)
-            out.append(model.embed(x[start:start + batch_size].to(device), mb).float().cpu())
-    return torch.cat(out).numpy()
+    return _in_batches(model, x, mask, batch_size, model.embed)
 
 
 def tsne_embeddings(

@@ -82,10 +82,8 @@ def class_sizes_figure(labels: Sequence[str] | pd.Series, title: str = "Tracks p
     return fig
 
 
-def class_map_figure(
-    classes_df: pd.DataFrame,
-    title: str = "The classes on the map (marker size: tracks per class)",
-) -> go.Figure:
+def class_map_figure(classes_df: pd.DataFrame,
+                     title: str = "The classes on the map (marker size: tracks per class)") -> go.Figure:
     """A dot per class of `classes.csv` at its coordinates, sized by its tracks, coloured by continent."""
     frame = classes_df.assign(continent=classes_df["continent"].fillna("unknown").astype(str))
     fig = px.scatter_geo(frame, lat="lat", lon="lon", size="n_tracks", color="continent", hover_name="class",
@@ -316,12 +314,9 @@ def distance_error_cdf(
 
 
 # --------------------------------------------------------------------------- interpretability
-def feature_importance_figure(
-    importance: pd.DataFrame,
-    top: int = 20,
-    title: str = "Global feature importance (mean |SHAP value|)",
-) -> go.Figure:
-    """Horizontal bars of the `top` features from `interpret.shap_importance_*`."""
+def feature_importance_figure(importance: pd.DataFrame, top: int = 20,
+                              title: str = "Global feature importance (mean |SHAP value|)") -> go.Figure:
+    """Horizontal bars of the `top` features from `interpret.global_importance`."""
     frame = importance.sort_values("importance", ascending=False).head(top).iloc[::-1]
     fig = go.Figure(go.Bar(x=frame["importance"], y=frame["feature"], orientation="h",
                            hovertemplate="%{y}<br>mean |SHAP|: %{x:.4f}<extra></extra>"))
@@ -332,8 +327,7 @@ def feature_importance_figure(
 
 
 def per_class_importance_figure(
-    importance: pd.DataFrame,
-    top: int = 15,
+    importance: pd.DataFrame, top: int = 15,
     title: str = "What the model listens for in its most distinctive countries (mean |SHAP|)",
 ) -> go.Figure:
     """Heatmap feature × country from `interpret.per_class_importance` (top features overall)."""

@@ -27,6 +27,11 @@ def read_run_csv(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
+def _inside(*parts: str) -> property:
+    """A read-only attribute: the path `parts` below the run folder."""
+    return property(lambda self: self.path.joinpath(*parts), doc=f"`{'/'.join(parts)}` of the run")
+
+
 @dataclass(frozen=True)
 class RunDir:
     """The folder of one run; every method returns a path inside it (nothing is created)."""
@@ -40,54 +45,27 @@ class RunDir:
     def name(self) -> str:
         return self.path.name
 
-    @property
-    def manifest(self) -> Path:
-        return self.path / "manifest.json"
-
-    @property
-    def lock(self) -> Path:
-        return self.path / ".lock"
-
-    # ---------------------------------------------------------------- data/
-    @property
-    def data_dir(self) -> Path:
-        return self.path / "data"
-
-    @property
-    def tracks(self) -> Path:
-        return self.data_dir / "tracks.parquet"
-
-    @property
-    def table(self) -> Path:
-        return self.data_dir / "table.parquet"
-
-    @property
-    def meta(self) -> Path:
-        return self.data_dir / "meta.json"
-
-    @property
-    def classes(self) -> Path:
-        return self.data_dir / "classes.csv"
-
-    @property
-    def splits(self) -> Path:
-        return self.data_dir / "splits.json"
+    manifest = _inside("manifest.json")
+    lock = _inside(".lock")
+    data_dir = _inside("data")
+    tracks = _inside("data", "tracks.parquet")
+    table = _inside("data", "table.parquet")
+    meta = _inside("data", "meta.json")
+    classes = _inside("data", "classes.csv")
+    splits = _inside("data", "splits.json")
+    features_dir = _inside("features")
+    models_dir = _inside("models")
+    eval_dir = _inside("eval")
+    metrics_csv = _inside("eval", "metrics.csv")
+    metrics_json = _inside("eval", "metrics.json")
+    logs_dir = _inside("logs")
+    book_dir = _inside("book")
 
     def read_classes(self) -> pd.DataFrame:
         """`classes.csv` with the run CSV policy; a missing file names the notebook that writes it."""
         if not self.classes.is_file():
             raise FileNotFoundError(f"{self.classes}: not found. Run 01_data_prep for this run first.")
         return read_run_csv(self.classes)
-
-    # ---------------------------------------------------------------- features/
-    @property
-    def features_dir(self) -> Path:
-        return self.path / "features"
-
-    # ---------------------------------------------------------------- models/
-    @property
-    def models_dir(self) -> Path:
-        return self.path / "models"
 
     def model_dir(self, model: str) -> Path:
         return self.models_dir / model
@@ -106,40 +84,20 @@ class RunDir:
         """Models and baselines that wrote predictions, sorted by name."""
         return sorted(p.parent.name for p in self.models_dir.glob(f"*/{PREDICTIONS_FILE}"))
 
-    # ---------------------------------------------------------------- eval/, logs/, book/
-    @property
-    def eval_dir(self) -> Path:
-        return self.path / "eval"
-
-    @property
-    def metrics_csv(self) -> Path:
-        return self.eval_dir / "metrics.csv"
-
-    @property
-    def metrics_json(self) -> Path:
-        return self.eval_dir / "metrics.json"
-
     def per_class(self, model: str) -> Path:
         return self.eval_dir / "per_class" / f"{model}.csv"
 
     def read_per_class(self, model: str) -> pd.DataFrame:
         return read_run_csv(self.per_class(model))
 
-    @property
-    def logs_dir(self) -> Path:
-        return self.path / "logs"
-
     def log(self, notebook: str) -> Path:
         return self.logs_dir / f"{notebook}.log"
-
-    @property
-    def book_dir(self) -> Path:
-        return self.path / "book"
 
 
 # Inside one model folder (the trainer and baselines receive the folder, not the run).
 PREDICTIONS_FILE = "predictions.parquet"
 HISTORY_FILE = "history.csv"
+ENSEMBLE_FILE = "ensemble.json"  # the fitted weights; its presence marks a model folder as an ensemble
 
 
 def fold_dir(model_dir: str | Path, fold: int = -1) -> Path:
@@ -158,3 +116,7 @@ def history_path(folder: str | Path) -> Path:
 
 def predictions_path(model_dir: str | Path) -> Path:
     return Path(model_dir) / PREDICTIONS_FILE
+
+
+def ensemble_path(model_dir: str | Path) -> Path:
+    return Path(model_dir) / ENSEMBLE_FILE

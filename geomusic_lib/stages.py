@@ -11,11 +11,11 @@ from geomusic_lib.data import RunData, Split, TrackTable, load_run_data
 from geomusic_lib.data.frames import frames_for_tracks
 from geomusic_lib.data.store import attach_features, prepare_run_data, read_meta
 from geomusic_lib.ensemble import FittedEnsemble, MemberProbabilities, ensemble_over_splits, ensemble_summary
-from geomusic_lib.evaluate import ENSEMBLE_FILE, prediction_files
+from geomusic_lib.evaluate import prediction_files
 from geomusic_lib.fileio import atomic_write_json
 from geomusic_lib.params import Params
 from geomusic_lib.predictions import FoldPredictions, read_predictions
-from geomusic_lib.rundir import RunDir
+from geomusic_lib.rundir import RunDir, ensemble_path
 
 ENSEMBLE_NAME = "ensemble"
 
@@ -133,7 +133,7 @@ def run_ensemble(run: RunDir, data: RunData, params: Params, members: Sequence[s
     collected = FoldPredictions(data.table.frame, data.table.classes())
     for split, proba in zip(data.splits, test):
         collected.add(split.fold, split.test, proba)
-    atomic_write_json(run.model_dir(ENSEMBLE_NAME) / ENSEMBLE_FILE, ensemble_summary(fitted))  # marks the kind
+    atomic_write_json(ensemble_path(run.model_dir(ENSEMBLE_NAME)), ensemble_summary(fitted))  # marks the kind
     collected.write(run.predictions(ENSEMBLE_NAME))
     return fitted
 
