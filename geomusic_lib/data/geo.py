@@ -176,14 +176,6 @@ def continent_of(country: str) -> str:
     return country_info(country).continent
 
 
-def coarsen_label(country: str, level: str) -> str:
-    """The country's canonical name, UN M49 sub-region or continent."""
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    info = country_info(country)
-    return {"country": info.country, "region": info.region, "continent": info.continent}[level]
-
-
 def nearest_country(lat: float, lon: float, min_population: int = 0) -> str:
     """Country whose representative point is nearest to (lat, lon).
 
@@ -216,5 +208,5 @@ def class_centroids(labels, lat, lon) -> pd.DataFrame:
 __all__ = [
     "EARTH_RADIUS_KM", "LEVELS", "CONTINENTS", "CountryInfo", "great_circle_km", "spherical_mean",
     "country_table", "name_key", "lookup_country", "country_info", "normalise_country_name",
-    "country_coordinates", "region_of", "continent_of", "coarsen_label", "nearest_country", "class_centroids",
+    "country_coordinates", "region_of", "continent_of", "nearest_country", "class_centroids",
 ]
