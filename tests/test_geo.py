@@ -92,14 +92,6 @@ def test_region_and_continent_of_a_country(country, region, continent):
     assert geo.continent_of(country) == continent
 
 
-def test_coarsen_label_at_each_level():
-    assert geo.coarsen_label("Türkiye", "country") == "Turkey"
-    assert geo.coarsen_label("Türkiye", "region") == "Western Asia"
-    assert geo.coarsen_label("Türkiye", "continent") == "Asia"
-    with pytest.raises(ValueError, match="level"):
-        geo.coarsen_label("Turkey", "planet")
-
-
 def test_country_coordinates_are_the_capital():
     lat, lon = geo.country_coordinates("France")
     assert geo.great_circle_km(lat, lon, 48.8566, 2.3522) < 5
