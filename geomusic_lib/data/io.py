@@ -1,8 +1,11 @@
 """Reading tabular files with errors that name the file, the column and the fix."""
 from __future__ import annotations
 
+import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import pandas as pd
 
@@ -23,15 +26,19 @@ def check_file(path: str | Path, what: str = "data file") -> Path:
     return path
 
 
-def read_table_file(path: str | Path, encoding: str = "utf-8", usecols: Iterable[str] | None = None) -> pd.DataFrame:
-    """Read a CSV or parquet file into a DataFrame, with clear errors for common problems."""
+def read_table_file(path: str | Path, encoding: str = "utf-8", usecols: Iterable[str] | None = None,
+                    sep: str = ",", decimal: str = ".") -> pd.DataFrame:
+    """Read a CSV or parquet file into a DataFrame, with clear errors for common problems.
+
+    `sep` and `decimal` apply to CSV only (e.g. `;` and `,` for files saved with a European locale).
+    """
     path = check_file(path)
     cols = list(usecols) if usecols is not None else None
     try:
         if path.suffix.lower() in {".parquet", ".pq"}:
             frame = pd.read_parquet(path, columns=cols)
         else:
-            frame = pd.read_csv(path, encoding=encoding, usecols=cols, low_memory=False)
+            frame = pd.read_csv(path, encoding=encoding, usecols=cols, low_memory=False, sep=sep, decimal=decimal)
     except UnicodeDecodeError as err:
         raise DataError(
             f"{path}: not valid {encoding} text ({err.reason} at byte {err.start}). "
@@ -57,3 +64,22 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], path: str | Pat
             f"{path}: missing required column(s) {missing}. Found: {shown}{' …' if frame.shape[1] > 12 else ''}. "
             + (hint or "Rename the column in the file or point params at the right column name.")
         )
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A unique temporary path next to `path`, renamed onto `path` when the block succeeds.
+
+    Readers never see half a file, and two writers never share a temporary name:
+    `with atomic_path(out) as tmp: frame.to_parquet(tmp)`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
