@@ -214,7 +214,8 @@ class Params(_Strict):
     @classmethod
     def _safe_run_name(cls, value: str) -> str:
         if not value or any(c in value for c in "/\\ ") or value.startswith("."):
-            raise ValueError("run_name must be a plain folder name (no slashes or spaces)")
+            raise ValueError("must be a plain folder name inside runs_dir (no slashes, spaces or leading dot), "
+                             "e.g. my_run")
         return value
 
     @model_validator(mode="after")
@@ -254,7 +255,7 @@ def _format_errors(err: ValidationError, source: str) -> str:
         elif e["type"] == "value_error" and not e["loc"]:  # a check across keys: its message names them
             lines.append(f"  - {e['msg'].removeprefix('Value error, ')}")
         else:
-            lines.append(f"  - {key}: {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"  - {key}: {e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})")
     return "\n".join(lines)
 
 
