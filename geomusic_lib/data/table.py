@@ -115,60 +115,52 @@ def _clean_labels(column: pd.Series, path: str | Path, name: str) -> pd.Series:
 
 
 def detect_feature_columns(raw: pd.DataFrame, used: set[str], path: str | Path) -> tuple[list[str], list[str]]:
-    """(numeric feature columns, skipped text columns); a mostly numeric column that fails to parse is an error."""
+    """(numeric feature columns, skipped text or empty columns); a mostly numeric column that fails to parse
+    is an error."""
     names, skipped = [], []
-    for column in raw.columns:
-        if column in used:
-            continue
-        values = raw[column]
-        if pd.api.types.is_numeric_dtype(values):
-            if values.notna().any():
-                names.append(column)
-            else:
-                skipped.append(f"{column} (empty)")
-            continue
-        cells = values.dropna().astype(str).str.strip()
-        cells = cells[cells != ""]
-        parsed = pd.to_numeric(cells, errors="coerce")
-        with_points = pd.to_numeric(cells.str.replace(",", ".", regex=False), errors="coerce")
-        if cells.empty or with_points.notna().mean() < 0.5:
-            skipped.append(str(column))
-        elif parsed.notna().all():
+    for column in (c for c in raw.columns if c not in used):
+        kind = _column_kind(raw[column], path, column)
+        if kind == "numeric":
             names.append(column)
         else:
-            raise DataError(_unparsable_message(path, column, cells, parsed, with_points))
+            skipped.append(str(column) if kind == "text" else f"{column} (empty)")
     if not names:
         raise DataError(f"{path}: no numeric feature columns found. List them in data.table.feature_columns.")
     return names, skipped
 
 
-def _unparsable_message(path: str | Path, column: object, cells: pd.Series, parsed: pd.Series,
-                        with_points: pd.Series) -> str:
-    bad = cells[parsed.isna()]
-    first = f"row {bad.index[0]}: {bad.iloc[0]!r}"
-    if with_points[parsed.isna()].notna().all():
-        return (f"{path}: column '{column}' uses decimal commas ({len(bad)} cell(s), e.g. {first}). Set "
-                "data.table.decimal: \",\" (with data.table.sep: \";\" if fields are separated by semicolons), "
-                "or save the file with decimal points.")
-    return (f"{path}: column '{column}' is numeric except {len(bad)} cell(s) that are not numbers (e.g. {first}). "
-            "Fix or empty those cells, or list the feature columns in data.table.feature_columns without it.")
-
-
 def _check_listed_columns(raw: pd.DataFrame, names: list[str], path: str | Path) -> None:
     """Listed feature columns must be numeric; say which cell is not."""
     for column in names:
-        if pd.api.types.is_numeric_dtype(raw[column]):
-            continue
-        cells = raw[column].dropna().astype(str).str.strip()
-        cells = cells[cells != ""]
-        parsed = pd.to_numeric(cells, errors="coerce")
-        if parsed.notna().all():
-            continue
-        with_points = pd.to_numeric(cells.str.replace(",", ".", regex=False), errors="coerce")
-        if with_points.notna().mean() >= 0.5:
-            raise DataError(_unparsable_message(path, column, cells, parsed, with_points))
-        raise DataError(f"{path}: feature column '{column}' is text, not numbers (e.g. row {cells.index[0]}: "
-                        f"{cells.iloc[0]!r}). Leave it out of data.table.feature_columns.")
+        if _column_kind(raw[column], path, column) == "text":
+            cells = raw[column].dropna().astype(str)
+            raise DataError(f"{path}: feature column '{column}' is text, not numbers (e.g. row {cells.index[0]}: "
+                            f"{cells.iloc[0]!r}). Leave it out of data.table.feature_columns.")
+
+
+def _column_kind(values: pd.Series, path: str | Path, column: object) -> str:
+    """'numeric', 'text' (mostly not numbers) or 'empty'; raise for numbers with stray text or decimal commas."""
+    cells = values.dropna().astype(str).str.strip()
+    cells = cells[cells != ""]
+    if cells.empty:
+        return "empty"
+    if pd.api.types.is_numeric_dtype(values):
+        return "numeric"
+    parsed = pd.to_numeric(cells, errors="coerce")
+    if parsed.notna().all():
+        return "numeric"
+    with_points = pd.to_numeric(cells.str.replace(",", ".", regex=False), errors="coerce")
+    if with_points.notna().mean() < 0.5:
+        return "text"
+    bad = cells[parsed.isna()]
+    first = f"row {bad.index[0]}: {bad.iloc[0]!r}"
+    if with_points[parsed.isna()].notna().all():
+        raise DataError(f"{path}: column '{column}' uses decimal commas ({len(bad)} cell(s), e.g. {first}). Set "
+                        "data.table.decimal: \",\" (with data.table.sep: \";\" if fields are separated by "
+                        "semicolons), or save the file with decimal points.")
+    raise DataError(f"{path}: column '{column}' is numeric except {len(bad)} cell(s) that are not numbers "
+                    f"(e.g. {first}). Fix or empty those cells, or list the feature columns in "
+                    "data.table.feature_columns without it.")
 
 
 def _rows_with_features(feats: pd.DataFrame, path: str | Path) -> tuple[pd.Series, str | None]:
