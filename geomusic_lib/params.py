@@ -252,8 +252,8 @@ def _format_errors(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":  # never echo the value: it may be a misplaced secret
             lines.append(f"  - {key}: unknown key (check spelling; see params/default.yaml; credentials belong in .env)")
-        elif e["type"] == "value_error" and not e["loc"]:  # a check across keys: its message names them
-            lines.append(f"  - {e['msg'].removeprefix('Value error, ')}")
+        elif e["type"] == "value_error" and (not e["loc"] or isinstance(e.get("input"), dict)):
+            lines.append(f"  - {e['msg'].removeprefix('Value error, ')}")  # a check across keys: it names them
         else:
             lines.append(f"  - {key}: {e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})")
     return "\n".join(lines)

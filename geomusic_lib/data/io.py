@@ -51,7 +51,7 @@ def read_table_file(path: str | Path, encoding: str = "utf-8", usecols: Iterable
             raise DataError(f"{path}: {err}. Check the column names in your params file.") from None
         raise
     if frame.empty:
-        raise DataError(f"{path}: the file has a header but no data rows.")
+        raise DataError(f"{path}: the file has a header but no data rows. Export it again with its rows.")
     return frame
 
 
