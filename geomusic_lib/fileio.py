@@ -16,8 +16,9 @@ import pandas as pd
 
 
 @contextmanager
-def _temporary_next_to(path: Path) -> Iterator[Path]:
-    """A unique temporary path beside `path`, renamed onto it when the block succeeds."""
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A unique temporary path beside `path`, renamed onto it when the block succeeds:
+    `with atomic_path(out) as tmp: frame.to_parquet(tmp)`. Two writers never share a name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -32,7 +33,7 @@ def _temporary_next_to(path: Path) -> Iterator[Path]:
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` atomically (flushed to disk before the rename)."""
     path = Path(path)
-    with _temporary_next_to(path) as tmp, open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -51,7 +52,7 @@ def atomic_write_json(path: str | Path, obj: Any, sort_keys: bool = False) -> Pa
 def atomic_write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Let `write(tmp_path)` produce the file (e.g. `torch.save`), then rename it onto `path`."""
     path = Path(path)
-    with _temporary_next_to(path) as tmp:
+    with atomic_path(path) as tmp:
         write(tmp)
     return path
 

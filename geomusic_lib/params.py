@@ -1,5 +1,7 @@
 """Typed schema for `params/*.yaml`: one file describes one run.
 
+The schema's defaults ARE the default run: `Params()` equals `params/default.yaml`
+(a test keeps the two equal), so a file that sets only `data:` runs like default.yaml.
 Unknown keys and bad values fail with a message that names the key and the file.
 Secrets (Spotify credentials) are deliberately *not* part of this schema: they come
 from the environment or `.env` only.
@@ -43,8 +45,11 @@ class TableParams(_Strict):
     lat_column: str | None = None
     lon_column: str | None = None
     id_column: str | None = None
-    min_tracks_per_class: int = Field(1, ge=1)
+    min_tracks_per_class: int = Field(1, ge=1, description="smaller classes are dropped, with a note; every class "
+                                                        "needs at least 3 tracks (train, validation, test)")
     encoding: str = "utf-8"
+    sep: str = Field(",", min_length=1, description="CSV field separator, e.g. ';'")
+    decimal: str = Field(".", min_length=1, max_length=1, description="decimal mark of CSV numbers, e.g. ','")
 
 
 class DataParams(_Strict):
@@ -106,30 +111,30 @@ class FeatureParams(_Strict):
 
 
 class FcnnParams(_Strict):
-    hidden: list[int] = Field(default_factory=lambda: [256, 128, 64])
-    dropout: float = Field(0.3, ge=0, lt=1)
+    hidden: list[int] = Field(default_factory=lambda: [512, 256])
+    dropout: float = Field(0.5, ge=0, lt=1)
 
 
 class CnnParams(_Strict):
-    channels: list[int] = Field(default_factory=lambda: [32, 64, 128, 128])
+    channels: list[int] = Field(default_factory=lambda: [64, 128, 256])
     kernel_size: int = Field(3, ge=1)
-    dropout: float = Field(0.3, ge=0, lt=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
     view: Literal["grid", "tokens", "frames"] = "grid"
 
 
 class RnnParams(_Strict):
-    hidden: int = Field(128, ge=1)
-    layers: int = Field(2, ge=1)
-    dropout: float = Field(0.3, ge=0, lt=1)
+    hidden: int = Field(64, ge=1)
+    layers: int = Field(1, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
     view: Literal["tokens", "grid", "frames"] = "grid"
 
 
 class AttentionParams(_Strict):
-    hidden: int = Field(128, ge=1)
+    hidden: int = Field(64, ge=1)
     layers: int = Field(1, ge=1)
     attention: Literal["self", "additive", "dot"] = "additive"
     heads: int = Field(4, ge=1)
-    dropout: float = Field(0.3, ge=0, lt=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
     view: Literal["tokens", "grid", "frames"] = "grid"
 
 
@@ -144,12 +149,12 @@ class TrainParams(_Strict):
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-2, ge=0)
+    weight_decay: float = Field(0.05, ge=0)
     scheduler: Literal["cosine", "plateau", "none"] = "cosine"
     grad_clip: float = Field(1.0, gt=0)
-    patience: int = Field(15, ge=1)
+    patience: int = Field(12, ge=1)
     monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
-    class_weights: bool = True
+    class_weights: bool = False
     amp: bool = True
     label_smoothing: float = Field(0.0, ge=0, lt=1)
 
@@ -193,11 +198,14 @@ class Params(_Strict):
     )
     model: ModelParams = Field(default_factory=ModelParams)
     baselines: list[Literal["majority", "logreg", "random_forest", "hist_gb", "svm", "knn"]] = Field(
-        default_factory=lambda: ["majority", "logreg", "random_forest", "hist_gb"]
+        default_factory=lambda: ["majority", "logreg", "random_forest", "hist_gb", "svm"]
     )
     train: TrainParams = Field(default_factory=TrainParams)
     train_per_model: dict[Literal["fcnn", "cnn", "rnn", "attention"], dict[str, Any]] = Field(
-        default_factory=dict, description="train keys that differ for one network, e.g. {rnn: {lr: 0.003}}")
+        default_factory=lambda: {"rnn": {"lr": 0.003, "class_weights": True},
+                                 "attention": {"lr": 0.003, "class_weights": True}},
+        description="train keys that differ for one network, e.g. {rnn: {lr: 0.003}}; a file that sets "
+                    "train_per_model replaces this whole mapping")
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     interpret: InterpretParams = Field(default_factory=InterpretParams)
     predict: PredictParams = Field(default_factory=PredictParams)
@@ -206,7 +214,8 @@ class Params(_Strict):
     @classmethod
     def _safe_run_name(cls, value: str) -> str:
         if not value or any(c in value for c in "/\\ ") or value.startswith("."):
-            raise ValueError("run_name must be a plain folder name (no slashes or spaces)")
+            raise ValueError("must be a plain folder name inside runs_dir (no slashes, spaces or leading dot), "
+                             "e.g. my_run")
         return value
 
     @model_validator(mode="after")
@@ -256,10 +265,10 @@ def _format_errors(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":  # never echo the value: it may be a misplaced secret
             lines.append(f"  - {key}: unknown key (check spelling; see params/default.yaml; credentials belong in .env)")
-        elif e["type"] == "value_error" and not e["loc"]:  # a check across keys: its message names them
-            lines.append(f"  - {e['msg'].removeprefix('Value error, ')}")
+        elif e["type"] == "value_error" and (not e["loc"] or isinstance(e.get("input"), dict)):
+            lines.append(f"  - {e['msg'].removeprefix('Value error, ')}")  # a check across keys: it names them
         else:
-            lines.append(f"  - {key}: {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"  - {key}: {e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})")
     return "\n".join(lines)
 
 
@@ -272,16 +281,26 @@ def params_from_dict(raw: dict[str, Any] | None, source: str = "<dict>") -> Para
 
 
 def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Params:
-    """Read a params YAML file; `overrides` is a nested dict merged on top."""
+    """Read a params YAML file; `overrides` is a nested dict merged on top.
+
+    Keys the file leaves out take the schema defaults, which equal params/default.yaml.
+    """
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found. Use one of params/*.yaml, e.g. params/default.yaml")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+        raise ParamsError(f"{path}: not valid YAML ({_yaml_problem(err)}). Fix that line; "
+                          "params/default.yaml shows the expected layout.") from None
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}). Save it as UTF-8.") from None
+    if raw is None:
+        raise ParamsError(f"{path}: the params file is empty (or only comments). Set at least one key, e.g. "
+                          "`run_name: my_run`; every key you leave out takes its value from params/default.yaml.")
     if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+        raise ParamsError(f"{path}: expected a mapping of keys (like `run_name: my_run`) at the top level, "
+                          f"found a {type(raw).__name__}. See params/default.yaml for the layout.")
     params = params_from_dict(deep_merge(raw, overrides or {}), source=str(path))
     params._root = project_root_for(path)
     return params
@@ -292,6 +311,14 @@ def project_root_for(params_file: str | Path) -> Path:
     holding `params/` when the file lies in a folder named `params`, else its own folder."""
     path = Path(params_file).resolve()
     return path.parent.parent if path.parent.name == "params" else path.parent
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """'<problem> at line L, column C' from a YAML error, on one line."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

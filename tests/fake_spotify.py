@@ -1,12 +1,25 @@
-"""A fake Spotify Web API on 127.0.0.1 for offline tests and the benchmark.
+"""A fake Spotify Web API on 127.0.0.1 for offline tests, the benchmark and rehearsals by hand.
 
 Endpoints: POST /api/token, GET /v1/audio-features?ids=, GET /v1/audio-analysis/{id},
 GET /v1/search. Features are derived from a hash of the id, so every run agrees. Faults are
 scripted per path prefix (`fake.script("/v1/audio-features", Fault(status=429, retry_after=1))`)
-and consumed one per matching request.
+and consumed one per matching request; `fault_cycle` + `fault_every` inject them forever.
+
+Run it by hand to rehearse a large extraction offline:
+
+    python tests/fake_spotify.py --port 8765 --faults 429,500,timeout --fault-every 10 \\
+        --latency-ms 50 --client-id X --client-secret Y
+    SPOTIPY_CLIENT_ID=X SPOTIPY_CLIENT_SECRET=Y python -m geomusic_lib.features --source spotify \\
+        --api-base http://127.0.0.1:8765 --input tracks.csv --out /tmp/features --timeout 2
+
+`--faults` names faults in order: an HTTP status (429 answers with Retry-After: --retry-after),
+`timeout` (the answer comes after --timeout-delay-s seconds) or `badjson` (a truncated body).
+Without `--fault-every` each fault hits one API request, in order, starting with the first;
+with `--fault-every N` every Nth API request gets the next fault of the list, cycling.
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
@@ -91,11 +104,17 @@ class FakeSpotify:
     forbidden: tuple[str, ...] = ()  # path prefixes that always answer 403
     catalogue: dict[str, tuple[str, str]] = field(default_factory=dict)  # sp_id → (artist, title)
     calls: list[Call] = field(default_factory=list)
+    client_id: str = CLIENT_ID
+    client_secret: str = CLIENT_SECRET
+    port: int = 0  # 0: any free port
+    fault_cycle: tuple[Fault, ...] = ()  # with fault_every > 0: every Nth /v1/ request gets the next one
+    fault_every: int = 0
 
     def __post_init__(self) -> None:
         self._faults: list[tuple[str, Fault]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._api_requests = 0
 
     # -- control
     def script(self, prefix: str, *faults: Fault) -> None:
@@ -117,7 +136,7 @@ class FakeSpotify:
         class Handler(_Handler):
             owner = fake
 
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
@@ -139,6 +158,11 @@ class FakeSpotify:
             for i, (prefix, fault) in enumerate(self._faults):
                 if path.startswith(prefix):
                     return self._faults.pop(i)[1]
+            if self.fault_every and self.fault_cycle and path.startswith("/v1/"):
+                self._api_requests += 1
+                if self._api_requests % self.fault_every == 0:
+                    turn = self._api_requests // self.fault_every - 1
+                    return self.fault_cycle[turn % len(self.fault_cycle)]
         return None
 
     def _record(self, method: str, path: str, query: dict, status: int) -> None:
@@ -187,7 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake, path = self.owner, urlparse(self.path).path
         if fake.latency_s:
             time.sleep(fake.latency_s)
-        expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        expected = "Basic " + base64.b64encode(f"{fake.client_id}:{fake.client_secret}".encode()).decode()
         if path != "/api/token":
             status, payload = 404, {"error": "not found"}
         elif self.headers.get("Authorization") != expected:
@@ -236,7 +260,51 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, payload, raw=raw, headers=headers)
 
 
-if __name__ == "__main__":  # run standalone: python tests/fake_spotify.py
-    with FakeSpotify() as server:
+def parse_faults(text: str, retry_after: float = 1.0, timeout_delay_s: float = 15.0) -> list[Fault]:
+    """'429,500,timeout,badjson' → Faults (HTTP status, a late answer, a truncated JSON body)."""
+    faults = []
+    for name in (part.strip().lower() for part in text.split(",") if part.strip()):
+        if name == "timeout":
+            faults.append(Fault(delay_s=timeout_delay_s))
+        elif name == "badjson":
+            faults.append(Fault(body=b'{"audio_features": [tru'))
+        elif name.isdigit() and 400 <= int(name) <= 599:
+            faults.append(Fault(status=int(name), retry_after=retry_after if name == "429" else None))
+        else:
+            raise argparse.ArgumentTypeError(f"unknown fault {name!r}: use an HTTP status (429, 500, 503 ...), "
+                                             "'timeout' or 'badjson'")
+    return faults
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until interrupted; prints the API root (for --api-base) on the first line."""
+    parser = argparse.ArgumentParser(prog="python tests/fake_spotify.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    parser.add_argument("--faults", default="", help="comma-separated faults, e.g. 429,500,timeout,badjson")
+    parser.add_argument("--fault-every", type=int, default=0,
+                        help="inject the next fault on every Nth API request, cycling (default: each fault once)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every answer")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds of a 429")
+    parser.add_argument("--timeout-delay-s", type=float, default=15.0, help="delay of a 'timeout' fault")
+    parser.add_argument("--client-id", default=CLIENT_ID, help="the accepted SPOTIPY_CLIENT_ID")
+    parser.add_argument("--client-secret", default=CLIENT_SECRET, help="the accepted SPOTIPY_CLIENT_SECRET")
+    args = parser.parse_args(argv)
+    try:
+        faults = parse_faults(args.faults, args.retry_after, args.timeout_delay_s)
+    except argparse.ArgumentTypeError as err:
+        parser.error(str(err))
+    server = FakeSpotify(latency_s=args.latency_ms / 1000, client_id=args.client_id,
+                         client_secret=args.client_secret, port=args.port,
+                         fault_cycle=tuple(faults), fault_every=args.fault_every)
+    if not args.fault_every:
+        server.script("/v1/", *faults)
+    with server:
         print(server.url, flush=True)
-        threading.Event().wait()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

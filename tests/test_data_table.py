@@ -83,3 +83,54 @@ def test_parquet_tables_work(tmp_path, top50):
     path = tmp_path / "t.parquet"
     pd.read_csv(top50).to_parquet(path)
     assert len(load_table(path, "country", FEATURES).frame) == 400
+
+
+def test_auto_detected_features_list_the_skipped_text_columns(top50):
+    table = load_table(top50, "country", group_column="artists")
+    assert len(table.feature_names) == 18  # every numeric column, booleans included
+    note = table.notes["skipped_columns"]
+    for column in ("spotify_id", "name", "snapshot_date", "album_name", "album_release_date"):
+        assert column in note
+
+
+def test_decimal_commas_load_with_the_decimal_option(tmp_path, top50):
+    raw = pd.read_csv(top50)
+    path = tmp_path / "semicolons.csv"
+    raw.to_csv(path, sep=";", decimal=",", index=False)
+    table = load_table(path, "country", sep=";", decimal=",")
+    reference = load_table(top50, "country")
+    assert table.feature_names == reference.feature_names
+    np.testing.assert_allclose(table.features, reference.features)
+
+
+def test_rows_without_features_are_dropped_with_a_note(fixtures):
+    path = fixtures / "spotify_country" / "top50contry_5countries_latin1.csv"
+    table = load_table(path, "country", ["bpm", "nrgy", "dnce", "dB"], encoding="latin-1")
+    assert len(table.frame) == 249 and np.isfinite(table.features).all()
+    assert "dropped 1 row(s) with empty feature cells" in table.notes["dropped_rows"]
+
+
+def test_classes_too_small_to_split_are_dropped_with_a_note(tmp_path, top50, caplog):
+    raw = pd.read_csv(top50)
+    raw.loc[0, "country"] = "Atlantis"
+    raw.loc[[1, 2], "country"] = "Lemuria"
+    path = tmp_path / "small.csv"
+    raw.to_csv(path, index=False)
+    table = load_table(path, "country", FEATURES)
+    assert {"Atlantis", "Lemuria"}.isdisjoint(table.classes()) and len(table.frame) == 397
+    note = table.notes["dropped_classes"]
+    assert "dropped 2 class(es)" in note and "'Atlantis' (1)" in note and "'Lemuria' (2)" in note
+    assert note in caplog.text
+
+
+def test_every_class_reaches_train_validation_and_test(top50, caplog):
+    from geomusic_lib.data.splits import split_gaps
+
+    frame = load_table(top50, "country", FEATURES).frame
+    splits = make_splits(frame, SplitParams(), seed=0)
+    assert split_gaps(frame, splits) == []
+    tiny = pd.concat([frame, frame[frame["label"] == "ZA"].head(3).assign(label="Tiny", track_id=["a", "b", "c"])])
+    tiny = tiny.reset_index(drop=True)
+    tiny.loc[tiny["label"] == "Tiny", "group"] = "one artist"  # one artist: always on one side
+    gaps = split_gaps(tiny, make_splits(tiny, SplitParams(), seed=0))
+    assert gaps and all("'Tiny'" in g for g in gaps) and gaps[0] in caplog.text

@@ -221,3 +221,66 @@ def test_rejected_credentials_give_a_clear_error(fake, tmp_path, monkeypatch):
     with pytest.raises(FeatureError, match="rejected the client credentials") as err:
         extract_features(tracks_with_ids(3), spotify_params(fake), tmp_path / "out")
     assert "wrong-secret-123" not in str(err.value)
+
+
+def test_missing_credentials_fail_at_once_without_retries(fake, tmp_path, monkeypatch):
+    monkeypatch.delenv("SPOTIPY_CLIENT_ID")
+    monkeypatch.delenv("SPOTIPY_CLIENT_SECRET")
+    start = time.monotonic()
+    with pytest.raises(FeatureError, match="Spotify credentials not found: set SPOTIPY_CLIENT_ID"):
+        extract_features(tracks_with_ids(5), spotify_params(fake, backoff_base_s=1.0), tmp_path / "out")
+    assert time.monotonic() - start < 2
+    assert fake.calls == []
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_spotipy_errors_are_quiet_without_verbose(fake, tmp_path):
+    root, seen = logging.getLogger(), _Collect()  # what a root handler (the CLI's, a notebook's) receives
+    root.addHandler(seen)
+    level, root.level = root.level, logging.INFO
+    try:
+        fake.script("/v1/audio-features", Fault(status=500), Fault(status=502))
+        extract_features(tracks_with_ids(30), spotify_params(fake), tmp_path / "out")
+    finally:
+        root.removeHandler(seen)
+        root.level = level
+    loud = [r for r in seen.records if r.levelno >= logging.WARNING and "HTTP Error" in r.getMessage()]
+    assert loud == []  # not an ERROR line per retried request
+    routed = [r for r in seen.records if r.getMessage().startswith("spotipy: HTTP Error")]
+    assert len(routed) == 2 and all(r.levelno == logging.INFO and r.name == "geomusic_lib.features.spotify"
+                                    for r in routed)
+
+
+def test_fake_server_cli_injects_faults_and_features_cli_maps_request_flags(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    server = subprocess.Popen([sys.executable, str(repo / "tests" / "fake_spotify.py"), "--faults", "500,429,badjson",
+                               "--retry-after", "0", "--latency-ms", "5", "--client-id", "id-X",
+                               "--client-secret", "secret-Y"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip()
+        tracks_with_ids(25).to_csv(tmp_path / "tracks.csv", index=False)
+        env = {"SPOTIPY_CLIENT_ID": "id-X", "SPOTIPY_CLIENT_SECRET": "secret-Y", "PATH": "/usr/bin:/bin"}
+        done = subprocess.run(
+            [sys.executable, "-m", "geomusic_lib.features", "--source", "spotify", "--api-base", url,
+             "--input", str(tmp_path / "tracks.csv"), "--out", str(tmp_path / "out"), "--batch-size", "10",
+             "--timeout", "2", "--backoff-base", "0.01", "--backoff-max", "0.05", "--max-tries", "5"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        server.kill()
+        server.wait()
+    assert done.returncode == 0, done.stderr
+    coverage = json.loads((tmp_path / "out" / "coverage.json").read_text())
+    assert coverage["fetched"] == 25 and coverage["retries"] == 3 and coverage["requests"] == 6  # 3 batches of 10
+    assert "HTTP Error" not in done.stderr

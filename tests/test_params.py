@@ -61,3 +61,38 @@ def test_train_per_model_overrides_one_network_and_rejects_bad_values():
         params_from_dict({"train_per_model": {"cnn": {"learning_rate": 0.1}}})
     with pytest.raises(ParamsError, match="train_per_model"):
         params_from_dict({"train_per_model": {"svm": {"lr": 0.1}}})
+
+
+def test_defaults_live_in_one_place(tmp_path):
+    """The schema defaults are default.yaml's values: a file that sets only `data:` runs like default.yaml."""
+    default = load_params(REPO / "params" / "default.yaml").to_plain()
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text("data:\n  source: uci\n")
+    assert load_params(minimal).to_plain() == default
+    assert params_from_dict({}).to_plain() == default
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n"])
+def test_empty_params_file_is_refused(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=r"empty.yaml: the params file is empty .*run_name: my_run") as err:
+        load_params(path)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just words\n", "42\n"])
+def test_params_file_must_be_a_mapping(tmp_path, text):
+    path = tmp_path / "list.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=r"list.yaml: expected a mapping of keys .* found a (list|str|int)") as err:
+        load_params(path)
+    assert "\n" not in str(err.value)
+
+
+def test_yaml_syntax_error_names_line_on_one_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("seed: 1\ntrain:\n  epochs: [3\n  lr: 0.1\n")
+    with pytest.raises(ParamsError, match=r"broken.yaml: not valid YAML \(.* at line \d+, column \d+\)") as err:
+        load_params(path)
+    assert "\n" not in str(err.value)

@@ -23,15 +23,19 @@ def check_file(path: str | Path, what: str = "data file") -> Path:
     return path
 
 
-def read_table_file(path: str | Path, encoding: str = "utf-8", usecols: Iterable[str] | None = None) -> pd.DataFrame:
-    """Read a CSV or parquet file into a DataFrame, with clear errors for common problems."""
+def read_table_file(path: str | Path, encoding: str = "utf-8", usecols: Iterable[str] | None = None,
+                    sep: str = ",", decimal: str = ".") -> pd.DataFrame:
+    """Read a CSV or parquet file into a DataFrame, with clear errors for common problems.
+
+    `sep` and `decimal` apply to CSV only (e.g. `;` and `,` for files saved with a European locale).
+    """
     path = check_file(path)
     cols = list(usecols) if usecols is not None else None
     try:
         if path.suffix.lower() in {".parquet", ".pq"}:
             frame = pd.read_parquet(path, columns=cols)
         else:
-            frame = pd.read_csv(path, encoding=encoding, usecols=cols, low_memory=False)
+            frame = pd.read_csv(path, encoding=encoding, usecols=cols, low_memory=False, sep=sep, decimal=decimal)
     except UnicodeDecodeError as err:
         raise DataError(
             f"{path}: not valid {encoding} text ({err.reason} at byte {err.start}). "
@@ -44,7 +48,7 @@ def read_table_file(path: str | Path, encoding: str = "utf-8", usecols: Iterable
             raise DataError(f"{path}: {err}. Check the column names in your params file.") from None
         raise
     if frame.empty:
-        raise DataError(f"{path}: the file has a header but no data rows.")
+        raise DataError(f"{path}: the file has a header but no data rows. Export it again with its rows.")
     return frame
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,10 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from geomusic_lib.data.io import DataError
+from geomusic_lib.fileio import atomic_path
 from geomusic_lib.params import SplitParams
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,7 +72,7 @@ def make_splits(frame: pd.DataFrame, params: SplitParams, seed: int) -> list[Spl
     if params.strategy == "holdout":
         rest, test = _one_fold(labels, groups, max(2, round(1 / params.test)), seed, "test")
         train, val = _carve_validation(rest, labels, groups, params.val / (params.train + params.val), seed)
-        return [Split(-1, np.sort(train), np.sort(val), np.sort(test))]
+        return _with_gaps_logged(frame, [Split(-1, np.sort(train), np.sort(val), np.sort(test))])
     n_groups = len(np.unique(groups))
     if n_groups < params.folds:
         raise DataError(f"column 'group': {n_groups} distinct artist group(s) cannot fill {params.folds} folds. Lower split.folds.")
@@ -80,7 +84,31 @@ def make_splits(frame: pd.DataFrame, params: SplitParams, seed: int) -> list[Spl
     for k, (rest, test) in enumerate(folds):
         train, val = _carve_validation(rest, labels, groups, params.val / (params.train + params.val), seed + k)
         splits.append(Split(k, np.sort(train), np.sort(val), np.sort(test)))
+    return _with_gaps_logged(frame, splits)
+
+
+def _with_gaps_logged(frame: pd.DataFrame, splits: list[Split]) -> list[Split]:
+    for note in split_gaps(frame, splits):
+        logger.warning(note)
     return splits
+
+
+def split_gaps(frame: pd.DataFrame, splits: list[Split]) -> list[str]:
+    """One note per split part that lacks a class (its metrics would be silently absent there)."""
+    labels = frame["label"].to_numpy(dtype=str)
+    classes = set(labels)
+    notes = []
+    for split in splits:
+        for part in ("train", "val", "test"):
+            rows = getattr(split, part)
+            if part == "val" and len(rows) == 0:
+                continue  # no validation split at all (split.val: 0)
+            missing = sorted(classes - set(labels[rows]))
+            if missing:
+                shown = ", ".join(repr(c) for c in missing[:10]) + (" …" if len(missing) > 10 else "")
+                notes.append(f"{split.name}: {len(missing)} class(es) have no {part} tracks: {shown} "
+                             "(too few tracks or artists; raise min_tracks_per_class to drop such classes).")
+    return notes
 
 
 def save_splits(splits: list[Split], frame: pd.DataFrame, path: str | Path) -> Path:
@@ -88,10 +116,8 @@ def save_splits(splits: list[Split], frame: pd.DataFrame, path: str | Path) -> P
     ids = frame["track_id"].astype(str).to_numpy()
     payload = [{"fold": s.fold, **{part: ids[getattr(s, part)].tolist() for part in ("train", "val", "test")}} for s in splits]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload), encoding="utf-8")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload), encoding="utf-8")
     return path
 
 

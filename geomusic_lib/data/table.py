@@ -1,6 +1,7 @@
 """`TrackTable`, the one in-memory shape of a labelled dataset, and the generic table source."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,9 @@ import numpy as np
 import pandas as pd
 
 from geomusic_lib.data.io import DataError, read_table_file, require_columns
-from geomusic_lib.data.labels import drop_small_classes
+from geomusic_lib.data.labels import filter_small_classes
+
+logger = logging.getLogger(__name__)
 
 BASE_COLUMNS = ["track_id", "label", "group", "lat", "lon"]
 
@@ -50,27 +53,37 @@ def load_table(
     id_column: str | None = None,
     min_tracks_per_class: int = 1,
     encoding: str = "utf-8",
+    sep: str = ",",
+    decimal: str = ".",
 ) -> TrackTable:
-    """Load any CSV/parquet with feature columns and a label column (bring your own features)."""
-    raw = read_table_file(path, encoding=encoding)
+    """Load any CSV/parquet with feature columns and a label column (bring your own features).
+
+    Without `feature_columns`, every numeric column is a feature and text columns are skipped;
+    a mostly numeric column with stray text or decimal commas is an error, never dropped.
+    Everything skipped or dropped is listed in `notes` (and logged).
+    """
+    raw = read_table_file(path, encoding=encoding, sep=sep, decimal=decimal)
     optional = [group_column, lat_column, lon_column, id_column]
     require_columns(raw, [label_column, *(feature_columns or []), *[c for c in optional if c]], path)
-    if raw[label_column].isna().any():
-        rows = raw.index[raw[label_column].isna()][:5].tolist()
-        raise DataError(
-            f"{path}: column '{label_column}' has {int(raw[label_column].isna().sum())} empty label(s) "
-            f"(first rows {rows}). Fill or drop those rows before training."
-        )
+    labels = _clean_labels(raw[label_column], path, label_column)
+    notes: dict[str, Any] = {"label_column": label_column,
+                             "label_note": f"labels from column '{label_column}' of {path}"}
     used = {label_column, *[c for c in optional if c]}
-    names = feature_columns or [c for c in raw.columns if c not in used and pd.api.types.is_numeric_dtype(raw[c])]
-    if not names:
-        raise DataError(f"{path}: no numeric feature columns found. List them in data.table.feature_columns.")
-    bad = [c for c in names if not pd.api.types.is_numeric_dtype(raw[c])]
-    if bad:
-        raise DataError(f"{path}: feature column(s) {bad} are not numeric. Convert them or leave them out of feature_columns.")
+    if feature_columns:
+        names = list(feature_columns)
+        _check_listed_columns(raw, names, path)
+    else:
+        names, skipped = detect_feature_columns(raw, used, path)
+        if skipped:
+            notes["skipped_columns"] = (f"{path}: {len(skipped)} text column(s) are not features and were skipped: "
+                                        f"{', '.join(skipped)}. List data.table.feature_columns to choose yourself.")
+    feats = raw[names].apply(pd.to_numeric, errors="coerce").astype(np.float32)
+    keep, dropped = _rows_with_features(feats, path)
+    if dropped:
+        notes["dropped_rows"] = dropped
     frame = pd.DataFrame({
         "track_id": raw[id_column].astype(str) if id_column else raw.index.astype(str),
-        "label": raw[label_column].astype(str).str.strip(),
+        "label": labels,
         "group": raw[group_column].astype("string") if group_column else pd.Series(pd.NA, index=raw.index, dtype="string"),
         "lat": pd.to_numeric(raw[lat_column], errors="coerce") if lat_column else np.nan,
         "lon": pd.to_numeric(raw[lon_column], errors="coerce") if lon_column else np.nan,
@@ -78,8 +91,95 @@ def load_table(
     if frame["track_id"].duplicated().any():
         dup = frame.loc[frame["track_id"].duplicated(), "track_id"].iloc[0]
         raise DataError(f"{path}: column '{id_column}' has duplicate ids (e.g. {dup!r}). Deduplicate the file first.")
-    feats = raw[names].astype(np.float32)
-    frame = pd.concat([frame, feats.reset_index(drop=True).set_axis(frame.index)], axis=1)
-    frame = drop_small_classes(frame, min_tracks_per_class, source=str(path), column=label_column)
-    return TrackTable(frame.reset_index(drop=True), list(names), source=f"table:{path}",
-                      notes={"label_column": label_column, "label_note": f"labels from column '{label_column}' of {path}"})
+    frame = pd.concat([frame, feats], axis=1)[keep].reset_index(drop=True)
+    frame, small = filter_small_classes(frame, min_tracks_per_class, source=str(path), column=label_column)
+    if small:
+        notes["dropped_classes"] = small
+    for key in ("skipped_columns", "dropped_rows", "dropped_classes"):
+        if key in notes:
+            logger.warning(notes[key])
+    return TrackTable(frame, names, source=f"table:{path}", notes=notes)
+
+
+def _clean_labels(column: pd.Series, path: str | Path, name: str) -> pd.Series:
+    """Labels stripped of surrounding spaces; an empty or blank label is an error naming its rows."""
+    labels = column.astype("string").str.strip()
+    empty = labels.isna() | (labels == "")
+    if empty.any():
+        rows = column.index[empty][:5].tolist()
+        raise DataError(
+            f"{path}: column '{name}' has {int(empty.sum())} empty label(s) (first rows {rows}). Blank or "
+            "whitespace-only labels count as empty: fill or drop those rows before training."
+        )
+    return labels.astype(str)
+
+
+def detect_feature_columns(raw: pd.DataFrame, used: set[str], path: str | Path) -> tuple[list[str], list[str]]:
+    """(numeric feature columns, skipped text or empty columns); a mostly numeric column that fails to parse
+    is an error."""
+    names, skipped = [], []
+    for column in (c for c in raw.columns if c not in used):
+        kind = _column_kind(raw[column], path, column)
+        if kind == "numeric":
+            names.append(column)
+        else:
+            skipped.append(str(column) if kind == "text" else f"{column} (empty)")
+    if not names:
+        raise DataError(f"{path}: no numeric feature columns found. List them in data.table.feature_columns.")
+    return names, skipped
+
+
+def _check_listed_columns(raw: pd.DataFrame, names: list[str], path: str | Path) -> None:
+    """Listed feature columns must be numeric; say which cell is not."""
+    for column in names:
+        if _column_kind(raw[column], path, column) == "text":
+            cells = raw[column].dropna().astype(str)
+            raise DataError(f"{path}: feature column '{column}' is text, not numbers (e.g. row {cells.index[0]}: "
+                            f"{cells.iloc[0]!r}). Leave it out of data.table.feature_columns.")
+
+
+def _column_kind(values: pd.Series, path: str | Path, column: object) -> str:
+    """'numeric', 'text' (mostly not numbers) or 'empty'; raise for numbers with stray text or decimal commas."""
+    cells = values.dropna().astype(str).str.strip()
+    cells = cells[cells != ""]
+    if cells.empty:
+        return "empty"
+    if pd.api.types.is_numeric_dtype(values):
+        return "numeric"
+    parsed = pd.to_numeric(cells, errors="coerce")
+    if parsed.notna().all():
+        return "numeric"
+    with_points = pd.to_numeric(cells.str.replace(",", ".", regex=False), errors="coerce")
+    if with_points.notna().mean() < 0.5:
+        return "text"
+    bad = cells[parsed.isna()]
+    first = f"row {bad.index[0]}: {bad.iloc[0]!r}"
+    if with_points[parsed.isna()].notna().all():
+        raise DataError(f"{path}: column '{column}' uses decimal commas ({len(bad)} cell(s), e.g. {first}). Set "
+                        "data.table.decimal: \",\" (with data.table.sep: \";\" if fields are separated by "
+                        "semicolons), or save the file with decimal points.")
+    raise DataError(f"{path}: column '{column}' is numeric except {len(bad)} cell(s) that are not numbers "
+                    f"(e.g. {first}). Fix or empty those cells, or list the feature columns in "
+                    "data.table.feature_columns without it.")
+
+
+def _rows_with_features(feats: pd.DataFrame, path: str | Path) -> tuple[pd.Series, str | None]:
+    """Rows whose features are all present; infinite values are an error, empty cells drop the row (with a note)."""
+    infinite = np.isinf(feats.to_numpy())
+    if infinite.any():
+        row, col = np.argwhere(infinite)[0]
+        raise DataError(f"{path}: feature column '{feats.columns[col]}' has {int(infinite[:, col].sum())} infinite "
+                        f"value(s) (e.g. row {feats.index[row]}). Fix or empty those cells.")
+    empty = feats.isna()
+    keep = ~empty.any(axis=1)
+    if keep.all():
+        return keep, None
+    worst = empty.sum().idxmax()
+    if keep.sum() < 0.5 * len(feats):
+        raise DataError(f"{path}: {int((~keep).sum())} of {len(feats)} rows have empty feature cells (column "
+                        f"'{worst}' alone has {int(empty[worst].sum())}). Fill them, or leave such columns out of "
+                        "data.table.feature_columns.")
+    rows = feats.index[~keep][:5].tolist()
+    cols = [str(c) for c in empty.columns[empty.any()]][:5]
+    return keep, (f"{path}: dropped {int((~keep).sum())} row(s) with empty feature cells (first rows {rows}; "
+                  f"columns {cols}). Fill those cells to keep the tracks.")

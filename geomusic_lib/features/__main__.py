@@ -13,7 +13,13 @@ import pandas as pd
 
 from geomusic_lib.features import FeatureError, SpotifyForbiddenError, SpotifyUnavailableError, extract_features
 from geomusic_lib.features import summary_line
-from geomusic_lib.params import FeatureParams, ParamsError, load_params
+from pydantic import ValidationError
+
+from geomusic_lib.params import FeatureParams, ParamsError, SpotifyParams, load_params
+
+#: CLI flag → features.spotify key
+SPOTIFY_FLAGS = {"batch_size": "--batch-size", "timeout_s": "--timeout", "backoff_base_s": "--backoff-base",
+                 "backoff_max_s": "--backoff-max", "max_tries": "--max-tries"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: params seed)")
     parser.add_argument("--api-base", default=None, help="Spotify API root (a local fake in tests)")
     parser.add_argument("--audio-analysis", action="store_true", help="also fetch Spotify segments as frames")
+    spotify = parser.add_argument_group("spotify requests (override features.spotify in params)")
+    spotify.add_argument("--batch-size", dest="batch_size", type=int, help="ids per audio-features call (1-100)")
+    spotify.add_argument("--timeout", dest="timeout_s", type=float, help="seconds before a request times out")
+    spotify.add_argument("--backoff-base", dest="backoff_base_s", type=float,
+                         help="first backoff step in seconds on 5xx/timeouts (doubles, with jitter)")
+    spotify.add_argument("--backoff-max", dest="backoff_max_s", type=float, help="longest backoff step in seconds")
+    spotify.add_argument("--max-tries", dest="max_tries", type=int, help="tries per request before giving up")
     parser.add_argument("--audio-manifest", type=Path, default=None, help="CSV track_id,path for --source audio")
     parser.add_argument("-v", "--verbose", action="store_true", help="log retries and progress details")
     return parser
@@ -55,11 +68,23 @@ def resolve_params(args: argparse.Namespace) -> tuple[FeatureParams, str, int]:
         features.spotify.api_base = args.api_base
     if args.audio_analysis:
         features.spotify.audio_analysis = True
+    features.spotify = spotify_overrides(features.spotify, args)
     if args.audio_manifest:
         features.audio.manifest = args.audio_manifest
     target = args.target or (params.data.mirage.target if params else "station")
     seed = args.seed if args.seed is not None else (params.seed if params else 42)
     return features, target, seed
+
+
+def spotify_overrides(spotify: SpotifyParams, args: argparse.Namespace) -> SpotifyParams:
+    """`spotify` with the request flags given on the command line, validated like a params file."""
+    given = {key: getattr(args, key) for key in SPOTIFY_FLAGS if getattr(args, key, None) is not None}
+    try:
+        return SpotifyParams.model_validate({**spotify.model_dump(), **given})
+    except ValidationError as err:
+        bad = "; ".join(f"{SPOTIFY_FLAGS.get(str(e['loc'][0]), e['loc'][0])} {e['input']!r}: {e['msg']}"
+                        for e in err.errors())
+        raise ParamsError(f"command line: {bad}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,23 +98,42 @@ def read_credentials(env_file: str | Path | None = None) -> tuple[str, str]:
     return client_id, secret
 
 
+_AUTH = re.compile(r"(Basic|Bearer)\s+[A-Za-z0-9+/=._\-]+")
+
+
+def _redact(message: str) -> str:
+    return _AUTH.sub(r"\1 <redacted>", message)
+
+
 class _RedactAuth(logging.Filter):
     """spotipy logs request headers at DEBUG level; strip the Basic/Bearer credentials from them."""
-
-    _pattern = re.compile(r"(Basic|Bearer)\s+[A-Za-z0-9+/=._\-]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if "Basic" in message or "Bearer" in message:
-            record.msg, record.args = self._pattern.sub(r"\1 <redacted>", message), ()
+            record.msg, record.args = _redact(message), ()
         return True
 
 
+class _ToOurLogger(logging.Handler):
+    """Re-emit spotipy's records through this module's logger: its errors (each retried request logs
+    one, with every id) become INFO, shown with `-v`; its debug lines stay DEBUG."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = logging.INFO if record.levelno >= logging.WARNING else logging.DEBUG
+        logger.log(level, "spotipy: %s", _redact(record.getMessage()))
+
+
 def _install_redaction() -> None:
+    """Redact credentials in spotipy's records and route them through our logger (not straight to the root)."""
     for name in ("spotipy", "spotipy.client", "spotipy.oauth2"):
         log = logging.getLogger(name)
         if not any(isinstance(f, _RedactAuth) for f in log.filters):
             log.addFilter(_RedactAuth())
+    root = logging.getLogger("spotipy")
+    if not any(isinstance(h, _ToOurLogger) for h in root.handlers):
+        root.addHandler(_ToOurLogger())
+    root.propagate = False
 
 
 def make_client(params: SpotifyParams) -> Any:
@@ -159,7 +178,11 @@ class RetryPolicy:
         return cls(params.max_tries, params.backoff_base_s, params.backoff_max_s, params.max_retry_after_s)
 
     def call(self, fn: Callable[[], T], endpoint: str, cache_path: Path | None = None) -> T:
-        """Run `fn` until it succeeds, a fatal error occurs, or `max_tries` is used up."""
+        """Run `fn` until it succeeds, a fatal error occurs, or `max_tries` is used up.
+
+        Only transient failures are retried (429, 5xx, timeouts, connection errors, malformed JSON);
+        anything else, such as missing credentials (`FeatureError`), stops at once.
+        """
         from spotipy.exceptions import SpotifyException, SpotifyOauthError
 
         last = ""
@@ -189,9 +212,10 @@ class RetryPolicy:
                     f"Spotify's token endpoint rejected the client credentials ({err.error or 'no reason given'}). "
                     "Check SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET in the environment or .env."
                 ) from None
-            except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as err:
+            except (requests.exceptions.Timeout, requests.exceptions.ConnectionError,
+                    requests.exceptions.ChunkedEncodingError) as err:
                 wait, last = self._backoff(attempt), type(err).__name__
-            except (_Transient, ValueError) as err:
+            except (_Transient, json.JSONDecodeError, requests.exceptions.JSONDecodeError) as err:
                 wait, last = self._backoff(attempt), str(err) or "malformed response"
             if attempt + 1 < self.max_tries:
                 self.retries += 1

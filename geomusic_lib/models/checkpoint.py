@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -16,6 +18,7 @@ from geomusic_lib.fileio import atomic_write_with
 from geomusic_lib.models import build_model
 
 FORMAT_VERSION = 1
+TRAINER_FILES = ("checkpoint_best.pt", "checkpoint_last.pt")  # written by geomusic_lib.train, one pair per folder
 REQUIRED_KEYS = ("format_version", "model_name", "model_config", "state_dict", "classes", "feature_names", "view")
 
 
@@ -34,12 +37,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found. Train the model first (notebooks 03-06 or geomusic_lib.train.train_model).")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a bare pickle's protocol: our message says more
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        raise CheckpointError(
-            f"{path}: not a readable geomusic checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
-            "The file is corrupt or truncated; delete it and train again."
-        ) from None
+        raise CheckpointError(_unreadable_message(path, err)) from None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
         raise CheckpointError(f"{path}: not a geomusic checkpoint (missing keys {missing}).")
@@ -47,6 +49,32 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: checkpoint format {ckpt['format_version']} is newer than this library "
                               f"supports ({FORMAT_VERSION}); upgrade geomusic.")
     return ckpt
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _unreadable_message(path: Path, err: Exception) -> str:
+    """One line: refused for safety (pickled objects), or truncated/corrupt with what to delete."""
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    is_pickle_or_zip = head == b"PK" or head[:1] == b"\x80"  # torch's zip format, or a bare pickle
+    if isinstance(err, pickle.UnpicklingError) and str(err).startswith("Weights only load failed") and is_pickle_or_zip:
+        return (f"{path}: contains pickled Python objects and was refused for safety (geomusic checkpoints hold "
+                "only tensors and plain values); re-create it with this version of geomusic.")
+    if not head:
+        reason = "the file is empty"
+    elif not is_pickle_or_zip:
+        reason = "not a PyTorch checkpoint file"
+    else:
+        first = _ANSI.sub("", str(err)).strip().split(". ")[0].splitlines()
+        reason = f"{type(err).__name__}: {first[0][:160]}" if first else type(err).__name__
+    if path.name in TRAINER_FILES:
+        fix = (f"delete the folder {path.parent} and rerun the same command: that model (or fold) is trained "
+               "again from scratch.")
+    else:
+        fix = "copy it again or re-create it by training with geomusic."
+    return f"{path}: not a readable geomusic checkpoint, truncated or corrupt ({reason}); {fix}"
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
