@@ -71,6 +71,16 @@ def _colour(i: int) -> str:
     return _COLOURS[i % len(_COLOURS)]
 
 
+def _frame_heatmap(frame: pd.DataFrame, title: str, x_title: str, y_title: str, colour_title: str, hover: str,
+                   colorscale: str = "Viridis", **heatmap) -> go.Figure:
+    """A heatmap of `frame` (its index on y, its columns on x) with axis and colour-bar titles."""
+    fig = go.Figure(go.Heatmap(z=frame.to_numpy(), x=[str(c) for c in frame.columns], y=[str(i) for i in frame.index],
+                               colorscale=colorscale, colorbar={"title": colour_title},
+                               hovertemplate=hover + "<extra></extra>", **heatmap))
+    fig.update_layout(title=title, xaxis={"title": x_title}, yaxis={"title": y_title})
+    return fig
+
+
 # --------------------------------------------------------------------------- data (01, 02)
 def class_sizes_figure(labels: Sequence[str] | pd.Series, title: str = "Tracks per class") -> go.Figure:
     """One bar per class, largest first: how unbalanced the classes are."""
@@ -111,14 +121,9 @@ def class_profile_heatmap(table: TrackTable, preferred: Sequence[str] = ()) -> g
     heatmap in standard deviations: how that class differs from the average track, descriptor by descriptor."""
     present = set(table.frame["label"])
     label = next((c for c in preferred if c in present), table.classes()[0])
-    grid = class_profile(table, label)
-    fig = go.Figure(go.Heatmap(
-        z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index), colorscale="RdBu_r", zmid=0,
-        colorbar={"title": "difference (sd)"},
-        hovertemplate="descriptor: %{x}<br>%{y}<br>difference: %{z:.2f} sd<extra></extra>"))
-    fig.update_layout(title=f"{label}: mean feature value minus the mean of all tracks",
-                      xaxis={"title": "descriptor (not time)"}, yaxis={"title": "summary statistic"})
-    return fig
+    return _frame_heatmap(class_profile(table, label), f"{label}: mean feature value minus the mean of all tracks",
+                          "descriptor (not time)", "summary statistic", "difference (sd)",
+                          "descriptor: %{x}<br>%{y}<br>difference: %{z:.2f} sd", colorscale="RdBu_r", zmid=0)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -332,13 +337,9 @@ def per_class_importance_figure(
 ) -> go.Figure:
     """Heatmap feature × country from `interpret.per_class_importance` (top features overall)."""
     keep = importance.sum(axis=1).sort_values(ascending=False).head(top).index
-    frame = importance.loc[keep]
-    fig = go.Figure(go.Heatmap(z=frame.to_numpy(), x=list(frame.columns), y=list(frame.index), colorscale="Viridis",
-                               colorbar={"title": "mean |SHAP|"},
-                               hovertemplate="country: %{x}<br>feature: %{y}<br>mean |SHAP|: %{z:.4f}<extra></extra>"))
-    fig.update_layout(title=title, height=max(380, 24 * len(frame) + 140),
-                      xaxis={"title": "country (output class)"}, yaxis={"title": "feature", "autorange": "reversed"})
-    return fig
+    fig = _frame_heatmap(importance.loc[keep], title, "country (output class)", "feature", "mean |SHAP|",
+                         "country: %{x}<br>feature: %{y}<br>mean |SHAP|: %{z:.4f}")
+    return fig.update_layout(height=max(380, 24 * len(keep) + 140), yaxis_autorange="reversed")
 
 
 def attention_figure(
@@ -346,14 +347,10 @@ def attention_figure(
     title: str = "Mean attention per step, by region",
 ) -> go.Figure:
     """Heatmap region × step from `interpret.attention_by_region`."""
-    fig = go.Figure(go.Heatmap(z=attention.to_numpy(), x=[str(c) for c in attention.columns],
-                               y=[str(i) for i in attention.index], colorscale="Magma",
-                               colorbar={"title": "attention<br>weight"},
-                               hovertemplate="region: %{y}<br>step: %{x}<br>mean weight: %{z:.3f}<extra></extra>"))
-    fig.update_layout(title=title, height=max(350, 28 * len(attention) + 150),
-                      xaxis={"title": "step (feature or descriptor the model attends to)"},
-                      yaxis={"title": "true region of the track"})
-    return fig
+    fig = _frame_heatmap(attention, title, "step (feature or descriptor the model attends to)",
+                         "true region of the track", "attention<br>weight",
+                         "region: %{y}<br>step: %{x}<br>mean weight: %{z:.3f}", colorscale="Magma")
+    return fig.update_layout(height=max(350, 28 * len(attention) + 150))
 
 
 def tsne_figure(
@@ -428,6 +425,9 @@ def top_k_figure(
                 shown.add(flag)
         fig.update_yaxes(categoryorder="array", categoryarray=ranked[i], autorange="reversed", row=r, col=c)
         fig.update_xaxes(range=[0, 1], title_text="probability (0-1)" if i + cols >= n else None, row=r, col=c)
+    for i in range(n, rows * cols):  # the empty cells of the last row
+        fig.update_xaxes(visible=False, row=i // cols + 1, col=i % cols + 1)
+        fig.update_yaxes(visible=False, row=i // cols + 1, col=i % cols + 1)
     fig.update_annotations(font_size=12)
     top = 90 + 18 * lines  # the figure's title and the first row's panel titles
     fig.update_layout(title=title, barmode="overlay", width=plot_w + label_px + 200, height=plot_h + top + 60,

@@ -40,7 +40,8 @@
 
 # %%
 from geomusic_lib.manifest import read_manifest, write_manifest
-from geomusic_lib.run import STAGES, open_stage
+from geomusic_lib.notebook_list import STAGES
+from geomusic_lib.session import open_stage
 
 # %% [markdown]
 # ## Parameters
@@ -52,12 +53,13 @@ params_file = "../params/default.yaml"
 run_name = None
 
 # %% [markdown]
-# `open_stage` reads the params file, applies `run_name`, moves to the repository root
-# (so relative paths in the params file mean the same thing everywhere) and prints the
-# effective settings: every default filled in, nothing hidden.
+# `open_stage` reads the params file, applies `run_name` and prints the effective
+# settings: every default filled in, nothing hidden. Relative paths in the params file are
+# resolved against the repository root, so they mean the same thing wherever the notebook
+# runs. It also returns the run directory, `run`, which knows where every file of the run lives.
 
 # %%
-params = open_stage(params_file, run_name)
+params, run = open_stage(params_file, run_name)
 
 # %% [markdown]
 # ## The question, stage by stage
@@ -86,9 +88,9 @@ for number, stage in enumerate(STAGES, start=1):
 # commit, so a run directory can be traced back to its code.
 
 # %%
-if not (params.run_dir / "manifest.json").is_file():  # `make book` wrote it already; JupyterLab may not have
+if not run.manifest.is_file():  # `make book` wrote it already; JupyterLab may not have
     write_manifest(params, params_file)
-manifest = read_manifest(params.run_dir)
+manifest = read_manifest(run.path)
 print("git:", manifest["git"])
 print("accelerator:", manifest["accelerator"])
 print({name: version for name, version in manifest["versions"].items() if version})

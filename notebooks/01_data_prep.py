@@ -36,12 +36,9 @@
 # %%
 import json
 
-import pandas as pd
-import plotly.express as px
-
-from geomusic_lib.data import prepare_run_data
+from geomusic_lib import plots, stages
 from geomusic_lib.data.splits import split_groups
-from geomusic_lib.run import open_stage
+from geomusic_lib.session import open_stage
 
 # %% [markdown]
 # ## Parameters
@@ -51,16 +48,16 @@ params_file = "../params/default.yaml"
 run_name = None
 
 # %%
-params = open_stage(params_file, run_name, show=["run_name", "seed", "data", "split"])
+params, run = open_stage(params_file, run_name, show=["run_name", "seed", "data", "split"])
 
 # %% [markdown]
 # ## Load, label and split
-# `prepare_run_data` loads the source in `data.source`, makes the splits, and writes
+# `stages.prepare_data` loads the source in `data.source`, makes the splits, and writes
 # `runs/<run_name>/data/`: the tracks, the class table, the splits and a `meta.json`
 # that records the label semantics.
 
 # %%
-table, splits = prepare_run_data(params)
+table, splits = stages.prepare_data(params, run)
 print(f"{len(table.frame)} tracks, {table.frame['label'].nunique()} classes, "
       f"{len(table.feature_names)} features (source: {table.source})")
 
@@ -86,10 +83,7 @@ if table.notes.get("report"):  # filtering and deduplication counts (MIRAGE); UC
 # weighs classes in inverse proportion to their size so the large ones do not dominate.
 
 # %%
-classes = (table.frame["label"].value_counts().rename_axis("class").reset_index(name="tracks"))
-fig = px.bar(classes, x="class", y="tracks", title="Tracks per class")
-fig.update_layout(xaxis_title="class (country)", yaxis_title="tracks", xaxis_tickangle=-60)
-fig.show()
+plots.class_sizes_figure(table.frame["label"]).show()
 
 # %% [markdown]
 # ## Where are the classes?
@@ -98,11 +92,7 @@ fig.show()
 # missing, so "where does this come from" really means "which of *these* places".
 
 # %%
-class_table = pd.read_csv(params.run_dir / "data" / "classes.csv", keep_default_na=False)
-fig = px.scatter_geo(class_table, lat="lat", lon="lon", size="n_tracks", color="continent",
-                     hover_name="class", projection="natural earth",
-                     title="The classes on the map (marker size: tracks per class)")
-fig.show()
+plots.class_map_figure(run.read_classes()).show()
 
 # %% [markdown]
 # ## The splits

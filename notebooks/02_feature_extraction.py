@@ -39,11 +39,10 @@
 # %%
 import json
 
-import plotly.express as px
-
+from geomusic_lib import plots, stages
 from geomusic_lib.data import load_run_data
-from geomusic_lib.features import SPOTIFY_NOTICE, run_feature_stage
-from geomusic_lib.run import open_stage
+from geomusic_lib.features import SPOTIFY_NOTICE
+from geomusic_lib.session import open_stage
 
 # %% [markdown]
 # ## Parameters
@@ -53,7 +52,7 @@ params_file = "../params/default.yaml"
 run_name = None
 
 # %%
-params = open_stage(params_file, run_name, show=["data", "features"])
+params, run = open_stage(params_file, run_name, show=["data", "features"])
 
 # %% [markdown]
 # ## Spotify: deprecated, and not for training
@@ -71,11 +70,11 @@ print(SPOTIFY_NOTICE)
 # many tracks got features and why the others did not.
 
 # %%
-summary = run_feature_stage(params)
+summary = stages.extract_features(params, run)
 print(json.dumps(summary, indent=2))
 
 # %%
-data = load_run_data(params.run_dir)
+data = load_run_data(run)
 table = data.table
 print(f"{len(table.frame)} tracks with {len(table.feature_names)} features; grid shape: {table.grid_shape}")
 
@@ -98,17 +97,8 @@ print(f"{len(table.frame)} tracks with {len(table.feature_names)} features; grid
 # columns, at a characteristic timbre.
 
 # %%
-if table.grid_shape:
-    n_stats, n_desc = table.grid_shape
-    names = table.feature_names
-    country = next((c for c in params.predict.countries if c in set(table.frame["label"])), table.classes()[0])
-    x = table.frame[names]
-    diff = (x[table.frame["label"] == country].mean() - x.mean()).to_numpy().reshape(n_stats, n_desc)
-    fig = px.imshow(diff, x=[n.split("_", 1)[1] for n in names[:n_desc]], y=[f"statistic {i + 1}" for i in range(n_stats)],
-                    color_continuous_scale="RdBu_r", color_continuous_midpoint=0, aspect="auto",
-                    labels={"x": "descriptor (not time)", "y": "summary statistic", "color": "difference (sd)"},
-                    title=f"{country}: mean feature value minus the mean of all tracks")
-    fig.show()
+if table.grid_shape:  # the first of `predict.countries` that is a class of this run
+    plots.class_profile_heatmap(table, params.predict.countries).show()
 else:
     print("These features have no grid: the models read them as a vector (FCNN) or one step per feature.")
 

@@ -33,10 +33,13 @@
 # ## Imports
 
 # %%
-from geomusic_lib import plots
-from geomusic_lib.evaluate import evaluate_predictions, headline_table, load_classes, load_history
+from geomusic_lib import plots, stages
+from geomusic_lib.docs import show_model_source
+from geomusic_lib.evaluate import load_history
+from geomusic_lib.metrics import evaluate_predictions
 from geomusic_lib.predictions import read_predictions
-from geomusic_lib.run import open_stage, train_stage
+from geomusic_lib.session import open_stage
+from geomusic_lib.summaries import headline_table
 
 # %% [markdown]
 # ## Parameters
@@ -47,7 +50,7 @@ run_name = None
 model_name = "fcnn"
 
 # %%
-params = open_stage(params_file, run_name, show=["device", "model", "train", "train_per_model"])
+params, run = open_stage(params_file, run_name, show=["device", "model", "train", "train_per_model"])
 
 # %% [markdown]
 # ## The model
@@ -56,6 +59,13 @@ params = open_stage(params_file, run_name, show=["device", "model", "train", "tr
 # dropout. It ignores any structure among the features: the order of the columns means
 # nothing to it. That makes it the neural counterpart of the logistic-regression and
 # tree baselines of notebook 07, and the reference the other three models must beat.
+#
+# The code below is the library's own module for this model, shown as it is (the book
+# holds no copy of it): a `Config` dataclass with its defaults, the layers, and
+# `embed` (the representation used in [08](08_interpretability.ipynb)) and `forward`.
+
+# %%
+show_model_source(model_name)
 
 # %% [markdown]
 # ## Train
@@ -65,7 +75,7 @@ params = open_stage(params_file, run_name, show=["device", "model", "train", "tr
 # stopped. Normalisation statistics come from the training rows only.
 
 # %%
-result = train_stage(params, model_name)
+result = stages.train_network(params, run, model_name)
 
 # %% [markdown]
 # ## Learning curves
@@ -74,7 +84,8 @@ result = train_stage(params, model_name)
 # Curves that are still falling at the last epoch mean the model could train longer.
 
 # %%
-plots.learning_curves({model_name: load_history(result.out_dir)}, title=f"Learning curves: {model_name}").show()
+history = load_history(run.model_dir(model_name))
+plots.learning_curves({model_name: history}, title=f"Learning curves: {model_name}").show()
 
 # %% [markdown]
 # ## Test scores
@@ -84,7 +95,7 @@ plots.learning_curves({model_name: load_history(result.out_dir)}, title=f"Learni
 # comparison with the other models and the baselines is in [07](07_evaluation.ipynb).
 
 # %%
-metrics = evaluate_predictions(read_predictions(result.predictions), load_classes(params.run_dir),
+metrics = evaluate_predictions(read_predictions(result.predictions), run.read_classes(),
                                bootstrap=params.evaluate.bootstrap, seed=params.seed)
 headline_table(metrics)
 

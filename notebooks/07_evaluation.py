@@ -38,15 +38,11 @@
 # ## Imports
 
 # %%
-import pandas as pd
-
-from geomusic_lib import plots
-from geomusic_lib.baselines import run_baselines
+from geomusic_lib import plots, stages
 from geomusic_lib.data import load_run_data
-from geomusic_lib.ensemble import ensemble_stage
-from geomusic_lib.evaluate import best_network, evaluate_run, load_classes, prediction_files
+from geomusic_lib.evaluate import best_network, evaluate_run, prediction_files
 from geomusic_lib.predictions import read_predictions
-from geomusic_lib.run import open_stage
+from geomusic_lib.session import open_stage
 
 # %% [markdown]
 # ## Parameters
@@ -56,7 +52,7 @@ params_file = "../params/default.yaml"
 run_name = None
 
 # %%
-params = open_stage(params_file, run_name, show=["models", "baselines", "evaluate"])
+params, run = open_stage(params_file, run_name, show=["models", "baselines", "evaluate"])
 
 # %% [markdown]
 # ## Baselines on the same splits
@@ -66,8 +62,8 @@ params = open_stage(params_file, run_name, show=["models", "baselines", "evaluat
 # validation rows of the same splits the networks used.
 
 # %%
-data = load_run_data(params.run_dir)
-print("baselines:", ", ".join(run_baselines(data.table, data.splits, params, params.run_dir / "models")))
+data = load_run_data(run)
+print("baselines:", ", ".join(stages.fit_baselines(params, run, data)))
 
 # %% [markdown]
 # ## A calibrated ensemble
@@ -81,7 +77,7 @@ print("baselines:", ", ".join(run_baselines(data.table, data.splits, params, par
 # distance-aware decision.
 
 # %%
-ensembles = ensemble_stage(params.run_dir, data, params)  # one per split: weights; T = final temperature
+ensembles = stages.fit_ensemble(params, run, data)  # one per split: weights; T = final temperature
 
 # %% [markdown]
 # Members not listed got weight 0: adding them did not lower the validation log-loss.
@@ -89,8 +85,8 @@ ensembles = ensemble_stage(params.run_dir, data, params)  # one per split: weigh
 # them), above 1 softens them.
 
 # %%
-classes = load_classes(params.run_dir)
-predictions = {name: read_predictions(path) for name, path in prediction_files(params.run_dir).items()}
+classes = run.read_classes()
+predictions = {name: read_predictions(path) for name, path in prediction_files(run).items()}
 print(", ".join(predictions))
 
 # %% [markdown]
@@ -100,7 +96,7 @@ print(", ".join(predictions))
 # a 95 % bootstrap interval (`_ci_low`, `_ci_high`).
 
 # %%
-metrics = evaluate_run(params.run_dir, params)
+metrics = evaluate_run(run, params)
 shown = ["model", "kind", "accuracy", "top5_accuracy", "macro_f1", "median_km", "ece"]
 metrics[shown].round(3)
 
@@ -123,7 +119,7 @@ plots.model_comparison(metrics, "top5_accuracy").show()
 # within a region (Mali confused with Senegal rather than with Japan).
 
 # %%
-best, _ = best_network(params.run_dir)
+best, _ = best_network(run)
 print(f"best network by validation loss: {best}")
 plots.confusion_matrix_figure(predictions[best], classes, decision=params.evaluate.decision).show()
 
@@ -142,7 +138,7 @@ plots.distance_error_cdf(predictions, classes, decision=params.evaluate.decision
 # test tracks: hover to see how many.
 
 # %%
-per_class = pd.read_csv(params.run_dir / "eval" / "per_class" / f"{best}.csv", keep_default_na=False, na_values=[""])
+per_class = run.read_per_class(best)
 plots.accuracy_choropleth(per_class, title=f"Recall per country: {best}").show()
 
 # %% [markdown]

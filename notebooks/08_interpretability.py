@@ -36,14 +36,13 @@
 
 # %%
 import numpy as np
-import pandas as pd
 
 from geomusic_lib import interpret, plots
-from geomusic_lib.baselines import make_baseline
+from geomusic_lib.baselines import fit_baseline
 from geomusic_lib.data import load_run_data
-from geomusic_lib.evaluate import best_network, checkpoint_path
+from geomusic_lib.evaluate import best_network
 from geomusic_lib.predict import Predictor
-from geomusic_lib.run import open_stage
+from geomusic_lib.session import open_stage
 
 # %% [markdown]
 # ## Parameters
@@ -53,7 +52,7 @@ params_file = "../params/default.yaml"
 run_name = None
 
 # %%
-params = open_stage(params_file, run_name, show=["seed", "interpret"])
+params, run = open_stage(params_file, run_name, show=["seed", "interpret"])
 
 # %% [markdown]
 # ## The best network and its inputs
@@ -62,9 +61,9 @@ params = open_stage(params_file, run_name, show=["seed", "interpret"])
 # held-out tracks of the first split, shaped and normalised as it was trained.
 
 # %%
-data = load_run_data(params.run_dir)
+data = load_run_data(run)
 split, table, ip = data.splits[0], data.table, params.interpret
-best, checkpoint = best_network(params.run_dir, split.fold, tabular=True)  # SHAP needs named input features
+best, checkpoint = best_network(run, split.fold, tabular=True)  # SHAP needs named input features
 predictor = Predictor.from_checkpoint(checkpoint, device=params.device)
 batch = predictor.prepare(table.frame[table.feature_names])
 region_of = dict(zip(data.classes["class"], data.classes["region"]))
@@ -79,8 +78,8 @@ print(f"explaining {best} ({predictor.view} view) on {len(split.test)} test trac
 # checking.
 
 # %%
-bg = split.train[interpret.sample_rows(len(split.train), ip.shap_background, params.seed)]
-ex = split.test[interpret.sample_rows(len(split.test), ip.shap_samples, params.seed)]
+bg = interpret.sample_split(split, ip.shap_background, params.seed, part="train")
+ex = interpret.sample_split(split, ip.shap_samples, params.seed, part="test")
 values = interpret.shap_values_torch(predictor.model, batch.x[bg], batch.x[ex], predictor.feature_names,
                                      predictor.view, predictor.grid_shape, nsamples=ip.shap_nsamples, seed=params.seed)
 plots.feature_importance_figure(interpret.global_importance(values, predictor.feature_names),
@@ -92,8 +91,9 @@ plots.feature_importance_figure(interpret.global_importance(values, predictor.fe
 # only: candidate acoustic signatures, to be checked by listening.
 
 # %%
-per_class = pd.read_csv(params.run_dir / "eval" / "per_class" / f"{best}.csv", keep_default_na=False, na_values=[""])
-by_class = interpret.per_class_importance(values, predictor.feature_names, predictor.classes, per_class, ip.top_countries)
+per_class = run.read_per_class(best)
+by_class = interpret.per_class_importance(values, predictor.feature_names, predictor.classes, per_class,
+                                         ip.top_countries)
 plots.per_class_importance_figure(by_class).show()
 
 # %% [markdown]
@@ -107,8 +107,8 @@ plots.per_class_importance_figure(by_class).show()
 # %%
 x, y = table.features, table.frame["label"].to_numpy()
 fit_rows = np.concatenate([split.train, split.val])
-forest = make_baseline("random_forest", params.seed).fit(x[fit_rows], y[fit_rows])
-tree_rows = split.test[interpret.sample_rows(len(split.test), ip.tree_shap_samples, params.seed)]
+forest = fit_baseline("random_forest", params.seed, x[fit_rows], y[fit_rows])
+tree_rows = interpret.sample_split(split, ip.tree_shap_samples, params.seed, part="test")
 plots.feature_importance_figure(interpret.shap_importance_tree(forest, x[tree_rows], table.feature_names),
                                 title="Global feature importance of the random forest (mean |SHAP|)").show()
 
@@ -119,13 +119,11 @@ plots.feature_importance_figure(interpret.shap_importance_tree(forest, x[tree_ro
 # **descriptor, not a moment in time**: read "which descriptor", not "when".
 
 # %%
-attention_checkpoint = checkpoint_path(params.run_dir, "attention", split.fold)
-if attention_checkpoint.is_file():
-    attention = Predictor.from_checkpoint(attention_checkpoint, device=params.device)
-    att_batch = attention.prepare(attention.track_inputs(table.frame.iloc[split.test], params.run_dir / "features"))
-    regions = [region_of[c] for c in table.frame["label"].iloc[split.test]]
-    steps = interpret.step_names(attention.view, attention.feature_names, attention.grid_shape)
-    by_region = interpret.attention_by_region(attention.model, att_batch.x, att_batch.mask, regions, steps)
+attention = interpret.attention_model(run, split.fold, device=params.device)  # None when the run has none
+if attention is not None:
+    test_rows = table.frame.iloc[split.test]
+    regions = [region_of[c] for c in test_rows["label"]]
+    by_region = interpret.track_attention_by_region(attention, test_rows, regions, run.features_dir)
     plots.attention_figure(by_region, title="Mean attention per step, by true region").show()
 else:
     print("No attention model in this run: add `attention` to `models:` in the params file.")

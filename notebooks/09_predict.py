@@ -34,13 +34,12 @@
 # ## Imports
 
 # %%
-import pandas as pd
-import plotly.express as px
-
+from geomusic_lib import plots
 from geomusic_lib.data import load_run_data
-from geomusic_lib.evaluate import best_network, showcase_tracks
+from geomusic_lib.evaluate import best_network
 from geomusic_lib.predict import Predictor
-from geomusic_lib.run import open_stage
+from geomusic_lib.session import open_stage
+from geomusic_lib.summaries import showcase_tracks
 
 # %% [markdown]
 # ## Parameters
@@ -51,7 +50,7 @@ params_file = "../params/default.yaml"
 run_name = None
 
 # %%
-params = open_stage(params_file, run_name, show=["predict"])
+params, run = open_stage(params_file, run_name, show=["predict"])
 
 # %% [markdown]
 # ## The predictor
@@ -59,9 +58,9 @@ params = open_stage(params_file, run_name, show=["predict"])
 # coordinates, the feature names, the normalisation and the view all travel in it.
 
 # %%
-data = load_run_data(params.run_dir)
+data = load_run_data(run)
 split = data.splits[0]
-best, checkpoint = best_network(params.run_dir, split.fold)
+best, checkpoint = best_network(run, split.fold)
 predictor = Predictor.from_checkpoint(checkpoint, device=params.device)
 print(f"{best}: {len(predictor.classes)} classes, {predictor.n_features} features, view {predictor.view}")
 
@@ -70,7 +69,16 @@ print(f"{best}: {len(predictor.classes)} classes, {predictor.n_features} feature
 # Up to `predict.per_country` test tracks of each country in `predict.countries`:
 # tracks the model never saw in training. When none of those is a class of this run
 # (region or continent labels, say), the classes the model recognises best stand in.
-#
+
+# %%
+test = data.table.frame.iloc[split.test]
+ranked = run.read_per_class(best).sort_values("recall", ascending=False)["class"].tolist()
+chosen = showcase_tracks(test, params.predict.countries, params.predict.per_country, ranked)
+missing = sorted(set(params.predict.countries) - set(chosen["label"]))
+if missing:
+    print(f"no held-out tracks (or no class) for: {', '.join(missing)}")
+
+# %% [markdown]
 # In the table, `top1`…`top5` are the model's five strongest countries with their
 # probabilities `p1`…`p5`; `region` is the world region of `top1` (not necessarily the
 # true one); `distance_aware` is the country that minimises the expected great-circle
@@ -78,37 +86,21 @@ print(f"{best}: {len(predictor.classes)} classes, {predictor.n_features} feature
 # probability mass is spread over distant places.
 
 # %%
-test = data.table.frame.iloc[split.test]
-recall = pd.read_csv(params.run_dir / "eval" / "per_class" / f"{best}.csv", keep_default_na=False)
-ranked = recall.sort_values("recall", ascending=False)["class"].tolist()
-chosen = showcase_tracks(test, params.predict.countries, params.predict.per_country, ranked)
-missing = sorted(set(params.predict.countries) - set(chosen["label"]))
-if missing:
-    print(f"no held-out tracks (or no class) for: {', '.join(missing)}")
-result = predictor.predict(predictor.track_inputs(chosen, params.run_dir / "features"), top_k=params.predict.top_k,
+result = predictor.predict(predictor.track_inputs(chosen, run.features_dir), top_k=params.predict.top_k,
                            batch_size=params.predict.batch_size)
 result.insert(1, "true country", chosen["label"].to_numpy())
 result.round(3)
 
 # %% [markdown]
 # ## The guesses, track by track
-# Each panel is one track; bars are the model's top-5 countries, the true country in a
-# different colour when it is among them. **What to look for:** confident, correct
-# tracks from distinctive traditions, and where the model hesitates, whether the
-# alternatives are neighbours.
+# Each panel is one track; bars are the model's top-5 countries in rank order (the
+# strongest at the top), the true country in a different colour when it is among them.
+# **What to look for:** confident, correct tracks from distinctive traditions, and where
+# the model hesitates, whether the alternatives are neighbours.
 
 # %%
 k = min(params.predict.top_k, len(predictor.classes))
-long = result.melt(id_vars=["track_id", "true country"], value_vars=[f"top{i}" for i in range(1, k + 1)],
-                   var_name="rank", value_name="country")
-long["probability"] = result.melt(value_vars=[f"p{i}" for i in range(1, k + 1)])["value"].to_numpy()
-long["track"] = long["true country"] + " · " + long["track_id"]
-long["is the true country"] = long["country"] == long["true country"]
-fig = px.bar(long, x="probability", y="country", color="is the true country", facet_col="track", facet_col_wrap=3,
-             orientation="h", title=f"Top-{k} predictions of {best} for held-out tracks",
-             category_orders={"is the true country": [True, False]})
-fig.update_yaxes(matches=None, showticklabels=True, title=None).update_xaxes(title="probability", range=[0, 1])
-fig.update_layout(height=260 * ((len(result) + 2) // 3) + 120).show()
+plots.top_k_figure(result, chosen["label"].tolist(), title=f"Top-{k} predictions of {best} for held-out tracks").show()
 
 # %% [markdown]
 # ## Summary

@@ -12,9 +12,11 @@ from torch import nn
 
 from geomusic_lib import interpret
 from geomusic_lib.data.geo import region_of
-from geomusic_lib.evaluate import per_class_metrics
+from geomusic_lib.data import Split
+from geomusic_lib.metrics import per_class_metrics
 from geomusic_lib.predict import Predictor
 from geomusic_lib.predictions import read_predictions
+from geomusic_lib.rundir import RunDir
 from test_predict import train_tiny
 
 
@@ -29,17 +31,26 @@ def fcnn(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def attention(tmp_path_factory):
-    ckpt, table, splits = train_tiny(tmp_path_factory.mktemp("attention"), "attention", epochs=1)
-    return Predictor.from_checkpoint(ckpt, device="cpu"), table, splits[0]
+def attention_run(tmp_path_factory):
+    """A run folder whose `models/attention/` holds a trained attention model (holdout split)."""
+    run = RunDir(tmp_path_factory.mktemp("attention"))
+    ckpt, table, splits = train_tiny(run.path, "attention", epochs=1)
+    assert ckpt == run.checkpoint("attention")
+    return run, table, splits[0]
+
+
+@pytest.fixture(scope="module")
+def attention(attention_run):
+    run, table, split = attention_run
+    return Predictor.from_checkpoint(run.checkpoint("attention"), device="cpu"), table, split
 
 
 def test_shap_on_a_trained_fcnn_gives_one_value_per_feature(fcnn):
     predictor, table, split, _ = fcnn
     batch = predictor.prepare(table.frame)
     background, explain = batch.x[split.train[:32]], batch.x[split.test[:20]]
-    importance = interpret.shap_importance_torch(predictor.model, background, explain, predictor.feature_names,
-                                                 nsamples=50)
+    values = interpret.shap_values_torch(predictor.model, background, explain, predictor.feature_names, nsamples=50)
+    importance = interpret.global_importance(values, predictor.feature_names)
     assert sorted(importance["feature"]) == sorted(predictor.feature_names)
     assert len(importance) == 68 and np.isfinite(importance["importance"]).all()
     assert (importance["importance"] >= 0).all() and importance["importance"].iloc[0] > 0
@@ -156,3 +167,31 @@ def test_expected_gradients_agree_with_shap_gradient_explainer():
     with torch.no_grad():
         gap = torch.softmax(model(x[40:46]), 1) - torch.softmax(model(x[:40]), 1).mean(0)
     np.testing.assert_allclose(ours.sum(axis=1), gap.numpy(), atol=0.1 * np.abs(gap.numpy()).max())
+
+
+def test_sample_split_draws_seeded_rows_from_the_named_part_only():
+    split = Split(fold=-1, train=np.arange(0, 100), val=np.arange(100, 120), test=np.arange(120, 160))
+    rows = interpret.sample_split(split, 10, seed=3, part="test")
+    assert len(rows) == 10 and set(rows) <= set(split.test) and len(set(rows)) == 10
+    assert (rows == interpret.sample_split(split, 10, seed=3)).all()  # "test" by default, and seeded
+    assert not (rows == interpret.sample_split(split, 10, seed=4)).all()
+    assert set(interpret.sample_split(split, 5, seed=3, part="train")) <= set(split.train)
+    assert (interpret.sample_split(split, 500, seed=3, part="val") == split.val).all()  # n above the part: all of it
+    with pytest.raises(ValueError, match="part"):
+        interpret.sample_split(split, 5, seed=3, part="validation")
+
+
+def test_attention_model_is_none_when_the_run_trained_none(tmp_path):
+    assert interpret.attention_model(RunDir(tmp_path), fold=-1, device="cpu") is None
+
+
+def test_attention_model_and_its_maps_from_a_run_folder(attention_run):
+    run, table, split = attention_run
+    predictor = interpret.attention_model(run, split.fold, device="cpu")
+    assert predictor is not None and predictor.model_name == "attention"
+    assert interpret.attention_model(run, fold=0, device="cpu") is None  # no fold 0 in a holdout run
+    rows = table.frame.iloc[split.test[:40]]
+    maps = interpret.track_attention_by_region(predictor, rows, regions_of(rows["label"]), run.features_dir)
+    assert list(maps.columns) == interpret.step_names(predictor.view, predictor.feature_names, predictor.grid_shape)
+    assert list(maps.index) == sorted(set(regions_of(rows["label"])))
+    np.testing.assert_allclose(maps.sum(axis=1), 1, atol=1e-5)

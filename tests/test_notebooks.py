@@ -1,8 +1,10 @@
-"""The paired notebooks: in sync, free of outputs, with a plain `parameters` cell and the book's skeleton."""
+"""The paired notebooks: in sync, free of outputs, with a plain `parameters` cell and the book's skeleton;
+thin (short cells that call the library, never the orchestrator, never a hand-built run path)."""
 from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -11,11 +13,14 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from geomusic_lib.run import NOTEBOOKS
+from geomusic_lib.docs import model_source, show_model_source
+from geomusic_lib.models import MODELS
+from geomusic_lib.notebook_list import MODEL_NOTEBOOKS, NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 SKELETON = ["## Overview", "## Prerequisites", "## Imports", "## Summary", "## What's next", "## References"]
+MAX_CELL_LINES = 12  # the imports cell excepted
 
 
 def _code_cells(nb) -> list:
@@ -24,7 +29,7 @@ def _code_cells(nb) -> list:
 
 def test_every_book_notebook_is_a_pair_and_nothing_else_is_numbered():
     numbered = sorted(p.stem for p in NB_DIR.glob("[0-9][0-9]_*.py"))
-    assert numbered == list(NOTEBOOKS), "notebooks/ and geomusic_lib.run.NOTEBOOKS disagree"
+    assert numbered == list(NOTEBOOKS), "notebooks/ and geomusic_lib.notebook_list.NOTEBOOKS disagree"
     for name in NOTEBOOKS:
         assert (NB_DIR / f"{name}.ipynb").is_file(), f"{name}.py has no paired .ipynb: run jupytext --sync"
 
@@ -96,10 +101,62 @@ def test_notebook_follows_the_book_skeleton(name):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_code_cells_stay_short_and_call_the_library(name):
     nb = jupytext.read(NB_DIR / f"{name}.py")
+    for cell in _code_cells(nb)[1:]:  # after the imports
+        lines = len(cell.source.splitlines())
+        assert lines <= MAX_CELL_LINES, f"{name}: a code cell of {lines} lines; move logic into geomusic_lib"
     for cell in _code_cells(nb):
-        assert len(cell.source.splitlines()) <= 16, f"{name}: a code cell of {len(cell.source.splitlines())} lines; move logic into geomusic_lib"
         tree = ast.parse(cell.source)
         defined = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))]
         assert not defined, f"{name}: functions and classes belong in geomusic_lib"
-    assert any("open_stage(params_file, run_name" in c.source for c in _code_cells(nb)), \
-        f"{name}: load the params with geomusic_lib.run.open_stage(params_file, run_name, ...)"
+    assert any("params, run = open_stage(params_file, run_name" in c.source for c in _code_cells(nb)), \
+        f"{name}: open the stage with `params, run = geomusic_lib.session.open_stage(params_file, run_name, ...)`"
+
+
+def _imported_modules(source: str) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return modules
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebooks_never_import_the_orchestrator(name):
+    nb = jupytext.read(NB_DIR / f"{name}.py")
+    imported = set().union(*(_imported_modules(c.source) for c in _code_cells(nb)))
+    assert "geomusic_lib.run" not in imported, \
+        f"{name}: imports geomusic_lib.run (the orchestrator); use geomusic_lib.session and geomusic_lib.stages"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebooks_ask_the_run_directory_for_paths(name):
+    nb = jupytext.read(NB_DIR / f"{name}.py")
+    for cell in _code_cells(nb):
+        joins = re.findall(r"run_dir\s*/|\.path\s*/|[\"'](?:data|models|eval|features)/", cell.source)
+        assert not joins, f"{name}: builds a run path by hand ({joins}); ask `run` (geomusic_lib.rundir.RunDir)"
+        assert "params.run_dir" not in cell.source, f"{name}: use `run` from open_stage, not params.run_dir"
+
+
+def test_this_test_catches_a_hand_built_run_path():
+    assert re.findall(r"run_dir\s*/", 'pd.read_csv(params.run_dir / "eval" / "x.csv")')
+
+
+@pytest.mark.parametrize("name", list(MODEL_NOTEBOOKS))
+def test_model_notebooks_show_the_library_source_without_a_copy(name):
+    nb = jupytext.read(NB_DIR / f"{name}.py")
+    code = "\n".join(c.source for c in _code_cells(nb))
+    assert "show_model_source(model_name)" in code
+    assert "nn.Module" not in code and "def forward" not in code
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_show_model_source_is_the_module_file_as_it_is(model):
+    path, source = model_source(model)
+    assert path == f"geomusic_lib/models/{model}.py"
+    assert source == (ROOT / path).read_text(encoding="utf-8")
+    shown = show_model_source(model)._repr_markdown_()
+    assert shown.startswith(f"`{path}`") and f"```python\n{source.rstrip()}\n```" in shown
+    with pytest.raises(ValueError, match="unknown model"):
+        model_source("transformer")
