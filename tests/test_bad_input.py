@@ -325,7 +325,7 @@ def run_predict(capsys, checkpoint: Path, data: Path, output: Path, *extra: str)
      r"2 feature column\(s\) .*f2.*f4"),
     (lambda rows, p: rows.iloc[:0].to_csv(p, index=False) or p, r"no rows"),
     (lambda rows, p: rows.assign(f3=[np.nan] + [0.0] * 7).to_csv(p, index=False) or p,
-     r"1 NaN or infinite value\(s\) in 1 track\(s\) \(first at row 0\), in feature\(s\) \['f3'\]"),
+     r"1 NaN or infinite value\(s\) in 1 track\(s\) \(first: row 0, track t0\), in column\(s\) \['f3'\]"),
 ], ids=["uci-width-npy", "missing-columns", "header-only-csv", "nan-feature"])
 def test_predict_cli_refuses_bad_input_without_touching_outputs(predict_files, tmp_path, capsys, make, message):
     checkpoint, rows, earlier = predict_files

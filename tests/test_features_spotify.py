@@ -14,7 +14,8 @@ from fake_spotify import CLIENT_ID, CLIENT_SECRET, TOKEN, FakeSpotify, Fault, sy
 from geomusic_lib.features import (
     SPOTIFY_NOTICE, FeatureError, SpotifyForbiddenError, SpotifyUnavailableError, extract_features,
 )
-from geomusic_lib.features.spotify import best_match, normalise_text, read_credentials
+from geomusic_lib.features.matching import best_match, normalise_title
+from geomusic_lib.features.spotify import read_credentials
 from geomusic_lib.params import FeatureParams
 
 
@@ -159,7 +160,7 @@ def test_search_accepts_only_matches_above_threshold(fake, tmp_path):
 
 
 def test_similarity_normalisation():
-    assert normalise_text("Beyoncé (feat. JAY-Z) - Remastered") == "beyonce"
+    assert normalise_title("Beyoncé (feat. JAY-Z) - Remastered") == "beyonce"
     items = [{"id": "x", "name": "Hey Jude - 2015 Remaster", "artists": [{"name": "The Beatles"}]}]
     assert best_match("beatles", "hey jude", items) == ("x", 1.0)
 

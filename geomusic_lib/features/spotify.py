@@ -4,14 +4,12 @@ tries), resumable (every response cached as it arrives) and honest about Spotify
 """
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
 import random
 import re
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -24,6 +22,7 @@ from geomusic_lib.progress import progress_bar
 from geomusic_lib.features.base import (
     CACHE_FILE, FeatureError, FeatureResult, coverage_summary, write_frames, write_outputs,
 )
+from geomusic_lib.features.matching import best_match, search_query
 from geomusic_lib.features.cache import CacheEntry, FeatureCache
 from geomusic_lib.features.columns import API_TO_V1, AUDIO_FEATURE_COLUMNS
 from geomusic_lib.params import SpotifyParams
@@ -245,44 +244,6 @@ class RetryPolicy:
         return wait
 
 
-# ---------------------------------------------------------------- search matching
-
-def normalise_text(text: str) -> str:
-    """Case-, accent- and punctuation-insensitive form; drops '(feat. …)' and ' - Remastered …' tails."""
-    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii").casefold()
-    text = re.sub(r"[\(\[].*?[\)\]]", " ", text)
-    text = re.sub(r"\s-\s.*$", " ", text)
-    text = re.sub(r"\b(feat|ft|featuring)\b.*$", " ", text)
-    text = re.sub(r"^the\s+", "", re.sub(r"[^a-z0-9]+", " ", text).strip())
-    return " ".join(text.split())
-
-
-def similarity(a: str, b: str) -> float:
-    """Normalised similarity in [0, 1] between two names."""
-    left, right = normalise_text(a), normalise_text(b)
-    if not left or not right:
-        return 0.0
-    return difflib.SequenceMatcher(None, left, right).ratio()
-
-
-def best_match(artist: str, title: str, items: list[dict[str, Any]]) -> tuple[str | None, float]:
-    """The candidate with the highest mean(title, artist) similarity, and that score."""
-    best_id, best_score = None, 0.0
-    for item in items or []:
-        if not item or not item.get("id"):
-            continue
-        artist_score = max((similarity(artist, a.get("name", "")) for a in item.get("artists") or []), default=0.0)
-        score = (similarity(title, item.get("name", "")) + artist_score) / 2
-        if score > best_score:
-            best_id, best_score = item["id"], score
-    return best_id, round(best_score, 4)
-
-
-def _search_query(artist: str, title: str) -> str:
-    clean = lambda s: str(s).replace('"', " ").strip()  # noqa: E731
-    return f'track:"{clean(title)}" artist:"{clean(artist)}"'
-
-
 # ---------------------------------------------------------------- the extractor
 
 def _first_text(row: pd.Series, columns: tuple[str, ...]) -> str | None:
@@ -365,7 +326,7 @@ class SpotifyExtractor:
                 entry = CacheEntry("missing")
             else:
                 result = self.policy.call(
-                    lambda: self.client.search(_search_query(artist, title), limit=self.params.search_limit,
+                    lambda: self.client.search(search_query(artist, title), limit=self.params.search_limit,
                                                type="track"), "/v1/search", self.cache_path)
                 items = ((result or {}).get("tracks") or {}).get("items") or []
                 sp_id, score = best_match(artist, title, items)
