@@ -1,7 +1,9 @@
-"""The run-specific pages of the book: the results table and the run facts that the prose
-pages include, and the `jupyter-book build` call. Written from the run's own files."""
+"""One book per run: `runs/<name>/book/` holds a copy of the book's sources, the run's
+executed notebooks and its generated pages (results table, run facts), and its HTML in
+`_build/html`. A book is only built from notebooks that all come from this run and all ran."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,22 +14,56 @@ from typing import Any
 
 import pandas as pd
 
-from geomusic_lib.fileio import atomic_write_text
+from geomusic_lib.fileio import atomic_write_bytes, atomic_write_text
 from geomusic_lib.manifest import accelerator, git_state, read_manifest
 from geomusic_lib.notebook_list import NOTEBOOKS
 from geomusic_lib.params import Params
 from geomusic_lib.rundir import RunDir, read_run_csv
 from geomusic_lib.session import format_params
 
-GENERATED_DIR = Path("book/_generated")
+BOOK_CONFIG = ("_config.yml", "_toc.yml")
+BOOK_PAGES = "book"  # prose pages, bibliography and the plotly extension
 
 
-def write_generated_pages(root: Path, params: Params, params_file: Path, seconds: dict[str, float],
+def stage_book_sources(root: Path, run: RunDir) -> Path:
+    """Copy the book's config, table of contents and prose pages into the run's book folder
+    (its executed notebooks and generated pages stay); returns that folder."""
+    for name in BOOK_CONFIG:
+        atomic_write_bytes(run.book_dir / name, (root / name).read_bytes())
+    shutil.copytree(root / BOOK_PAGES, run.book_dir / BOOK_PAGES, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("notebooks", "_generated", ".ipynb_checkpoints", "__pycache__"))
+    return run.book_dir
+
+
+def notebook_origin(path: Path) -> tuple[str | None, bool]:
+    """(run name, failed) recorded in an executed copy (papermill's metadata, or ours for a skipped one)."""
+    meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+    papermill = meta.get("papermill", {})
+    run_name = meta.get("geomusic", {}).get("run_name") or papermill.get("parameters", {}).get("run_name")
+    return run_name, bool(papermill.get("exception"))
+
+
+def book_problems(run: RunDir, notebooks: tuple[str, ...] = NOTEBOOKS) -> list[str]:
+    """Why the run's executed copies cannot make one book: missing, from another run, or failed."""
+    problems = []
+    for name in notebooks:
+        path = run.book_notebooks / f"{name}.ipynb"
+        if not path.is_file():
+            problems.append(f"{name} has not run for '{run.name}'")
+            continue
+        origin, failed = notebook_origin(path)
+        if origin != run.name:
+            problems.append(f"{name} comes from run '{origin}'")
+        elif failed:
+            problems.append(f"{name} failed")
+    return problems
+
+
+def write_generated_pages(root: Path, run: RunDir, params: Params, params_file: Path, seconds: dict[str, float],
                           rerun: set[str]) -> None:
     """Write the run-specific fragments the prose pages include (results table, run facts)."""
-    out = root / GENERATED_DIR
-    atomic_write_text(out / "results_table.md", results_table_markdown(RunDir(params.run_dir), root))
-    atomic_write_text(out / "run_info.md", run_info_markdown(root, params, params_file, seconds, rerun))
+    atomic_write_text(run.book_generated / "results_table.md", results_table_markdown(run, root))
+    atomic_write_text(run.book_generated / "run_info.md", run_info_markdown(root, params, params_file, seconds, rerun))
 
 
 RESULT_COLUMNS = {"accuracy": "accuracy", "top5_accuracy": "top-5 accuracy", "macro_f1": "macro-F1",
@@ -104,21 +140,21 @@ def run_info_markdown(root: Path, params: Params, params_file: Path, seconds_now
     )
 
 
-def build_book(root: Path) -> tuple[float, int]:
-    """`jupyter-book build .` (Jupyter Book 1.x); returns (seconds, return code). The log goes to `_build/build.log`."""
+def build_book(run: RunDir) -> tuple[float, int]:
+    """`jupyter-book build` of the run's book folder (Jupyter Book 1.x); returns (seconds, return
+    code). The full log goes to `runs/<name>/book/_build/build.log`."""
     exe = Path(sys.executable).with_name("jupyter-book")
     command = [str(exe)] if exe.is_file() else [shutil.which("jupyter-book") or "jupyter-book"]
     start = time.perf_counter()
-    done = subprocess.run([*command, "build", str(root)], cwd=root, capture_output=True, text=True)
+    done = subprocess.run([*command, "build", str(run.book_dir)], cwd=run.book_dir, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    log = root / "_build" / "build.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(done.stdout + done.stderr, encoding="utf-8")
+    log = run.book_dir / "_build" / "build.log"
+    atomic_write_text(log, done.stdout + done.stderr)
     warnings = [line for line in (done.stdout + done.stderr).splitlines() if "WARNING" in line or "ERROR" in line]
     for line in warnings[:20]:
         print("  " + line)
     if len(warnings) > 20:
-        print(f"  ... {len(warnings) - 20} more; see {log.relative_to(root)}")
+        print(f"  ... {len(warnings) - 20} more; see {log}")
     if done.returncode != 0:
         print((done.stdout + done.stderr)[-3000:])
     return seconds, done.returncode

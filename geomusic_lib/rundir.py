@@ -9,7 +9,8 @@ names by hand, so the layout below is the only copy of it:
     runs/<name>/models/<model>/[fold_k/]   checkpoints, history; predictions per model
     runs/<name>/eval/                      metrics and per-class tables
     runs/<name>/logs/                      kernel logs of the orchestrator
-    runs/<name>/book/                      executed notebook copies and generated pages
+    runs/<name>/book/                      this run's book: sources, executed copies, generated
+                                           pages (book/notebooks, book/_generated), _build/html
 """
 from __future__ import annotations
 
@@ -59,7 +60,10 @@ class RunDir:
     metrics_csv = _inside("eval", "metrics.csv")
     metrics_json = _inside("eval", "metrics.json")
     logs_dir = _inside("logs")
-    book_dir = _inside("book")
+    book_dir = _inside("book")  # this run's book: a copy of the sources plus its executed notebooks
+    book_notebooks = _inside("book", "book", "notebooks")
+    book_generated = _inside("book", "book", "_generated")
+    book_html = _inside("book", "_build", "html")
 
     def read_classes(self) -> pd.DataFrame:
         """`classes.csv` with the run CSV policy; a missing file names the notebook that writes it."""

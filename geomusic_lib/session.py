@@ -6,6 +6,12 @@ Nothing here changes the kernel's working directory. Relative paths in a params 
 the same thing from `notebooks/` (JupyterLab, papermill `--cwd notebooks`) and from the
 repository root (plain papermill): the params file is looked up from the current folder
 and its parents, and every path in it is resolved against the folder holding `params/`.
+
+The kernel holds the run's lock (`geomusic_lib.runlock`) until it exits, so a second process
+cannot write the same run at the same time; kernels started by the orchestrator share its
+lock. A notebook run by hand writes to the run named in its `run_name` parameter ("lab" by
+default), never to the book's run unless asked. Known input errors (params, data, a missing
+earlier stage, a busy run) print as one line instead of a traceback.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import plotly.io as pio
 import yaml
 from plotly.io.base_renderers import MimetypeRenderer
 
+from geomusic_lib.data.io import DataError
 from geomusic_lib.params import Params, ParamsError, load_params
 from geomusic_lib.rundir import RunDir
 
@@ -59,10 +66,52 @@ def open_stage(
     if run_name:
         merged["run_name"] = run_name
     params = load_params(path, merged)
+    _short_errors_in_ipython()
+    run = _claim_run(params, path)
     setup_plotting()
     print(f"params file: {_shown(path, params.root)}   run directory: {_shown(params.run_dir, params.root)}")
     print(format_params(params, show))
-    return params, RunDir(params.run_dir)
+    return params, run
+
+
+def _claim_run(params: Params, params_file: Path) -> RunDir:
+    """Hold the run's lock for the life of this process and write its manifest when it has none
+    (a notebook run by hand or by plain papermill)."""
+    from geomusic_lib.manifest import write_manifest
+    from geomusic_lib.runlock import RunLock
+
+    run = RunDir(params.run_dir)
+    RunLock(run.path).acquire()  # released when the kernel exits
+    if not run.manifest.is_file():
+        write_manifest(params, _shown(params_file, params.root))
+    return run
+
+
+def known_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are about the user's input: they print as one line in a notebook."""
+    from geomusic_lib.models.checkpoint import CheckpointError
+    from geomusic_lib.runlock import RunLockError
+
+    return (DataError, ParamsError, RunLockError, CheckpointError)
+
+
+def _short_errors_in_ipython() -> None:
+    """In IPython, show a known input error as `Name: message` (the cell still fails, so
+    papermill stops); unexpected errors keep their full traceback."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def one_line(shell, etype, value, tb, tb_offset=None):  # noqa: ANN001 - IPython's handler signature
+        stb = [f"{etype.__name__}: {value}"]
+        shell._showtraceback(etype, value, stb)  # IPython leaves the display to the handler
+        return stb
+
+    shell.set_custom_exc(known_errors(), one_line)
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -39,7 +39,7 @@
 # ## Imports
 
 # %%
-from geomusic_lib.manifest import read_manifest, write_manifest
+from geomusic_lib.manifest import read_manifest
 from geomusic_lib.notebook_list import STAGES
 from geomusic_lib.session import open_stage
 
@@ -49,8 +49,8 @@ from geomusic_lib.session import open_stage
 # (look for the *injected parameters* cell after it). Interactively it runs as it is.
 
 # %% tags=["parameters"]
-params_file = "../params/default.yaml"
-run_name = None
+params_file: str = "../params/default.yaml"  # the run's params file, found from notebooks/ or the repository root
+run_name: str = "lab"  # run folder under runs/; "lab" keeps hand runs apart from the book's run (the orchestrator sets it)
 
 # %% [markdown]
 # `open_stage` reads the params file, applies `run_name` and prints the effective
@@ -88,9 +88,7 @@ for number, stage in enumerate(STAGES, start=1):
 # commit, so a run directory can be traced back to its code.
 
 # %%
-if not run.manifest.is_file():  # `make book` wrote it already; JupyterLab may not have
-    write_manifest(params, params_file)
-manifest = read_manifest(run.path)
+manifest = read_manifest(run.path)  # written by the orchestrator, or by open_stage for a run by hand
 print("git:", manifest["git"])
 print("accelerator:", manifest["accelerator"])
 print({name: version for name, version in manifest["versions"].items() if version})

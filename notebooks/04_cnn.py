@@ -45,9 +45,9 @@ from geomusic_lib.summaries import headline_table
 # ## Parameters
 
 # %% tags=["parameters"]
-params_file = "../params/default.yaml"
-run_name = None
-model_name = "cnn"
+params_file: str = "../params/default.yaml"  # the run's params file, found from notebooks/ or the repository root
+run_name: str = "lab"  # run folder under runs/; "lab" keeps hand runs apart from the book's run (the orchestrator sets it)
+model_name: str = "cnn"  # the network this notebook trains (a key of params.model)
 
 # %%
 params, run = open_stage(params_file, run_name, show=["device", "model", "train", "train_per_model"])

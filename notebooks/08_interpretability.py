@@ -48,8 +48,8 @@ from geomusic_lib.session import open_stage
 # ## Parameters
 
 # %% tags=["parameters"]
-params_file = "../params/default.yaml"
-run_name = None
+params_file: str = "../params/default.yaml"  # the run's params file, found from notebooks/ or the repository root
+run_name: str = "lab"  # run folder under runs/; "lab" keeps hand runs apart from the book's run (the orchestrator sets it)
 
 # %%
 params, run = open_stage(params_file, run_name, show=["seed", "interpret"])

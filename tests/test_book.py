@@ -19,6 +19,7 @@ import yaml
 
 from geomusic_lib import bookpages, run, session
 from geomusic_lib.params import load_params, project_root_for
+from geomusic_lib.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 DUMMY_ID, DUMMY_SECRET = "dummy-id-XYZ123", "dummy-secret-ABC789"
@@ -46,7 +47,7 @@ def test_select_notebooks_accepts_names_numbers_and_keeps_book_order():
     assert run.select_notebooks(None) == list(run.NOTEBOOKS)
     assert run.select_notebooks(["05_rnn,03"]) == ["03_fcnn", "05_rnn"]
     assert run.select_notebooks(["fcnn"]) == ["03_fcnn"]
-    with pytest.raises(SystemExit, match="no such notebook"):
+    with pytest.raises(run.UserError, match="no such notebook"):
         run.select_notebooks(["99_nothing"])
 
 
@@ -109,8 +110,9 @@ def test_failed_notebook_is_named_with_its_executed_copy(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 1
     assert "Notebook 01_data_prep failed; executed copy with the traceback: " in out
-    executed = root / "book" / "notebooks" / "01_data_prep.ipynb"
+    executed = RunDir(root / "runs" / "broken").book_notebooks / "01_data_prep.ipynb"
     assert executed.is_file() and "data.table.path is empty" in executed.read_text(encoding="utf-8")
+    assert "Traceback" not in executed.read_text(encoding="utf-8")  # a known input error is one line
 
 
 # ----------------------------------------------------------------------------- slow: the smoke book
@@ -141,21 +143,25 @@ def smoke_book(tmp_path_factory):
 @pytest.mark.slow
 def test_smoke_book_runs_every_notebook_and_builds_the_book(smoke_book):
     root, stdout = smoke_book
+    book = RunDir(root / "runs" / "smoke")
     for name in run.NOTEBOOKS:
         assert re.search(rf"^{name}\s+\d+\.\d\s+ok$", stdout, re.M), f"no time printed for {name}"
-        assert (root / "book" / "notebooks" / f"{name}.ipynb").is_file()
-        assert (root / "_build" / "html" / "book" / "notebooks" / f"{name}.html").is_file()
-    assert (root / "_build" / "html" / "index.html").is_file()
+        assert (book.book_notebooks / f"{name}.ipynb").is_file()
+        assert (book.book_html / "book" / "notebooks" / f"{name}.html").is_file()
+    assert (book.book_html / "index.html").is_file()
+    assert f"Book of run 'smoke': runs/smoke/book/_build/html/index.html" in stdout
+    assert not (root / "book" / "notebooks").exists() and not (root / "_build").exists()  # nothing shared
     manifest = json.loads((root / "runs" / "smoke" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["params"]["run_name"] == "smoke" and set(manifest["timings_s"]) == set(run.NOTEBOOKS)
-    results = (root / "_build" / "html" / "book" / "results.html").read_text(encoding="utf-8")
+    results = (book.book_html / "book" / "results.html").read_text(encoding="utf-8")
     assert "No metrics table yet" not in results and "fcnn" in results and "logreg" in results
 
 
 @pytest.mark.slow
 def test_no_secret_in_any_executed_notebook_or_page(smoke_book):
     root, _ = smoke_book
-    files = list((root / "book" / "notebooks").glob("*.ipynb")) + list((root / "_build" / "html").rglob("*.html"))
+    book = RunDir(root / "runs" / "smoke")
+    files = list(book.book_notebooks.glob("*.ipynb")) + list(book.book_html.rglob("*.html"))
     files += list((root / "runs").rglob("*.json")) + list((root / "runs").rglob("*.log"))
     assert len(files) > len(run.NOTEBOOKS)
     leaks = [str(f.relative_to(root)) for f in files
@@ -167,10 +173,10 @@ def test_no_secret_in_any_executed_notebook_or_page(smoke_book):
 def test_injected_parameters_are_visible_in_every_notebook_page(smoke_book):
     root, _ = smoke_book
     for name in run.NOTEBOOKS:
-        nb = json.loads((root / "book" / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8"))
+        nb = json.loads((RunDir(root / "runs" / "smoke").book_notebooks / f"{name}.ipynb").read_text(encoding="utf-8"))
         injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
         assert len(injected) == 1 and "../params/smoke.yaml" in "".join(injected[0]["source"])
-        page = (root / "_build" / "html" / "book" / "notebooks" / f"{name}.html").read_text(encoding="utf-8")
+        page = (RunDir(root / "runs" / "smoke").book_html / "book" / "notebooks" / f"{name}.html").read_text(encoding="utf-8")
         assert "../params/smoke.yaml" in page
         assert "run_name: smoke" in page or "run directory: runs/smoke" in page
 
@@ -233,10 +239,11 @@ def png_is_not_blank(path: Path) -> bool:
 @pytest.mark.skipif(chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_every_notebook_page_draws_its_figures_offline(smoke_book):
     root, _ = smoke_book
-    pages = root / "_build" / "html" / "book" / "notebooks"
+    book = RunDir(root / "runs" / "smoke")
+    pages = book.book_html / "book" / "notebooks"
     total = 0
     for name in run.NOTEBOOKS:
-        executed = (root / "book" / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8")
+        executed = (book.book_notebooks / f"{name}.ipynb").read_text(encoding="utf-8")
         expected = executed.count("application/vnd.plotly.v1+json")
         done = offline_browser("--dump-dom", (pages / f"{name}.html").as_uri())
         figures, drawn = plotly_figures(done.stdout)
@@ -252,7 +259,67 @@ def test_every_notebook_page_draws_its_figures_offline(smoke_book):
 def test_screenshot_of_the_evaluation_page_is_not_blank(smoke_book, tmp_path):
     root, _ = smoke_book
     shot = tmp_path / "07_evaluation.png"
-    page = root / "_build" / "html" / "book" / "notebooks" / "07_evaluation.html"
+    page = RunDir(root / "runs" / "smoke").book_html / "book" / "notebooks" / "07_evaluation.html"
     offline_browser(f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri())
     assert shot.is_file() and shot.stat().st_size > 20_000
     assert png_is_not_blank(shot)
+
+
+# ----------------------------------------------------------------------------- one book per run, one process per run
+def _fake_executed(run_dir: RunDir, name: str, origin: str, failed: bool = False) -> None:
+    meta = {"papermill": {"parameters": {"run_name": origin}, "exception": failed}}
+    run_dir.book_notebooks.mkdir(parents=True, exist_ok=True)
+    (run_dir.book_notebooks / f"{name}.ipynb").write_text(json.dumps({"cells": [], "metadata": meta}), encoding="utf-8")
+
+
+def test_a_book_mixing_runs_or_holding_a_failed_notebook_is_refused(tmp_path):
+    book = RunDir(tmp_path / "runs" / "mine")
+    for name in run.NOTEBOOKS:
+        _fake_executed(book, name, "mine")
+    assert bookpages.book_problems(book) == []
+    _fake_executed(book, "00_overview", "other")
+    _fake_executed(book, "07_evaluation", "mine", failed=True)
+    (book.book_notebooks / "09_predict.ipynb").unlink()
+    problems = bookpages.book_problems(book)
+    assert problems == ["00_overview comes from run 'other'", "07_evaluation failed", "09_predict has not run for 'mine'"]
+
+
+def _orchestrator(root: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml", *args],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.mark.slow
+def test_runs_keep_their_own_book_refuse_a_second_process_and_resume_after_kill_9(smoke_book):
+    """A second process on a busy run is refused at once and changes nothing; kill -9 of the whole
+    run mid-notebook, then the same command, finishes with the metrics of an uninterrupted run;
+    both runs keep a complete book; a book that would mix runs is refused."""
+    import signal
+    import time
+
+    root, _ = smoke_book
+    other = RunDir(root / "runs" / "other")
+    first = _orchestrator(root, "--run-name", "other")
+    deadline = time.time() + 600
+    while not other.checkpoint("cnn", kind="last").is_file():  # mid-notebook: 04_cnn is training
+        assert first.poll() is None and time.time() < deadline, "run finished or stalled before 04_cnn trained"
+        time.sleep(0.05)
+    second = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml",
+                             "--run-name", "other"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2 and f"run 'other' is in use by pid {first.pid}" in second.stderr
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=60)
+    assert not other.metrics_csv.exists()
+    resumed = _orchestrator(root, "--run-name", "other")
+    out, err = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, out[-3000:] + err[-3000:]
+    assert "reusing the finished training" in (other.book_notebooks / "03_fcnn.ipynb").read_text(encoding="utf-8")
+    lone = RunDir(root / "runs" / "smoke")
+    assert other.metrics_csv.read_bytes() == lone.metrics_csv.read_bytes()
+    for book in (lone, other):  # each run keeps its own complete book
+        assert bookpages.book_problems(book) == [] and (book.book_html / "index.html").is_file()
+    mixed = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml",
+                            "--run-name", "third", "--only", "00"], cwd=root, capture_output=True, text=True,
+                           timeout=300)
+    assert mixed.returncode == 2 and "not building the book of run 'third'" in mixed.stderr
+    assert not RunDir(root / "runs" / "third").book_html.exists()

@@ -69,17 +69,22 @@ def test_ipynb_is_committed_without_outputs_and_with_the_python3_kernel(name):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_parameters_cell_holds_only_plain_values(name):
+def test_parameters_cell_holds_typed_plain_values_with_help(name):
+    """`name: type = literal  # help`, which `papermill --help-notebook` shows as type and help."""
     nb = jupytext.read(NB_DIR / f"{name}.py")
     tagged = [c for c in _code_cells(nb) if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{name}: expected exactly one cell tagged 'parameters', found {len(tagged)}"
     values = {}
+    lines = tagged[0].source.splitlines()
     for stmt in ast.parse(tagged[0].source).body:
-        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name), \
-            f"{name}: the parameters cell may only assign plain values, found {ast.unparse(stmt)!r}"
-        values[stmt.targets[0].id] = ast.literal_eval(stmt.value)  # raises on anything but a literal
+        assert isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None, \
+            f"{name}: the parameters cell may only assign typed plain values, found {ast.unparse(stmt)!r}"
+        value = ast.literal_eval(stmt.value)  # raises on anything but a literal
+        assert isinstance(value, eval(ast.unparse(stmt.annotation))), f"{name}: {stmt.target.id} is not its type"
+        assert "#" in lines[stmt.lineno - 1], f"{name}: {stmt.target.id} has no help comment"
+        values[stmt.target.id] = value
     assert values.get("params_file") == "../params/default.yaml"
-    assert "run_name" in values and values["run_name"] is None
+    assert values.get("run_name") == "lab"  # hand runs never write into the book's run
     assert not any(k.lower().startswith(("spotipy", "client_", "secret", "token")) for k in values), \
         "secrets are never parameters"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from geomusic_lib.data.io import DataError
-from geomusic_lib.data.splits import Split, load_splits, make_splits, save_splits
+from geomusic_lib.data.splits import Split, load_splits, make_splits, save_splits, split_gaps
 from geomusic_lib.data.table import BASE_COLUMNS, TrackTable, load_table
 from geomusic_lib.data.uci import load_uci
 from geomusic_lib.fileio import atomic_write_csv, atomic_write_json, atomic_write_parquet
@@ -36,7 +36,7 @@ def load_dataset(params: Params) -> TrackTable:
         if t.path is None:
             raise DataError("params: data.table.path is empty. Point it at your CSV or parquet file of features.")
         table = load_table(params.resolve(t.path), t.label_column, t.feature_columns or None, t.group_column, t.lat_column,
-                           t.lon_column, t.id_column, t.min_tracks_per_class, t.encoding)
+                           t.lon_column, t.id_column, t.min_tracks_per_class, t.encoding, sep=t.sep, decimal=t.decimal)
     else:
         from geomusic_lib.data.mirage import load_mirage_tracks
         mirage = data.mirage.model_copy(update={"path": params.resolve(data.mirage.path)})
@@ -87,6 +87,9 @@ def prepare_run_data(params: Params, run: RunDir) -> tuple[TrackTable, list[Spli
     """Load, split and write `data/` of the run: tracks, classes, splits, meta (and table when features exist)."""
     table = load_dataset(params)
     splits = make_splits(table.frame, params.split, params.seed)
+    gaps = split_gaps(table.frame, splits)
+    if gaps:
+        table.notes["split_gaps"] = gaps
     atomic_write_parquet(table.frame, run.tracks, index=False)
     level = params.data.mirage.level if params.data.source == "mirage" else "auto"
     atomic_write_csv(build_class_table(table.frame, level), run.classes)
@@ -100,7 +103,8 @@ def prepare_run_data(params: Params, run: RunDir) -> tuple[TrackTable, list[Spli
 def read_meta(run: RunDir) -> dict:
     """`data/meta.json`: source, feature names, notes, grid shape and counts."""
     if not run.meta.is_file():
-        raise DataError(f"{run.meta}: not found. Run 01_data_prep for this run first.")
+        raise DataError(f"{run.meta}: not found. Run notebook 01_data_prep for run '{run.name}' first, e.g. "
+                        f"python -m geomusic_lib.run --params <params file> --run-name {run.name} --only 01 --no-book")
     return json.loads(run.meta.read_text(encoding="utf-8"))
 
 
@@ -131,7 +135,9 @@ def load_run_data(run: RunDir | str | Path) -> RunData:
     """Read `data/table.parquet`, `meta.json`, `splits.json` and `classes.csv` of a run."""
     run = run if isinstance(run, RunDir) else RunDir(run)
     if not run.table.is_file():
-        raise DataError(f"{run.table}: not found. Run 01_data_prep and 02_feature_extraction for this run first.")
+        raise DataError(f"{run.table}: not found. Run notebooks 01_data_prep and 02_feature_extraction for run "
+                        f"'{run.name}' first, e.g. python -m geomusic_lib.run --params <params file> "
+                        f"--run-name {run.name} --only 01,02 --no-book")
     meta = read_meta(run)
     frame = pd.read_parquet(run.table)
     table = TrackTable(frame, meta["feature_names"], meta["source"], meta.get("notes", {}),
