@@ -354,6 +354,45 @@ def test_predict_reports_a_missing_input_file(predict_files, tmp_path):
         Predictor.from_checkpoint(predict_files[0], device="cpu").predict(tmp_path / "nope.csv")
 
 
+def test_predict_cli_never_writes_over_its_input(predict_files, tmp_path, capsys):
+    checkpoint, _, _ = predict_files
+    good = tmp_path / "good.csv"
+    code, err = run_predict(capsys, checkpoint, good, good)
+    assert code == 2 and "--output is the same file as an input" in err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--batch-size", "0"], r"--batch-size must be at least 1, got 0"),
+    (["--top-k", "0"], r"top_k must be at least 1"),
+], ids=["batch-size-0", "top-k-0"])
+def test_predict_cli_refuses_bad_options_in_one_line(predict_files, tmp_path, capsys, extra, message):
+    checkpoint, _, earlier = predict_files
+    code, err = run_predict(capsys, checkpoint, tmp_path / "good.csv", earlier, *extra)
+    assert code == 2 and re.search(message, err) and "Traceback" not in err
+
+
+def test_predict_cli_names_an_output_it_cannot_write(predict_files, tmp_path, capsys):
+    checkpoint, _, _ = predict_files
+    code, err = run_predict(capsys, checkpoint, tmp_path / "good.csv", tmp_path)  # a folder
+    assert code == 2 and "--output is a folder" in err
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code, err = run_predict(capsys, checkpoint, tmp_path / "good.csv", blocker / "out.csv")  # parent is a file
+    assert code == 2 and "cannot write there" in err
+
+
+def test_predict_cli_reads_a_latin1_csv_with_encoding(predict_files, tmp_path, capsys):
+    checkpoint, rows, earlier = predict_files
+    latin = tmp_path / "latin.csv"
+    rows.assign(track_id=[f"Café {i}" for i in range(8)]).to_csv(latin, index=False, encoding="latin-1")
+    code, err = run_predict(capsys, checkpoint, latin, earlier)
+    assert code == 2 and "not valid utf-8 text" in err and "--encoding latin-1" in err
+    out = tmp_path / "latin_out.csv"
+    assert predict_main(["--checkpoint", str(checkpoint), "--input", str(latin), "--output", str(out),
+                         "--encoding", "latin-1"]) == 0
+    assert pd.read_csv(out)["track_id"].tolist()[0] == "Café 0"
+
+
 # --------------------------------------------------------------------------- features CLI
 @pytest.fixture
 def feature_run(tmp_path, monkeypatch):
