@@ -10,11 +10,16 @@ STAMP  := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
+# Every extra (book, interpret, spotify, audio, dev, maintainer): see pyproject.toml.
+# The predictor alone needs only the core: `pip install .`
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,audio]'
+	@echo "Installing geomusic and every extra into $(VENV) (torch, Jupyter Book, shap, librosa, ...):"
+	@echo "this takes a few minutes the first time, seconds afterwards."
+	$(PY) -m pip install --progress-bar on --upgrade pip
+	$(PY) -m pip install --progress-bar on -e '.[all]'
 	@touch $(STAMP)
+	@echo "Installed into $(VENV)."
 
 test: $(STAMP)  ## every test, offline: unit tests, then the smoke book via papermill, kill-and-resume, browser check
 	$(PY) -m pytest -q

@@ -18,6 +18,7 @@ from torch import nn
 
 from geomusic_lib.data.splits import Split
 from geomusic_lib.data.views import make_view
+from geomusic_lib.extras import require
 from geomusic_lib.predict import Predictor
 from geomusic_lib.rundir import RunDir
 
@@ -173,7 +174,7 @@ def shap_values_torch(
     if method == "expected_gradients":
         values = expected_gradients(model, background, explain, nsamples, seed)
     elif method == "gradient_explainer":
-        import shap
+        shap = require("shap", "interpret")
 
         with _no_cudnn(device):
             explainer = shap.GradientExplainer(_Probabilities(model).eval(), background.to(device),
@@ -192,7 +193,7 @@ def shap_values_torch(
 def shap_values_tree(estimator, x, feature_names: Sequence[str]) -> np.ndarray:
     """SHAP values `(N, F, K)` of a fitted tree ensemble (TreeExplainer); a Pipeline's
     preprocessing steps are applied first and the final estimator is explained."""
-    import shap
+    shap = require("shap", "interpret")
 
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != len(feature_names):

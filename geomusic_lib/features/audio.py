@@ -17,6 +17,7 @@ from geomusic_lib.progress import progress_bar
 from geomusic_lib.features.base import (
     CACHE_FILE, FeatureError, FeatureResult, coverage_summary, write_frames, write_outputs,
 )
+from geomusic_lib.extras import require
 from geomusic_lib.features.cache import CacheEntry, FeatureCache
 from geomusic_lib.params import AudioParams
 
@@ -31,13 +32,9 @@ def frame_channels(params: AudioParams) -> list[str]:
 
 
 def _librosa():
-    try:
-        import librosa
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise FeatureError(
-            "features.source: audio needs librosa and soundfile. Install them with `pip install .[audio]`."
-        ) from None
-    return librosa
+    """librosa, or `MissingExtraError` naming the `audio` extra (librosa and soundfile)."""
+    require("soundfile", "audio")
+    return require("librosa", "audio")
 
 
 def audio_frames(path: Path, params: AudioParams) -> np.ndarray:

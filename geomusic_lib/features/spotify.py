@@ -16,9 +16,9 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 import pandas as pd
-import requests
-from geomusic_lib.progress import progress_bar
 
+from geomusic_lib.extras import require
+from geomusic_lib.progress import progress_bar
 from geomusic_lib.features.base import (
     CACHE_FILE, FeatureError, FeatureResult, coverage_summary, write_frames, write_outputs,
 )
@@ -86,10 +86,9 @@ def read_credentials(env_file: str | Path | None = None) -> tuple[str, str]:
     """Client id and secret from the environment, else from `.env` (never from params)."""
     client_id, secret = os.environ.get("SPOTIPY_CLIENT_ID"), os.environ.get("SPOTIPY_CLIENT_SECRET")
     if not (client_id and secret):
-        from dotenv import dotenv_values, find_dotenv
-
-        path = env_file or find_dotenv(usecwd=True)
-        values = dotenv_values(path) if path else {}
+        dotenv = require("dotenv", "spotify")
+        path = env_file or dotenv.find_dotenv(usecwd=True)
+        values = dotenv.dotenv_values(path) if path else {}
         client_id = client_id or values.get("SPOTIPY_CLIENT_ID")
         secret = secret or values.get("SPOTIPY_CLIENT_SECRET")
     if not (client_id and secret):
@@ -137,7 +136,7 @@ def _install_redaction() -> None:
 
 def make_client(params: SpotifyParams) -> Any:
     """A spotipy client with its own retries off, so our policy (Retry-After, backoff) is what runs."""
-    import spotipy
+    spotipy, requests = require("spotipy", "spotify"), require("requests", "spotify")
     from spotipy.cache_handler import MemoryCacheHandler
     from spotipy.oauth2 import SpotifyClientCredentials
 
@@ -182,7 +181,9 @@ class RetryPolicy:
         Only transient failures are retried (429, 5xx, timeouts, connection errors, malformed JSON);
         anything else, such as missing credentials (`FeatureError`), stops at once.
         """
-        from spotipy.exceptions import SpotifyException, SpotifyOauthError
+        requests = require("requests", "spotify")
+        spotipy_errors = require("spotipy.exceptions", "spotify")
+        SpotifyException, SpotifyOauthError = spotipy_errors.SpotifyException, spotipy_errors.SpotifyOauthError
 
         last = ""
         for attempt in range(self.max_tries):
