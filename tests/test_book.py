@@ -323,3 +323,24 @@ def test_runs_keep_their_own_book_refuse_a_second_process_and_resume_after_kill_
                            timeout=300)
     assert mixed.returncode == 2 and "not building the book of run 'third'" in mixed.stderr
     assert not RunDir(root / "runs" / "third").book_html.exists()
+
+
+def test_the_console_shows_the_latest_progress_line_of_the_newest_kernel_log(tmp_path):
+    import time
+
+    (tmp_path / "02_feature_extraction.log").write_text("features (columns): tracks=10\n", encoding="utf-8")
+    time.sleep(0.05)
+    (tmp_path / "03_fcnn.log").write_text("fcnn:  10%|#   | 6/60\rfcnn:  20%|##  | 12/60 [00:02<00:09]\r",
+                                          encoding="utf-8")
+    assert run.latest_progress_line(tmp_path) == "03_fcnn: fcnn:  20%|##  | 12/60 [00:02<00:09]"
+    assert run.latest_progress_line(tmp_path / "missing") is None
+
+
+def test_progress_bars_write_plain_text_to_the_kernel_log_under_the_orchestrator(monkeypatch, capfd):
+    from geomusic_lib.progress import PROGRESS_ENV, progress_bar
+
+    monkeypatch.setenv(PROGRESS_ENV, "log")
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # other libraries' bars stay off
+    for _ in progress_bar(range(3), desc="fcnn"):
+        pass
+    assert "fcnn: 100%" in capfd.readouterr().err
