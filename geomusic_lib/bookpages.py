@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from geomusic_lib.extras import require
 from geomusic_lib.fileio import atomic_write_bytes, atomic_write_text
 from geomusic_lib.manifest import accelerator, git_state, read_manifest
 from geomusic_lib.notebook_list import NOTEBOOKS
@@ -143,6 +144,7 @@ def run_info_markdown(root: Path, params: Params, params_file: Path, seconds_now
 def build_book(run: RunDir) -> tuple[float, int]:
     """`jupyter-book build` of the run's book folder (Jupyter Book 1.x); returns (seconds, return
     code). The full log goes to `runs/<name>/book/_build/build.log`."""
+    require("jupyter_book", "book")  # the jupyter-book executable comes with it
     exe = Path(sys.executable).with_name("jupyter-book")
     command = [str(exe)] if exe.is_file() else [shutil.which("jupyter-book") or "jupyter-book"]
     start = time.perf_counter()

@@ -7,10 +7,12 @@ from __future__ import annotations
 import inspect
 import sys
 from pathlib import Path
-
-from IPython.display import Markdown
+from typing import TYPE_CHECKING
 
 from geomusic_lib.models import MODELS
+
+if TYPE_CHECKING:
+    from IPython.display import Markdown
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -24,8 +26,11 @@ def model_source(name: str) -> tuple[str, str]:
     return path.as_posix(), inspect.getsource(module)
 
 
-def show_model_source(name: str) -> Markdown:
+def show_model_source(name: str) -> "Markdown":
     """Network `name`'s module as a Markdown code block (rendered with syntax highlighting in
     JupyterLab and in the book), headed by its file name."""
     path, source = model_source(name)
+    from geomusic_lib.extras import require
+
+    Markdown = require("IPython.display", "book").Markdown  # noqa: N806 - the IPython class
     return Markdown(f"`{path}`\n\n```python\n{source.rstrip()}\n```")

@@ -27,6 +27,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from geomusic_lib.extras import MissingExtraError, require
 from geomusic_lib.notebook_list import MODEL_NOTEBOOKS, NOTEBOOKS, STAGES
 from geomusic_lib.params import Params, ParamsError, load_params
 from geomusic_lib.progress import PROGRESS_ENV
@@ -85,8 +86,7 @@ def select_notebooks(only: Sequence[str] | None) -> list[str]:
 
 def write_skipped_copy(root: Path, run: RunDir, name: str, params_file: Path) -> NotebookResult:
     """An unexecuted copy of a model notebook whose model is not in `models:`, with a note on top."""
-    import nbformat
-
+    nbformat = require("nbformat", "book")
     source = nbformat.read(root / NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
     note = (f"```{{note}}\nNot run in this build: `{MODEL_NOTEBOOKS[name]}` is not listed under `models:` in "
             f"`{os.path.relpath(params_file, root)}`. Add it there to train and compare this model.\n```")
@@ -129,7 +129,7 @@ def execute_notebook(name: str, root: str, out_dir: str, parameters: dict[str, A
     The kernel's own stderr (start-up warnings, library logs) goes to `log_dir/<name>.log`
     rather than the terminal; the executed copy holds the cells' outputs and tracebacks.
     """
-    import papermill as pm
+    pm = require("papermill", "book")
 
     root_path = Path(root)
     source = root_path / NOTEBOOKS_DIR / f"{name}.ipynb"
@@ -376,6 +376,12 @@ def _orchestrate(args: argparse.Namespace) -> int:
 
     root, params_file, params = _load(args)
     names = select_notebooks(args.only)
+    try:
+        require("papermill", "book")
+        if not args.no_book:
+            require("jupyter_book", "book")
+    except MissingExtraError as err:
+        raise UserError(str(err)) from None
     try:
         lock = RunLock(params.run_dir).acquire()
     except RunLockError as err:

