@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from test_book import _copy_book_sources
+from geomusic_lib.rundir import RunDir
 
 
 @pytest.mark.slow
@@ -73,9 +74,9 @@ def test_spotify_source_in_the_notebooks_never_shows_the_credentials(tmp_path, m
         assert fake.calls_to("/v1/audio-features")  # the real spotipy client did talk to the fake
     run_dir = root / "runs" / "spotify_smoke"
     assert len(pd.read_parquet(run_dir / "data" / "table.parquet")) > 0
-    executed = (root / "book" / "notebooks" / "02_feature_extraction.ipynb").read_text(encoding="utf-8")
+    executed = (RunDir(run_dir).book_notebooks / "02_feature_extraction.ipynb").read_text(encoding="utf-8")
     assert "Developer Terms" in executed  # the notice is in the page
-    written = [p for folder in (root / "runs", root / "book" / "notebooks") for p in folder.rglob("*") if p.is_file()]
+    written = [p for p in (root / "runs").rglob("*") if p.is_file()]  # logs and executed notebooks live in the run
     assert any(p.suffix == ".log" for p in written) and any(p.suffix == ".ipynb" for p in written)
     texts = [p.read_bytes().decode("utf-8", errors="replace") for p in written]
     texts += [done.stdout, done.stderr]
