@@ -24,7 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from geomusic_lib.notebook_list import MODEL_NOTEBOOKS, NOTEBOOKS, STAGES
+from geomusic_lib.notebook_list import NOTEBOOK_MODELS, NOTEBOOKS, STAGES, notebook_runs
 from geomusic_lib.params import Params, load_params
 from geomusic_lib.rundir import RunDir
 
@@ -86,7 +86,8 @@ def write_skipped_copy(root: Path, name: str, params_file: Path) -> NotebookResu
     import nbformat
 
     source = nbformat.read(root / NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
-    note = (f"```{{note}}\nNot run in this build: `{MODEL_NOTEBOOKS[name]}` is not listed under `models:` in "
+    listed = " or ".join(f"`{m}`" for m in NOTEBOOK_MODELS[name])
+    note = (f"```{{note}}\nNot run in this build: {listed} is not listed under `models:` in "
             f"`{os.path.relpath(params_file, root)}`. Add it there to train and compare this model.\n```")
     source.cells.insert(0, nbformat.v4.new_markdown_cell(note))
     output = root / EXECUTED_DIR / f"{name}.ipynb"
@@ -280,7 +281,7 @@ def execute_run(root: Path, params: Params, params_file: Path, names: list[str],
     parameters: dict[str, Any] = {"params_file": os.path.relpath(params_file, root / NOTEBOOKS_DIR)}
     if args.run_name:
         parameters["run_name"] = args.run_name
-    skipped = [n for n in names if n in MODEL_NOTEBOOKS and MODEL_NOTEBOOKS[n] not in params.models]
+    skipped = [n for n in names if not notebook_runs(n, params.models)]
     report = RunReport(results=[write_skipped_copy(root, n, params_file) for n in skipped])
     report.results += run_notebooks(root, [n for n in names if n not in skipped], parameters, jobs=max(1, args.jobs),
                                     timeout=args.timeout, log_dir=RunDir(params.run_dir).logs_dir)
