@@ -88,11 +88,20 @@ SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
 }
 
 
+def _optuna():
+    """The optuna module, or an error that says how to install it."""
+    try:
+        import optuna
+    except ImportError:
+        raise ImportError("tune.enabled needs Optuna: pip install 'geomusic[tune]' (or pip install optuna), "
+                          "or set tune.enabled: false") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
 def overrides_of(name: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The params overrides of a trial's flat settings (`trial.params`) for model `name`."""
-    import optuna
-
-    return SPACES[name](optuna.trial.FixedTrial(settings))
+    return SPACES[name](_optuna().trial.FixedTrial(settings))
 
 
 # --------------------------------------------------------------------------- objectives
@@ -104,8 +113,7 @@ def _check_validation(data: RunData, tp: TuneParams) -> None:
 
 def _network_objective(name: str, params: Params, data: RunData, frames) -> Callable[[Any], float]:
     """Best validation loss (mean over the tuned splits) of a network trained with the trial's settings."""
-    import optuna
-
+    optuna = _optuna()
     tp, splits = params.tune, data.splits[:params.tune.splits]
     epochs = tp.epochs or params.train_for(name).epochs
 
@@ -152,9 +160,7 @@ def open_study(run: RunDir, name: str, params: Params):
     """Model `name`'s study in its SQLite file, created or resumed. A trial a killed run left
     running is marked failed (it never counts), and the sampler's seed moves on by the number of
     stored trials, so a resumed study never proposes its first trials again."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna = _optuna()
     path = run.tuning_db(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tp = params.tune
@@ -253,9 +259,7 @@ def tuning_summary(run: RunDir) -> pd.DataFrame:
 
 def trials_table(run: RunDir, name: str) -> pd.DataFrame:
     """Every stored trial of model `name`: number, state, validation log-loss, seconds and settings."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna = _optuna()
     if not run.tuning_db(name).is_file():
         return pd.DataFrame(columns=["trial", "state", "validation log-loss", "seconds"])
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{run.tuning_db(name)}")
