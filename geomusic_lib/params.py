@@ -145,13 +145,13 @@ class AttentionParams(_Strict):
 
 
 class TabmParams(_Strict):
-    k: int = Field(32, ge=1, description="ensemble members (weight-sharing MLPs)")
+    k: int = Field(16, ge=1, description="ensemble members (weight-sharing MLPs)")
     n_blocks: int = Field(2, ge=1)
-    d_block: int = Field(512, ge=1)
+    d_block: int = Field(256, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
     embedding: Literal["piecewise", "periodic", "none"] = "piecewise"
-    n_bins: int = Field(48, ge=2, description="quantile bins per feature (piecewise embeddings)")
-    d_embedding: int = Field(16, ge=1)
+    n_bins: int = Field(32, ge=2, description="quantile bins per feature (piecewise embeddings)")
+    d_embedding: int = Field(8, ge=1)
 
 
 class ModelParams(_Strict):
@@ -247,7 +247,7 @@ class Params(_Strict):
     )
     train: TrainParams = Field(default_factory=TrainParams)
     train_per_model: dict[NetworkName, dict[str, Any]] = Field(
-        default_factory=lambda: {"tabm": {"lr": 0.002, "weight_decay": 0.0003},
+        default_factory=lambda: {"tabm": {"lr": 0.002, "weight_decay": 0.0003, "batch_size": 256},
                                  "rnn": {"lr": 0.003, "class_weights": True},
                                  "attention": {"lr": 0.003, "class_weights": True}},
         description="train keys that differ for one network, e.g. {rnn: {lr: 0.003}}; a file that sets "

@@ -37,7 +37,7 @@ def test_tabm_checkpoint_loads_with_weights_only_and_predicts_as_trained(uci68, 
     bins = raw["model_config"]["bins"]
     assert raw["model_name"] == "tabm" and raw["view"] == "vector" and len(bins) == 68
     assert all(isinstance(edge, float) for edges in bins for edge in edges)
-    assert raw["params"]["train_per_model"]["tabm"] == {"lr": 0.002, "weight_decay": 0.0003}
+    assert raw["params"]["train_per_model"]["tabm"] == {"lr": 0.002, "weight_decay": 0.0003, "batch_size": 256}
     predictor = Predictor.from_dict(raw, device="cpu")
     rows = table.frame.iloc[splits[0].test]
     stored = read_predictions(result.predictions)
