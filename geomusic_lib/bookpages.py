@@ -28,6 +28,20 @@ def write_generated_pages(root: Path, params: Params, params_file: Path, seconds
     out = root / GENERATED_DIR
     atomic_write_text(out / "results_table.md", results_table_markdown(RunDir(params.run_dir), root))
     atomic_write_text(out / "run_info.md", run_info_markdown(root, params, params_file, seconds, rerun))
+    atomic_write_text(out / "tuning_table.md", tuning_table_markdown(RunDir(params.run_dir)))
+
+
+def tuning_table_markdown(run: RunDir) -> str:
+    """The run's tuning summary (trials, time, best validation log-loss and settings per model), or a
+    note that the run did not tune and how to build the tuned one."""
+    from geomusic_lib.tune import tuning_summary
+
+    summary = tuning_summary(run)
+    if summary.empty:
+        return ("```{note}\nThis run did not tune (`tune.enabled: false`): every model trained with the settings "
+                "of its params file. `make book PARAMS=params/tuned.yaml` builds the tuned run.\n```\n")
+    return (markdown_table(summary) + "\n\nTrials were scored on validation rows only; the models then trained "
+            "with the best settings. Every trial: `runs/<run_name>/tuning/<model>/study.db` (Optuna, SQLite).\n")
 
 
 RESULT_COLUMNS = {"accuracy": "accuracy", "top5_accuracy": "top-5 accuracy", "macro_f1": "macro-F1",

@@ -114,3 +114,16 @@ def test_on_epoch_sees_every_epoch_and_can_stop_training(uci68, tmp_path):
         raise Stop()
     with pytest.raises(Stop):
         train_model("fcnn", table, splits, _params(), tmp_path / "b", progress=False, on_epoch=stop)
+
+
+def test_tabm_is_explained_by_shap_and_embedded_like_any_tabular_network(uci68, tmp_path):
+    from geomusic_lib import interpret
+
+    table, splits = uci68
+    result = train_model("tabm", table, splits, _params(), tmp_path / "tabm", progress=False)
+    predictor = Predictor.from_checkpoint(result.folds[0].checkpoint, device="cpu")
+    batch = predictor.prepare(table.frame[table.feature_names])
+    values = interpret.shap_values_torch(predictor.model, batch.x[:8], batch.x[8:12], predictor.feature_names,
+                                         predictor.view, nsamples=4)
+    assert values.shape == (4, 68, len(predictor.classes)) and np.isfinite(values).all()
+    assert interpret.embeddings(predictor.model, batch.x[:5]).shape == (5, TINY_TABM["d_block"])
