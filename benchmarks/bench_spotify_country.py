@@ -18,6 +18,7 @@ trained on them; this script only measures.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from pathlib import Path
@@ -64,7 +65,8 @@ def _params(args: argparse.Namespace, table_csv: Path):
     overrides = {"run_name": args.run_name, "runs_dir": str(args.out), "seed": args.seed, "device": "cpu",
                  "data": data, "split": {"strategy": "kfold", "folds": args.folds, "train": 0.7, "val": 0.1,
                                          "test": 0.2},
-                 "models": args.models, "baselines": args.baselines, "evaluate": {"bootstrap": args.bootstrap}}
+                 "models": args.models, "baselines": args.baselines, "evaluate": {"bootstrap": args.bootstrap},
+                 "train": {"threads": args.threads}}
     return params_from_dict(deep_merge(raw, overrides), source=str(args.params))
 
 
@@ -78,7 +80,7 @@ def _parse_args() -> argparse.Namespace:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--models", nargs="*", default=MODELS)
     ap.add_argument("--baselines", nargs="*", default=BASELINES)
-    ap.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads and joblib workers")
+    ap.add_argument("--threads", type=int, default=1, help="torch and BLAS/OpenMP threads, joblib workers")
     ap.add_argument("--run-name", default="spotify_country_run")
     ap.add_argument("--out", type=Path, default=HERE / "out")
     return ap.parse_args()
@@ -136,6 +138,8 @@ def main() -> None:
     args = _parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
     threadpool_limits(args.threads)
+    torch.set_num_threads(args.threads)
+    os.environ["LOKY_MAX_CPU_COUNT"] = str(args.threads)  # random_forest's n_jobs=-1 → this many workers
     table_csv = prepared_table(args.source, args.out / "spotify_country_table.csv")
     params = _params(args, table_csv)
     run = RunDir(params.run_dir)

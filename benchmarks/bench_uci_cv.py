@@ -123,9 +123,10 @@ def _parse_args() -> argparse.Namespace:
 
 
 def _params(args: argparse.Namespace):
-    overrides = {"seed": args.seed, "device": "cpu", "split": {"strategy": "kfold", "folds": args.folds}}
+    overrides = {"seed": args.seed, "device": "cpu", "split": {"strategy": "kfold", "folds": args.folds},
+                 "train": {"threads": args.threads}}
     if args.epochs:
-        overrides["train"] = {"epochs": args.epochs}
+        overrides["train"]["epochs"] = args.epochs
     raw = yaml.safe_load(args.params.read_text(encoding="utf-8"))
     if args.overlay:
         raw = deep_merge(raw, yaml.safe_load(args.overlay.read_text(encoding="utf-8")) or {})
