@@ -88,6 +88,36 @@ SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
 }
 
 
+def _log_range(value: float, low: float, high: float) -> float:
+    return float(min(max(value, low), high))
+
+
+def current_settings(name: str, params: Params) -> dict[str, Any]:
+    """The search-space values closest to the settings `params` gives model `name`: the study's
+    first trial, so tuning can only find settings that beat the params file's on validation."""
+    model, train = getattr(params.model, name, None), params.train_for(name) if name in SPACES else None
+    optimiser = {"lr": _log_range(train.lr, 3e-4 if name in ("fcnn", "cnn") else 5e-4, 5e-3),
+                 "weight_decay": _log_range(train.weight_decay, 1e-5, 0.1)} if name not in TUNABLE_BASELINES else {}
+    if name == "fcnn":
+        width = min((128, 256, 512, 1024), key=lambda w: abs(w - model.hidden[0]))
+        return {"width": width, "layers": min(3, len(model.hidden)), "dropout": min(model.dropout, 0.6),
+                **optimiser}
+    if name == "tabm":
+        return {"n_blocks": min(3, model.n_blocks), "d_block": min(512, max(64, model.d_block // 64 * 64)),
+                "dropout": min(model.dropout, 0.5), "n_bins": min(64, max(8, model.n_bins)),
+                "d_embedding": min(16, max(4, model.d_embedding // 4 * 4)), **optimiser}
+    if name == "cnn":
+        channels = ",".join(map(str, model.channels))
+        return {"channels": channels if channels in ("32,64", "32,64,128") else "64,128,256",
+                "dropout": min(model.dropout, 0.6), **optimiser}
+    if name in ("rnn", "attention"):
+        return {"hidden": min(128, max(32, model.hidden // 32 * 32)), "dropout": min(model.dropout, 0.6), **optimiser}
+    if name == "random_forest":  # the defaults of baselines.py (max_features "sqrt" as a share of the features)
+        return {"n_estimators": 500, "max_features": 0.1, "min_samples_leaf": 1}
+    return {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 15, "min_samples_leaf": 20,
+            "max_features": 0.5, "l2_regularization": 1e-4}
+
+
 def _optuna():
     """The optuna module, or an error that says how to install it."""
     try:
@@ -157,9 +187,10 @@ def _baseline_objective(name: str, params: Params, data: RunData) -> Callable[[A
 
 # --------------------------------------------------------------------------- studies
 def open_study(run: RunDir, name: str, params: Params):
-    """Model `name`'s study in its SQLite file, created or resumed. A trial a killed run left
-    running is marked failed (it never counts), and the sampler's seed moves on by the number of
-    stored trials, so a resumed study never proposes its first trials again."""
+    """Model `name`'s study in its SQLite file, created or resumed. Its first trial is the params
+    file's settings. A trial a killed run left running is marked failed (it never counts), and the
+    sampler's seed moves on by the number of stored trials, so a resumed study never proposes its
+    first trials again."""
     optuna = _optuna()
     path = run.tuning_db(name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +200,8 @@ def open_study(run: RunDir, name: str, params: Params):
         pruner=optuna.pruners.MedianPruner(n_startup_trials=tp.startup_trials, n_warmup_steps=tp.warmup_epochs))
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    if not study.trials:  # trial 0: the params file's own settings, the ones to beat
+        study.enqueue_trial(current_settings(name, params))
     study.sampler = optuna.samplers.TPESampler(seed=params.seed + len(study.trials),
                                                n_startup_trials=tp.startup_trials)
     return study

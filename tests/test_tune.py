@@ -56,6 +56,10 @@ def test_tuning_stores_a_study_per_model_and_the_best_settings(tuned_run):
         assert best["trials_complete"] + best["trials_pruned"] == 3 and best["metric"] == "validation log-loss"
     table = trials_table(run, "fcnn")
     assert len(table) == 3 and {"trial", "state", "validation log-loss", "lr", "width"} <= set(table.columns)
+    first = table.iloc[0]  # the params file's own settings come first: tuning must beat them
+    assert (first["width"], first["layers"], first["dropout"], first["lr"], first["weight_decay"]) == (
+        512, 2, 0.5, 0.001, 0.05)
+    assert trials_table(run, "random_forest").iloc[0]["n_estimators"] == 500
     assert len(tuning_summary(run)) == 2
 
 
