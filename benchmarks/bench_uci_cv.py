@@ -47,12 +47,13 @@ from geomusic_lib.rundir import RunDir, predictions_path
 from geomusic_lib.train import train_model
 
 HERE = Path(__file__).resolve().parent
-MODELS = ["fcnn", "cnn", "rnn", "attention"]
+MODELS = ["fcnn", "tabm", "cnn", "rnn", "attention"]
 BASELINES = ["majority", "logreg", "random_forest", "hist_gb", "svm", "knn"]
 #: Ensemble candidates, fixed before any test fold was scored. Weights (0 drops a member) and
 #: temperatures are fitted per fold on validation rows. hist_gb is left out only for run time
 #: (it would need a second, train-only fit, about 1 min more); majority carries no information.
-CANDIDATES = ["fcnn", "fcnn_seeds", "cnn", "rnn", "attention", "logreg", "svm", "svm_68", "knn", "random_forest"]
+CANDIDATES = ["fcnn", "fcnn_seeds", "tabm", "cnn", "rnn", "attention", "logreg", "svm", "svm_68", "knn",
+              "random_forest"]
 #: Extra ensemble members: the FCNN retrained with other seeds on the same folds (averaged into one
 #: member, `fcnn_seeds`), and the SVM on the 68 features without chroma (`svm_68`).
 FCNN_SEEDS = [1042, 2042, 3042, 4042]
@@ -122,9 +123,10 @@ def _parse_args() -> argparse.Namespace:
 
 
 def _params(args: argparse.Namespace):
-    overrides = {"seed": args.seed, "device": "cpu", "split": {"strategy": "kfold", "folds": args.folds}}
+    overrides = {"seed": args.seed, "device": "cpu", "split": {"strategy": "kfold", "folds": args.folds},
+                 "train": {"threads": args.threads}}
     if args.epochs:
-        overrides["train"] = {"epochs": args.epochs}
+        overrides["train"]["epochs"] = args.epochs
     raw = yaml.safe_load(args.params.read_text(encoding="utf-8"))
     if args.overlay:
         raw = deep_merge(raw, yaml.safe_load(args.overlay.read_text(encoding="utf-8")) or {})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from sklearn.base import ClassifierMixin
@@ -43,18 +43,26 @@ BASELINES: dict[str, Callable[[int], ClassifierMixin]] = {
 }
 
 
-def make_baseline(name: str, seed: int) -> ClassifierMixin:
-    """A fresh, seeded, unfitted estimator for baseline `name`."""
+def make_baseline(name: str, seed: int, settings: Mapping[str, Any] | None = None) -> ClassifierMixin:
+    """A fresh, seeded, unfitted estimator for baseline `name`, with `settings` (estimator
+    parameters, e.g. `baseline_settings.random_forest` or a tuning trial's) on top."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
-    return BASELINES[name](seed)
+    estimator = BASELINES[name](seed)
+    if settings:
+        try:
+            estimator.set_params(**settings)
+        except ValueError as err:
+            raise ValueError(f"baseline_settings.{name}: {str(err).splitlines()[0]}") from None
+    return estimator
 
 
-def fit_baseline(name: str, seed: int, x: np.ndarray, y: np.ndarray) -> ClassifierMixin:
-    """`make_baseline(name, seed)` fitted on (x, y), without sklearn's SVC `probability` deprecation warning."""
+def fit_baseline(name: str, seed: int, x: np.ndarray, y: np.ndarray,
+                 settings: Mapping[str, Any] | None = None) -> ClassifierMixin:
+    """`make_baseline(name, seed, settings)` fitted on (x, y), without sklearn's SVC `probability` deprecation warning."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated", category=FutureWarning)
-        return make_baseline(name, seed).fit(x, y)
+        return make_baseline(name, seed, settings).fit(x, y)
 
 
 def baseline_proba(estimator: ClassifierMixin, x: np.ndarray, n_classes: int) -> np.ndarray:
@@ -83,7 +91,8 @@ def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, ou
             fit_rows = np.concatenate([split.train, split.val]).astype(int)
             if len(fit_rows) == 0:
                 raise ValueError(f"baseline {name}: the training split of fold {split.fold} is empty")
-            estimator = fit_baseline(name, params.seed + max(split.fold, 0), x[fit_rows], y[fit_rows])
+            estimator = fit_baseline(name, params.seed + max(split.fold, 0), x[fit_rows], y[fit_rows],
+                                     params.baseline_settings.get(name))
             collected.add(split.fold, split.test, baseline_proba(estimator, x[split.test], len(classes)))
         written[name] = collected.write(predictions_path(Path(out_dir) / name))
     return written

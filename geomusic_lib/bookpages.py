@@ -65,6 +65,20 @@ def write_generated_pages(root: Path, run: RunDir, params: Params, params_file: 
     """Write the run-specific fragments the prose pages include (results table, run facts)."""
     atomic_write_text(run.book_generated / "results_table.md", results_table_markdown(run, root))
     atomic_write_text(run.book_generated / "run_info.md", run_info_markdown(root, params, params_file, seconds, rerun))
+    atomic_write_text(run.book_generated / "tuning_table.md", tuning_table_markdown(run))
+
+
+def tuning_table_markdown(run: RunDir) -> str:
+    """The run's tuning summary (trials, time, best validation log-loss and settings per model), or a
+    note that the run did not tune and how to build the tuned one."""
+    from geomusic_lib.tune import tuning_summary
+
+    summary = tuning_summary(run)
+    if summary.empty:
+        return ("```{note}\nThis run did not tune (`tune.enabled: false`): every model trained with the settings "
+                "of its params file. `make book PARAMS=params/tuned.yaml` builds the tuned run.\n```\n")
+    return (markdown_table(summary) + "\n\nTrials were scored on validation rows only; the models then trained "
+            "with the best settings. Every trial: `runs/<run_name>/tuning/<model>/study.db` (Optuna, SQLite).\n")
 
 
 RESULT_COLUMNS = {"accuracy": "accuracy", "top5_accuracy": "top-5 accuracy", "macro_f1": "macro-F1",

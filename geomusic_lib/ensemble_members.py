@@ -9,7 +9,7 @@ the ensemble) and on the test rows (to score it).
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -49,10 +49,11 @@ def network_validation_proba(predictor: Predictor, table: TrackTable, split: Spl
     return predictor.predict_proba(table.frame.iloc[split.val])
 
 
-def baseline_validation_proba(name: str, table: TrackTable, split: Split, seed: int) -> np.ndarray:
-    """Baseline `name` refitted on the split's training rows only, on its validation rows."""
+def baseline_validation_proba(name: str, table: TrackTable, split: Split, seed: int,
+                              settings: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Baseline `name` (with its `settings`) refitted on the split's training rows only, on its validation rows."""
     y = table.label_indices()
-    estimator = fit_baseline(name, seed + max(split.fold, 0), table.features[split.train], y[split.train])
+    estimator = fit_baseline(name, seed + max(split.fold, 0), table.features[split.train], y[split.train], settings)
     return baseline_proba(estimator, table.features[split.val], len(table.classes()))
 
 
@@ -86,7 +87,7 @@ def split_member_probabilities(run: RunDir, data: RunData, params: Params,
         probas = {}
         for m, pred in stored.items():
             val = (network_validation_proba(predictors[m][split.fold], table, split, frames) if m in predictors
-                   else baseline_validation_proba(m, table, split, params.seed))
+                   else baseline_validation_proba(m, table, split, params.seed, params.baseline_settings.get(m)))
             probas[m] = MemberProbabilities(val, stored_test_proba(m, pred, table, split))
         out.append(probas)
     return out

@@ -12,8 +12,16 @@ STAGES: tuple[tuple[str, ...], ...] = (
     ("07_evaluation", "08_interpretability", "09_predict"),
 )
 NOTEBOOKS: tuple[str, ...] = tuple(name for stage in STAGES for name in stage)
-#: The network each model notebook trains (a notebook is skipped when its model is not in `models:`).
+#: The networks each model notebook trains (a notebook is skipped when none of them is in `models:`).
+NOTEBOOK_MODELS: dict[str, tuple[str, ...]] = {"03_fcnn": ("fcnn", "tabm"), "04_cnn": ("cnn",), "05_rnn": ("rnn",),
+                                               "06_attention": ("attention",)}
+#: The network each model notebook is named after (its `model_name` parameter).
 MODEL_NOTEBOOKS: dict[str, str] = {name: name.split("_", 1)[1] for name in STAGES[1]}
+
+
+def notebook_runs(notebook: str, models: list[str]) -> bool:
+    """Whether notebook `notebook` has work for a run that trains `models` (every non-model notebook does)."""
+    return notebook not in NOTEBOOK_MODELS or any(m in models for m in NOTEBOOK_MODELS[notebook])
 
 
 def stage_of(notebook: str) -> int:

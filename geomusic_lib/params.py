@@ -19,6 +19,9 @@ class ParamsError(ValueError):
     """A params file is missing, malformed or has an invalid key."""
 
 
+NetworkName = Literal["fcnn", "tabm", "cnn", "rnn", "attention"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -119,14 +122,16 @@ class CnnParams(_Strict):
     channels: list[int] = Field(default_factory=lambda: [64, 128, 256])
     kernel_size: int = Field(3, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
-    view: Literal["grid", "tokens", "frames"] = "grid"
+    view: Literal["auto", "grid", "tokens", "frames"] = Field(
+        "auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
 
 
 class RnnParams(_Strict):
     hidden: int = Field(64, ge=1)
     layers: int = Field(1, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
-    view: Literal["tokens", "grid", "frames"] = "grid"
+    view: Literal["auto", "tokens", "grid", "frames"] = Field(
+        "auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
 
 
 class AttentionParams(_Strict):
@@ -135,11 +140,23 @@ class AttentionParams(_Strict):
     attention: Literal["self", "additive", "dot"] = "additive"
     heads: int = Field(4, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
-    view: Literal["tokens", "grid", "frames"] = "grid"
+    view: Literal["auto", "tokens", "grid", "frames"] = Field(
+        "auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
+
+
+class TabmParams(_Strict):
+    k: int = Field(16, ge=1, description="ensemble members (weight-sharing MLPs)")
+    n_blocks: int = Field(2, ge=1)
+    d_block: int = Field(256, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    embedding: Literal["piecewise", "periodic", "none"] = "piecewise"
+    n_bins: int = Field(32, ge=2, description="quantile bins per feature (piecewise embeddings)")
+    d_embedding: int = Field(8, ge=1)
 
 
 class ModelParams(_Strict):
     fcnn: FcnnParams = Field(default_factory=FcnnParams)
+    tabm: TabmParams = Field(default_factory=TabmParams)
     cnn: CnnParams = Field(default_factory=CnnParams)
     rnn: RnnParams = Field(default_factory=RnnParams)
     attention: AttentionParams = Field(default_factory=AttentionParams)
@@ -157,6 +174,36 @@ class TrainParams(_Strict):
     class_weights: bool = False
     amp: bool = True
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    geo_smoothing_km: float | None = Field(None, gt=0, description="haversine soft targets: weight of class j for "
+                                                                  "true class i ∝ exp(-d_ij / τ km); null = off")
+    threads: Literal["auto"] | int = Field("auto", description="torch CPU threads; auto = from the model's size "
+                                                              "and the free cores")
+
+    @field_validator("threads")
+    @classmethod
+    def _positive_threads(cls, value: str | int) -> str | int:
+        if value != "auto" and value < 1:
+            raise ValueError("must be auto or a whole number of threads ≥ 1, e.g. threads: 1")
+        return value
+
+
+class TuneParams(_Strict):
+    enabled: bool = Field(False, description="tune each network and tree baseline on the validation rows before it "
+                                             "trains (Optuna TPE, median pruning); params/tuned.yaml turns it on")
+    trials: int | None = Field(20, ge=1, description="trials per model, stored ones included; null = no limit")
+    timeout_s: float | None = Field(None, gt=0, description="seconds of trials per model, stored ones included; "
+                                                            "null = no limit")
+    splits: int = Field(1, ge=1, description="trials score the validation rows of this many splits (first ones)")
+    epochs: int | None = Field(None, ge=1, description="epoch cap of a trial; null = train.epochs")
+    warmup_epochs: int = Field(5, ge=0, description="epochs before a trial may be pruned")
+    startup_trials: int = Field(5, ge=0, description="trials before pruning (and TPE) start")
+
+    @model_validator(mode="after")
+    def _some_budget(self) -> "TuneParams":
+        if self.trials is None and self.timeout_s is None:
+            raise ValueError("tune.trials and tune.timeout_s are both null, so tuning would never stop; set one, "
+                             "e.g. tune.trials: 20")
+        return self
 
 
 class EvaluateParams(_Strict):
@@ -193,19 +240,22 @@ class Params(_Strict):
     data: DataParams = Field(default_factory=DataParams)
     split: SplitParams = Field(default_factory=SplitParams)
     features: FeatureParams = Field(default_factory=FeatureParams)
-    models: list[Literal["fcnn", "cnn", "rnn", "attention"]] = Field(
-        default_factory=lambda: ["fcnn", "cnn", "rnn", "attention"]
-    )
+    models: list[NetworkName] = Field(default_factory=lambda: ["fcnn", "tabm", "cnn", "rnn", "attention"])
     model: ModelParams = Field(default_factory=ModelParams)
     baselines: list[Literal["majority", "logreg", "random_forest", "hist_gb", "svm", "knn"]] = Field(
         default_factory=lambda: ["majority", "logreg", "random_forest", "hist_gb", "svm"]
     )
     train: TrainParams = Field(default_factory=TrainParams)
-    train_per_model: dict[Literal["fcnn", "cnn", "rnn", "attention"], dict[str, Any]] = Field(
-        default_factory=lambda: {"rnn": {"lr": 0.003, "class_weights": True},
+    train_per_model: dict[NetworkName, dict[str, Any]] = Field(
+        default_factory=lambda: {"tabm": {"lr": 0.002, "weight_decay": 0.0003, "batch_size": 256},
+                                 "rnn": {"lr": 0.003, "class_weights": True},
                                  "attention": {"lr": 0.003, "class_weights": True}},
         description="train keys that differ for one network, e.g. {rnn: {lr: 0.003}}; a file that sets "
                     "train_per_model replaces this whole mapping")
+    baseline_settings: dict[Literal["random_forest", "hist_gb"], dict[str, Any]] = Field(
+        default_factory=dict, description="estimator settings of a tree baseline, e.g. {random_forest: "
+                                          "{min_samples_leaf: 2}} (tuning writes the best ones)")
+    tune: TuneParams = Field(default_factory=TuneParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     interpret: InterpretParams = Field(default_factory=InterpretParams)
     predict: PredictParams = Field(default_factory=PredictParams)
@@ -319,6 +369,13 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     return f"{problem}{where}"
+
+
+def with_overrides(params: Params, overrides: dict[str, Any], source: str = "overrides") -> Params:
+    """A validated copy of `params` with a nested dict merged on top; relative paths keep their meaning."""
+    merged = params_from_dict(deep_merge(params.to_plain(), overrides), source=source)
+    merged._root = params._root
+    return merged
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

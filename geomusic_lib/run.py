@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from geomusic_lib.extras import MissingExtraError, require
-from geomusic_lib.notebook_list import MODEL_NOTEBOOKS, NOTEBOOKS, STAGES
+from geomusic_lib.notebook_list import NOTEBOOK_MODELS, NOTEBOOKS, STAGES, notebook_runs
 from geomusic_lib.params import Params, ParamsError, load_params
 from geomusic_lib.progress import PROGRESS_ENV
 from geomusic_lib.rundir import RunDir
@@ -88,7 +88,8 @@ def write_skipped_copy(root: Path, run: RunDir, name: str, params_file: Path) ->
     """An unexecuted copy of a model notebook whose model is not in `models:`, with a note on top."""
     nbformat = require("nbformat", "book")
     source = nbformat.read(root / NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
-    note = (f"```{{note}}\nNot run in this build: `{MODEL_NOTEBOOKS[name]}` is not listed under `models:` in "
+    listed = " or ".join(f"`{m}`" for m in NOTEBOOK_MODELS[name])
+    note = (f"```{{note}}\nNot run in this build: {listed} is not listed under `models:` in "
             f"`{os.path.relpath(params_file, root)}`. Add it there to train and compare this model.\n```")
     source.cells.insert(0, nbformat.v4.new_markdown_cell(note))
     source.metadata["geomusic"] = {"run_name": run.name, "skipped": True}
@@ -324,7 +325,7 @@ def execute_run(root: Path, params: Params, params_file: Path, names: list[str],
     print(f"Running {len(names)} notebook(s) with {os.path.relpath(params_file, root)} for run '{params.run_name}' "
           f"(run directory {os.path.relpath(params.run_dir, root)}; kernel logs in its logs/)")
     parameters = {"params_file": os.path.relpath(params_file, root / NOTEBOOKS_DIR), "run_name": params.run_name}
-    skipped = [n for n in names if n in MODEL_NOTEBOOKS and MODEL_NOTEBOOKS[n] not in params.models]
+    skipped = [n for n in names if not notebook_runs(n, params.models)]
     report = RunReport(results=[write_skipped_copy(root, run, n, params_file) for n in skipped])
     report.results += run_notebooks(root, run.book_notebooks, [n for n in names if n not in skipped], parameters,
                                     jobs=max(1, args.jobs), timeout=args.timeout, log_dir=run.logs_dir)

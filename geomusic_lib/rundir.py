@@ -8,6 +8,7 @@ names by hand, so the layout below is the only copy of it:
     runs/<name>/features/                  extracted features, request cache, frames/
     runs/<name>/models/<model>/[fold_k/]   checkpoints, history; predictions per model
     runs/<name>/eval/                      metrics and per-class tables
+    runs/<name>/tuning/<model>/            Optuna study (SQLite) and the best settings of one model
     runs/<name>/logs/                      kernel logs of the orchestrator
     runs/<name>/book/                      this run's book: sources, executed copies, generated
                                            pages (book/notebooks, book/_generated), _build/html
@@ -59,6 +60,7 @@ class RunDir:
     eval_dir = _inside("eval")
     metrics_csv = _inside("eval", "metrics.csv")
     metrics_json = _inside("eval", "metrics.json")
+    tuning_dir = _inside("tuning")
     logs_dir = _inside("logs")
     book_dir = _inside("book")  # this run's book: a copy of the sources plus its executed notebooks
     book_notebooks = _inside("book", "book", "notebooks")
@@ -93,6 +95,14 @@ class RunDir:
 
     def read_per_class(self, model: str) -> pd.DataFrame:
         return read_run_csv(self.per_class(model))
+
+    def tuning_db(self, model: str) -> Path:
+        """The SQLite file of model `model`'s Optuna study (one per model, so notebooks tune in parallel)."""
+        return self.tuning_dir / model / "study.db"
+
+    def tuning_best(self, model: str) -> Path:
+        """`best_params.json`: the best trial's settings as params overrides, with the study's counts and time."""
+        return self.tuning_dir / model / "best_params.json"
 
     def log(self, notebook: str) -> Path:
         return self.logs_dir / f"{notebook}.log"

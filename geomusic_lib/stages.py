@@ -51,11 +51,41 @@ def extract_features(params: Params, run: RunDir) -> dict[str, Any]:
             "features": len(table.feature_names)}
 
 
+def tune_models(params: Params, run: RunDir, names: Sequence[str] | None = None) -> Any:
+    """Tune models `names` (default: the run's networks and tree baselines) on the validation rows,
+    when `tune.enabled`; a study that is done is only read back. Returns one row per tuned model."""
+    from geomusic_lib.tune import TUNABLE_BASELINES, tune_model, tuning_summary
+
+    if names is None:
+        names = [*params.models, *[b for b in params.baselines if b in TUNABLE_BASELINES]]
+    if not params.tune.enabled:
+        print("tuning is off (tune.enabled: false): the models train with the settings of the params file")
+        return tuning_summary(run).iloc[0:0]
+    data = load_run_data(run)
+    frames = frames_for_tracks(data.table.frame["track_id"], run.features_dir)
+    for name in names:
+        tune_model(name, params, run, data, frames=frames)
+    summary = tuning_summary(run)
+    return summary[summary["model"].isin(names)].reset_index(drop=True)
+
+
+def effective_params(params: Params, run: RunDir, names: Sequence[str]) -> Params:
+    """The params models `names` train with: the file's, plus their tuned settings when `tune.enabled`."""
+    from geomusic_lib.tune import tuned_params
+
+    return tuned_params(params, run, names)
+
+
 def train_network(params: Params, run: RunDir, model_name: str) -> Any:
     """Notebooks 03-06: train `model_name` on the run's data (and its frames, when extracted),
-    print its size and each fold's best epoch, and return the `TrainResult`."""
+    print its size and each fold's best epoch, and return the `TrainResult`. With `tune.enabled`
+    it is tuned first (or its stored study is read) and trains with the best settings."""
     from geomusic_lib.train import train_model
 
+    if params.tune.enabled:
+        tune_models(params, run, [model_name])
+        params = effective_params(params, run, [model_name])
+        print(f"{model_name} trains with its tuned settings: {params.model_dump()['model'].get(model_name)}")
     if model_name in params.train_per_model:
         changed = ", ".join(f"{k}={v}" for k, v in params.train_per_model[model_name].items())
         print(f"{model_name} trains with {changed} (train_per_model), otherwise as `train`")
@@ -73,8 +103,13 @@ def fit_baselines(params: Params, run: RunDir, data: RunData | None = None,
                   names: Sequence[str] | None = None) -> list[str]:
     """Notebook 07: fit the baselines of `params.baselines` on the run's splits; returns their names."""
     from geomusic_lib.baselines import run_baselines
+    from geomusic_lib.tune import TUNABLE_BASELINES
 
     data = data or load_run_data(run)
+    names = list(params.baselines if names is None else names)
+    if params.tune.enabled:
+        tune_models(params, run, [n for n in names if n in TUNABLE_BASELINES])
+        params = effective_params(params, run, names)
     return list(run_baselines(data.table, data.splits, params, run.models_dir, names=names))
 
 
@@ -123,6 +158,7 @@ def run_ensemble(run: RunDir, data: RunData, params: Params, members: Sequence[s
     if any(len(s.val) == 0 for s in data.splits):
         raise ValueError("the ensemble is fitted on validation rows, but a split has none (split.val is 0)")
     names = ensemble_members(run, params, members)
+    params = effective_params(params, run, names)
     stored = {m: read_predictions(run.predictions(m)) for m in names}
     per_split = split_member_probabilities(run, data, params, stored)
     for i, more in enumerate(extra or []):

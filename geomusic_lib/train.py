@@ -11,7 +11,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,11 +20,13 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
 from geomusic_lib.data import Normalizer, Split, TrackTable, ViewBatch, make_view
+from geomusic_lib.data.geo import geo_soft_targets
 from geomusic_lib.data.store import build_class_table
 from geomusic_lib.data.views import check_finite, pad_frames
 from geomusic_lib.fileio import atomic_write_csv
 from geomusic_lib.inference import batch_probabilities, resolve_device
 from geomusic_lib.models import MODELS, build_model, count_parameters, model_config_dict
+from geomusic_lib.models.tabm import piecewise_bins
 from geomusic_lib.models.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
@@ -36,10 +38,14 @@ from geomusic_lib.models.checkpoint import (
 from geomusic_lib.params import Params
 from geomusic_lib.predictions import FoldPredictions
 from geomusic_lib.progress import progress_bar
+from geomusic_lib.rngstate import capture_rng_state, restore_rng_state
 from geomusic_lib.rundir import checkpoint_path, fold_dir, history_path, predictions_path
+from geomusic_lib.threads import choose_threads, torch_threads
 
-__all__ = ["TrainResult", "FoldResult", "train_model", "model_view", "class_coordinates", "run_fingerprint",
-           "EarlyStopping"]
+#: Called after every epoch with the fold number and that epoch's history row (e.g. a tuner's pruning).
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+__all__ = ["TrainResult", "FoldResult", "train_model", "model_view", "class_coordinates", "run_fingerprint", "EarlyStopping"]
 
 
 @dataclass
@@ -68,22 +74,30 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- set-up helpers
-def model_view(name: str, params: Params) -> str:
-    """The data view (see `geomusic_lib.data.make_view`) that model `name` reads."""
+def model_view(name: str, params: Params, grid_shape: Sequence[int] | None = None) -> str:
+    """The data view (see `geomusic_lib.data.make_view`) that model `name` reads. `view: auto`
+    means the grid where the source has a grid shape (`grid_shape`, UCI), else tokens."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    if name == "fcnn":
+    if name in ("fcnn", "tabm"):
         return "vector"
     view = getattr(params.model, name).view
+    if view == "auto":
+        view = "grid" if grid_shape else "tokens"
     if name == "cnn":
         return view
     return "grid_sequence" if view == "grid" else view
 
 
-def _model_config(name: str, params: Params, x: torch.Tensor, n_classes: int) -> dict[str, Any]:
-    hp = getattr(params.model, name).model_dump(exclude={"view"})
+def _model_config(name: str, params: Params, x_train: torch.Tensor, n_classes: int) -> dict[str, Any]:
+    """The model's config: its params section plus what the data decide (sizes; TabM's bin edges,
+    from the training rows only)."""
+    x, hp = x_train, getattr(params.model, name).model_dump(exclude={"view"})
     if name == "fcnn":
         return {"in_features": int(np.prod(x.shape[1:])), "n_classes": n_classes, **hp}
+    if name == "tabm":
+        bins = piecewise_bins(x, hp["n_bins"]) if hp["embedding"] == "piecewise" else []
+        return {"in_features": int(np.prod(x.shape[1:])), "n_classes": n_classes, **hp, "bins": bins}
     if name == "cnn":
         dims = 2 if x.dim() == 4 else 1
         return {"in_channels": int(x.shape[1] if dims == 2 else x.shape[2]), "n_classes": n_classes, "dims": dims, **hp}
@@ -122,26 +136,10 @@ def _prepare_inputs(table: TrackTable, split: Split, view: str,
 
 def run_fingerprint(name: str, params: Params, split: Split, feature_names: Sequence[str]) -> str:
     """The checkpoint fingerprint of network `name` trained with `params` on `split`."""
-    return fingerprint(name, getattr(params.model, name).model_dump(mode="json"), params.train.model_dump(mode="json"),
-                       params.seed, split.fold, {p: getattr(split, p) for p in ("train", "val", "test")}, feature_names)
-
-
-def _rng_state(gen: torch.Generator) -> dict[str, Any]:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "shuffle": gen.get_state(),
-             "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    gen.set_state(state["shuffle"])
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    train = params.train.model_dump(mode="json", exclude={"threads"})  # threads change the speed, not the model
+    rows = {p: getattr(split, p) for p in ("train", "val", "test")}
+    return fingerprint(name, getattr(params.model, name).model_dump(mode="json"), train, params.seed, split.fold, rows,
+                       feature_names)
 
 
 def _write_history(history: list[dict[str, float]], path: Path) -> None:
@@ -164,12 +162,13 @@ def _evaluate(model: nn.Module, batch: ViewBatch, y: torch.Tensor, rows: torch.T
 # --------------------------------------------------------------------------- training
 def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: Params, out_dir: str | Path,
                 frames: Sequence[np.ndarray] | None = None, progress: bool = True,
-                class_info: pd.DataFrame | None = None) -> TrainResult:
+                class_info: pd.DataFrame | None = None, on_epoch: EpochCallback | None = None) -> TrainResult:
     """Train model `name` on each split; write checkpoints, `history.csv` and `predictions.parquet`.
 
     A holdout split trains in `out_dir`; k folds train in `out_dir/fold_<k>/`, and the
     predictions are the out-of-fold rows of all folds. Re-running the same command after a
-    kill resumes from the last completed epoch (completed folds are skipped).
+    kill resumes from the last completed epoch (completed folds are skipped). `on_epoch`, when
+    given, sees each epoch's history row (an exception it raises stops the training).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
@@ -180,7 +179,7 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
     classes = table.classes()
     class_lat, class_lon, class_region = class_coordinates(table, classes, class_info)
     y_all = table.label_indices()
-    view = model_view(name, params)
+    view = model_view(name, params, table.grid_shape)
     device = resolve_device(params.device)
     collected = FoldPredictions(table.frame, classes)
     result = TrainResult(name, out_dir, predictions_path(out_dir), 0)
@@ -196,7 +195,7 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
             "fingerprint": run_fingerprint(name, params, split, feature_names),
         }
         fold_res, model = _train_fold(name, batch, y_all, split, params, static, fold_dir(out_dir, split.fold),
-                                      device, len(classes), progress)
+                                      device, progress, on_epoch)
         result.folds.append(fold_res)
         result.n_parameters = count_parameters(model)
         if len(split.test):
@@ -248,6 +247,7 @@ class _Fold:
     stopper: EarlyStopping
     monitor: str
     use_amp: bool
+    soft_targets: torch.Tensor | None = None  # (C, C) rows: the training target of each true class
     history: list[dict[str, float]] = field(default_factory=list)
     start_epoch: int = 0
 
@@ -284,14 +284,16 @@ def _finished_fold(resume: dict[str, Any], split: Split, best_path: Path,
 
 
 def _new_fold(name: str, batch: ViewBatch, y_train: np.ndarray, split: Split, params: Params,
-              device: torch.device, n_classes: int) -> _Fold:
+              device: torch.device, static: dict[str, Any]) -> _Fold:
     """A seeded model, optimiser, scheduler, loss and early-stopping state for one fold."""
     tp = params.train
     seed = params.seed + max(split.fold, 0)
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     gen = torch.Generator().manual_seed(seed)
-    model = build_model(name, _model_config(name, params, batch.x, n_classes)).to(device)
+    n_classes = len(static["classes"])
+    config = _model_config(name, params, batch.x[torch.as_tensor(split.train, dtype=torch.long)], n_classes)
+    model = build_model(name, config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
     monitor = tp.monitor if len(split.val) else "train_loss"
     if not len(split.val):
@@ -307,8 +309,12 @@ def _new_fold(name: str, batch: ViewBatch, y_train: np.ndarray, split: Split, pa
         present = np.unique(y_train)
         weights[present] = compute_class_weight("balanced", classes=present, y=y_train)
     criterion = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, device=device), label_smoothing=tp.label_smoothing)
+    soft = None
+    if tp.geo_smoothing_km is not None:
+        soft = torch.as_tensor(geo_soft_targets(static["class_lat"], static["class_lon"], tp.geo_smoothing_km),
+                               dtype=torch.float32, device=device)
     return _Fold(model, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_amp), criterion, gen,
-                 EarlyStopping(mode, tp.patience), monitor, use_amp)
+                 EarlyStopping(mode, tp.patience), monitor, use_amp, soft)
 
 
 def _restore(fold: _Fold, resume: dict[str, Any]) -> None:
@@ -319,7 +325,7 @@ def _restore(fold: _Fold, resume: dict[str, Any]) -> None:
         fold.scheduler.load_state_dict(resume["scheduler_state"])
     if resume.get("scaler_state"):
         fold.scaler.load_state_dict(resume["scaler_state"])
-    _set_rng_state(resume["rng_state"], fold.gen)
+    restore_rng_state(resume["rng_state"], fold.gen)
     fold.start_epoch, fold.history = int(resume["epoch"]), list(resume["history"])
     fold.stopper.best, fold.stopper.best_epoch = float(resume["best_metric"]), int(resume["best_epoch"])
     fold.stopper.bad_epochs = int(resume["bad_epochs"])
@@ -338,8 +344,8 @@ def _train_one_epoch(fold: _Fold, x: ViewBatch, y: torch.Tensor, train_rows: tor
             continue
         xb, mb, yb = x.x[idx], None if x.mask is None else x.mask[idx], y[idx]
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=fold.use_amp):
-            logits = model(xb, mb)
-            loss = fold.criterion(logits.float(), yb)
+            logits, yb = _training_logits(model, xb, mb, yb)
+            loss = fold.criterion(logits.float(), yb if fold.soft_targets is None else fold.soft_targets[yb])
         fold.optimizer.zero_grad(set_to_none=True)
         fold.scaler.scale(loss).backward()
         fold.scaler.unscale_(fold.optimizer)
@@ -350,6 +356,16 @@ def _train_one_epoch(fold: _Fold, x: ViewBatch, y: torch.Tensor, train_rows: tor
         correct += int((logits.argmax(1) == yb).sum())
         seen += len(idx)
     return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
+def _training_logits(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None,
+                     y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels the loss sees: a multi-member model (TabM) trains each member on its own
+    loss, so its `(N, k, C)` member logits become `N·k` rows, each label repeated k times."""
+    if not hasattr(model, "member_logits"):
+        return model(x, mask), y
+    members = model.member_logits(x, mask)
+    return members.flatten(0, 1), y.repeat_interleave(members.shape[1])
 
 
 def _step_scheduler(fold: _Fold, metric: float) -> None:
@@ -365,14 +381,14 @@ def _checkpoint_payload(fold: _Fold, static: dict[str, Any], epoch: int, complet
             "best_epoch": fold.stopper.best_epoch, "bad_epochs": fold.stopper.bad_epochs, "monitor": fold.monitor,
             "optimizer_state": fold.optimizer.state_dict(),
             "scheduler_state": fold.scheduler.state_dict() if fold.scheduler is not None else {},
-            "scaler_state": fold.scaler.state_dict() if fold.use_amp else {}, "rng_state": _rng_state(fold.gen),
+            "scaler_state": fold.scaler.state_dict() if fold.use_amp else {}, "rng_state": capture_rng_state(fold.gen),
             "history": fold.history, "completed": completed}
 
 
 def _train_fold(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, params: Params, static: dict[str, Any],
-                out: Path, device: torch.device, n_classes: int, progress: bool) -> tuple[FoldResult, nn.Module]:
+                out: Path, device: torch.device, progress: bool,
+                on_epoch: EpochCallback | None = None) -> tuple[FoldResult, nn.Module]:
     """Train one split with early stopping; a checkpoint after every epoch makes a kill resumable."""
-    tp = params.train
     last_path, best_path = checkpoint_path(out, "last"), checkpoint_path(out, "best")
     resume = _resumable(name, split, static, last_path)
     if resume is not None and resume.get("completed"):
@@ -380,11 +396,25 @@ def _train_fold(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, pa
         if finished is not None:
             return finished
         resume = None
-    fold = _new_fold(name, batch, y_all[split.train], split, params, device, n_classes)
+    fold = _new_fold(name, batch, y_all[split.train], split, params, device, static)
     static = {**static, "model_config": model_config_dict(fold.model), "n_parameters": count_parameters(fold.model)}
     if resume is not None:
         _restore(fold, resume)
-    x, y = batch.to(device), torch.tensor(y_all, device=device)
+    threads = choose_threads(params.train.threads, fold.model, batch.x[:1].to(device), device)
+    with torch_threads(threads):
+        _epochs(name, fold, batch.to(device), torch.tensor(y_all, device=device), split, params, static, out,
+                progress, on_epoch)
+    best = load_checkpoint(best_path, map_location=device)
+    fold.model.load_state_dict(best["state_dict"])
+    fold.model.eval()
+    return FoldResult(split.fold, fold.stopper.best_epoch, fold.stopper.best, len(fold.history), float("nan"),
+                      best_path), fold.model
+
+
+def _epochs(name: str, fold: _Fold, x: ViewBatch, y: torch.Tensor, split: Split, params: Params,
+            static: dict[str, Any], out: Path, progress: bool, on_epoch: EpochCallback | None) -> None:
+    """The epoch loop: train, validate, step the schedule, checkpoint; stop early or at `train.epochs`."""
+    tp, device = params.train, y.device
     train_rows = torch.as_tensor(split.train, dtype=torch.long, device=device)
     val_rows = torch.as_tensor(np.asarray(split.val), dtype=torch.long, device=device)
     label = name + (f" fold {split.fold}" if split.fold >= 0 else "")
@@ -399,7 +429,7 @@ def _train_fold(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, pa
                "val_accuracy": float("nan"), "lr": fold.optimizer.param_groups[0]["lr"]}
         if len(val_rows):
             row["val_loss"], row["val_accuracy"] = _evaluate(fold.model, x, y, val_rows, tp.batch_size * 4)
-        row["seconds"] = time.perf_counter() - t0
+        row["seconds"], row["threads"] = time.perf_counter() - t0, torch.get_num_threads()
         fold.history.append(row)
         metric = row[fold.monitor]
         if not math.isfinite(metric):
@@ -409,15 +439,12 @@ def _train_fold(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, pa
         improved = fold.stopper.update(metric, epoch + 1)
         ckpt = _checkpoint_payload(fold, static, epoch + 1, fold.stopper.stopped or epoch + 1 == tp.epochs)
         if improved:
-            save_checkpoint(ckpt, best_path)
-        save_checkpoint(ckpt, last_path)
+            save_checkpoint(ckpt, checkpoint_path(out, "best"))
+        save_checkpoint(ckpt, checkpoint_path(out, "last"))
         _write_history(fold.history, history_path(out))
         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.2f}", val_acc=f"{row['val_accuracy']:.2f}")
+        if on_epoch is not None:
+            on_epoch(split.fold, row)
         if fold.stopper.stopped:
             break
     bar.close()
-    best = load_checkpoint(best_path, map_location=device)
-    fold.model.load_state_dict(best["state_dict"])
-    fold.model.eval()
-    return FoldResult(split.fold, fold.stopper.best_epoch, fold.stopper.best, len(fold.history), float("nan"),
-                      best_path), fold.model

@@ -107,7 +107,7 @@ headline_table(metrics)
 # - Read the test scores with their intervals: on a small test set they are wide.
 #
 # ## What's next
-# [07 · Evaluation](07_evaluation.ipynb) compares all four models with the baselines.
+# [07 · Evaluation](07_evaluation.ipynb) compares all five networks with the baselines.
 #
 # ## References
 # - Bahdanau, Cho & Bengio (2015), *Neural machine translation by jointly learning to align and translate*, ICLR.

@@ -38,7 +38,7 @@
 # ## Imports
 
 # %%
-from geomusic_lib import plots, stages
+from geomusic_lib import plots, stages, tune
 from geomusic_lib.data import load_run_data
 from geomusic_lib.evaluate import best_network, evaluate_run, prediction_files
 from geomusic_lib.predictions import read_predictions
@@ -64,6 +64,17 @@ params, run = open_stage(params_file, run_name, show=["models", "baselines", "ev
 # %%
 data = load_run_data(run)
 print("baselines:", ", ".join(stages.fit_baselines(params, run, data)))
+
+# %% [markdown]
+# ## Tuning
+# With `tune.enabled` (as in `params/tuned.yaml`), every network and the random forest and
+# histogram gradient boosting were tuned under the same budget of trials on the validation rows
+# before they trained (the baselines just now, in the cell above). The table lists, per model,
+# the trials run (pruned ones included), the time they took, the best validation log-loss and
+# the settings the model then trained with. It is empty when tuning is off.
+
+# %%
+tune.tuning_summary(run)
 
 # %% [markdown]
 # ## A calibrated ensemble

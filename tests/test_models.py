@@ -8,6 +8,7 @@ import torch
 from geomusic_lib.data import Normalizer, load_uci, make_view
 from geomusic_lib.data.views import pad_frames
 from geomusic_lib.models import ATTENTION_TYPES, build_model, count_parameters
+from geomusic_lib.models.tabm import piecewise_bins
 
 N_CLASSES = 33
 
@@ -32,7 +33,10 @@ def _cases(uci_rows, real_frames):
     vector, tokens = make_view("vector", x), make_view("tokens", x)
     image, steps = make_view("grid", x, grid), make_view("grid_sequence", x, grid)
     frames = pad_frames(real_frames)
+    small = {"in_features": x.shape[1], "k": 4, "d_block": 16, "d_embedding": 4}
     cases = [("fcnn", {"in_features": x.shape[1]}, vector),
+             ("tabm", {**small, "n_bins": 4, "bins": piecewise_bins(torch.as_tensor(x), 4)}, vector),
+             ("tabm", {**small, "embedding": "periodic"}, vector), ("tabm", {**small, "embedding": "none"}, vector),
              ("cnn", {"in_channels": 1, "dims": 2}, image)]
     for view in (tokens, steps, frames):
         c = view.x.shape[2]
@@ -101,3 +105,24 @@ def test_wrong_input_dimension_is_a_clear_error(uci_rows):
     cnn = build_model("cnn", {"in_channels": 1, "n_classes": N_CLASSES, "dims": 2})
     with pytest.raises(ValueError, match="expects a 4-D input"):
         cnn(torch.as_tensor(x))
+    tabm = build_model("tabm", {"in_features": 68, "n_classes": N_CLASSES, "k": 2, "d_block": 8, "embedding": "none"})
+    with pytest.raises(ValueError, match="TabM expects 68 features per track, got 116"):
+        tabm(torch.as_tensor(x))
+    with pytest.raises(ValueError, match="need bin edges for each of the 116 features, got 0"):
+        build_model("tabm", {"in_features": 116, "n_classes": N_CLASSES})
+
+
+def test_tabm_predicts_the_mean_of_its_members_probabilities(uci_rows):
+    x = torch.as_tensor(uci_rows[0])
+    tabm = build_model("tabm", {"in_features": x.shape[1], "n_classes": N_CLASSES, "k": 3, "d_block": 16,
+                                "n_bins": 4, "d_embedding": 4, "bins": piecewise_bins(x, 4)}).eval()
+    members = torch.softmax(tabm.member_logits(x), dim=-1)
+    assert members.shape == (len(x), 3, N_CLASSES)
+    assert torch.allclose(torch.softmax(tabm(x), dim=1), members.mean(dim=1), atol=1e-6)
+
+
+def test_piecewise_bins_are_plain_sorted_lists_even_for_a_constant_feature():
+    x = torch.tensor([[0.0, 1.0], [1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0]])
+    bins = piecewise_bins(x, 48)  # more bins than rows: capped at rows - 1
+    assert bins[0] == [0.0, 1.0, 2.0, 3.0, 4.0] and bins[1] == [0.0, 2.0]
+    assert all(isinstance(v, float) for edges in bins for v in edges)

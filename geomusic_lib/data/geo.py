@@ -205,8 +205,23 @@ def class_centroids(labels, lat, lon) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["class", "lat", "lon"])
 
 
+def geo_soft_targets(class_lat, class_lon, tau_km: float) -> np.ndarray:
+    """Haversine label smoothing (PIGEON, Haas et al. 2024): row i is the training target for true
+    class i, with weight ∝ exp(-d_ij / τ) on class j (rows sum to 1). A class without coordinates
+    keeps a one-hot row."""
+    lat, lon = np.asarray(class_lat, dtype=float), np.asarray(class_lon, dtype=float)
+    if tau_km <= 0:
+        raise ValueError(f"train.geo_smoothing_km must be positive (a distance in km, e.g. 500), got {tau_km}")
+    km = great_circle_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    weights = np.exp(-np.nan_to_num(km, nan=np.inf) / tau_km)
+    unknown = ~(np.isfinite(lat) & np.isfinite(lon))
+    weights[unknown] = 0.0
+    weights[np.arange(len(lat)), np.arange(len(lat))] = 1.0
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
 __all__ = [
-    "EARTH_RADIUS_KM", "LEVELS", "CONTINENTS", "CountryInfo", "great_circle_km", "spherical_mean",
+    "EARTH_RADIUS_KM", "geo_soft_targets", "LEVELS", "CONTINENTS", "CountryInfo", "great_circle_km", "spherical_mean",
     "country_table", "name_key", "lookup_country", "country_info", "normalise_country_name",
     "country_coordinates", "region_of", "continent_of", "nearest_country", "class_centroids",
 ]

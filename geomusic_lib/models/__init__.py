@@ -10,11 +10,13 @@ from geomusic_lib.models.attention import ATTENTION_TYPES, AttentionConfig, Atte
 from geomusic_lib.models.cnn import Cnn, CnnConfig
 from geomusic_lib.models.fcnn import Fcnn, FcnnConfig
 from geomusic_lib.models.rnn import BiLstm, RnnConfig
+from geomusic_lib.models.tabm import Tabm, TabmConfig
 
-MODELS: dict[str, type[nn.Module]] = {"fcnn": Fcnn, "cnn": Cnn, "rnn": BiLstm, "attention": AttentionLstm}
+MODELS: dict[str, type[nn.Module]] = {"fcnn": Fcnn, "cnn": Cnn, "rnn": BiLstm, "attention": AttentionLstm,
+                                   "tabm": Tabm}
 
 __all__ = ["MODELS", "ATTENTION_TYPES", "build_model", "count_parameters", "Fcnn", "FcnnConfig", "Cnn", "CnnConfig",
-           "BiLstm", "RnnConfig", "AttentionLstm", "AttentionConfig"]
+           "BiLstm", "RnnConfig", "AttentionLstm", "AttentionConfig", "Tabm", "TabmConfig"]
 
 
 def build_model(name: str, config: dict[str, Any]) -> nn.Module:
