@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,audio]'
+	$(PY) -m pip install --quiet -e '.[dev,audio,folk]'
 	@touch $(STAMP)
 
 test: $(STAMP)  ## every test, offline: unit tests, then the smoke book via papermill, kill-and-resume, browser check

@@ -35,6 +35,9 @@ def load_dataset(params: Params) -> TrackTable:
             raise DataError("params: data.table.path is empty. Point it at your CSV or parquet file of features.")
         table = load_table(t.path, t.label_column, t.feature_columns or None, t.group_column, t.lat_column,
                            t.lon_column, t.id_column, t.min_tracks_per_class, t.encoding)
+    elif data.source == "folk":
+        from geomusic_lib.data.folk import load_folk_tracks
+        table = load_folk_tracks(data.folk)
     else:
         from geomusic_lib.data.mirage import load_mirage_tracks
         table = load_mirage_tracks(data.mirage, extra_columns=params.features.metadata_fields)
