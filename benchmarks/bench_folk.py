@@ -158,8 +158,8 @@ def file_alone(table: TrackTable, splits: list[Split], seed: int) -> dict[int, n
     return sklearn_member("logreg", table, splits, seed, x=x)[0]
 
 
-def leave_file_out(table: TrackTable, seed: int, min_tunes: int = 20) -> pd.DataFrame:
-    """Random forest trained without one collection file (nor any variant of its tunes), tested on that
+def leave_file_out(table: TrackTable, seed: int, model: str, min_tunes: int = 20) -> pd.DataFrame:
+    """`model` trained without one collection file (nor any variant of its tunes), tested on that
     file: a class is scored on a file only if at least `min_tunes` of its tunes lie in other files."""
     f, y, x = table.frame, table.label_indices(), table.features
     rows = []
@@ -170,29 +170,32 @@ def leave_file_out(table: TrackTable, seed: int, min_tunes: int = 20) -> pd.Data
         test = test[counts[y[test]] >= min_tunes]
         if len(test) == 0:
             continue
-        proba = baseline_proba(fit_sklearn("random_forest_balanced", seed, x[train], y[train]), x[test],
-                               len(table.classes()))
+        proba = baseline_proba(fit_sklearn(model, seed, x[train], y[train]), x[test], len(table.classes()))
         rows.append(pd.DataFrame({"row": test, "file": name, "pred": proba.argmax(1)}))
         print(f"  without {name}: {len(test)} tunes scored", flush=True)
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["row", "file", "pred"])
 
 
-def file_report(table: TrackTable, splits, members: dict, args) -> list[str]:
+#: The model of the file checks: cheap, and the best sklearn model on validation balanced accuracy.
+FILE_MODEL = "logreg_balanced"
+
+
+def file_report(table: TrackTable, splits, args) -> list[str]:
+    """What the source file alone predicts, and `FILE_MODEL` on collections held out of training."""
     classes = class_table(table.frame)
     y = table.label_indices()
-    alone = oof(table, splits, file_alone(table, splits, args.seed))
+    alone = metric_row(oof(table, splits, file_alone(table, splits, args.seed)), classes, args)
     files_per_class = table.frame.groupby("label")["source_file"].agg(lambda s: (s.value_counts() >= 20).sum())
-    lines = ["", "### What the collection file alone predicts", "",
+    lines = ["", f"### What the collection file alone predicts ({len(table.frame)} tunes, {len(classes)} classes)", "",
              f"Logistic regression on the one-hot source file only (same folds): balanced accuracy "
-             f"{pct(metric_row(alone, classes, args)['balanced_accuracy'])}, accuracy "
-             f"{pct(metric_row(alone, classes, args)['accuracy'])}. Files with at least 20 tunes per class: "
-             + ", ".join(f"{c} {n}" for c, n in files_per_class.items()) + ".", ""]
-    lfo = leave_file_out(table, args.seed)
+             f"{pct(alone['balanced_accuracy'])}, accuracy {pct(alone['accuracy'])}. Files with at least 20 tunes "
+             "per class: " + ", ".join(f"{c} {n}" for c, n in files_per_class.items()) + ".", ""]
+    lfo = leave_file_out(table, args.seed, FILE_MODEL)
     if lfo.empty:
         return lines + ["Every class comes from a single collection file here: country and file cannot be told apart."]
-    cv = oof(table, splits, members["random_forest_balanced"][0]).proba.argmax(1)
-    lines += ["Random forest (balanced class weights) on the tunes of each collection file, trained without that file (leave-one-file-out) "
-              f"vs the {len(splits)}-fold variant-grouped CV, same tunes:", "",
+    cv = oof(table, splits, sklearn_member(FILE_MODEL, table, splits, args.seed)[0]).proba.argmax(1)
+    lines += [f"{FILE_MODEL} on the global features, on the tunes of each collection file, trained without that file "
+              f"(leave-one-file-out) vs the {len(splits)}-fold variant-grouped CV, same tunes:", "",
               "| class | tunes | files | recall, grouped CV | recall, file held out |", "|---|---:|---:|---:|---:|"]
     for c, part in lfo.groupby(y[lfo["row"]]):
         rows = part["row"].to_numpy()
@@ -203,6 +206,12 @@ def file_report(table: TrackTable, splits, members: dict, args) -> list[str]:
               f"{balanced_accuracy_score(y[rows], cv[rows]):.1%}, file held out "
               f"{balanced_accuracy_score(y[rows], lfo['pred']):.1%}."]
     return lines
+
+
+def files_level(params: Params, args) -> list[str]:
+    """Only the file checks (cheap): `--levels files`, with `--files` for a subset of the corpus."""
+    table, _, _ = load_level(params)
+    return file_report(table, make_splits(table.frame, params.split, params.seed), args)
 
 
 # --------------------------------------------------------------------------- levels
@@ -239,7 +248,7 @@ def country_level(params: Params, args, out: Path) -> list[str]:
                      f"{pct(r['macro_f1'])} | {pct(r['accuracy'])} | {seconds.get(name, 0):.0f} |")
     lines += [f"", f"Ensemble: {best_seq} + {best_glob}, member temperatures and weights fitted per fold on its "
               "validation rows."]
-    return lines + file_report(table, splits, members, args)
+    return lines + file_report(table, splits, args)
 
 
 def province_level(params: Params, args, out: Path) -> list[str]:
@@ -278,26 +287,30 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs of params/folk.yaml")
     ap.add_argument("--sequence", nargs="*", default=SEQUENCE, help="sequence models to compare")
-    ap.add_argument("--levels", nargs="*", default=["country", "province"])
+    ap.add_argument("--levels", nargs="*", default=["country", "province"], choices=["country", "province", "files"],
+                    help="files: only the collection-file checks of the country level")
+    ap.add_argument("--files", nargs="*", default=None, help="Essen file stems for the country level (default: all)")
     ap.add_argument("--threads", type=int, default=1, help="torch and BLAS threads, joblib workers")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=HERE / "out")
     args = ap.parse_args()
-    files = None
+    files = args.files
     if args.quick:
         args.folds, args.epochs, args.bootstrap, files = QUICK["folds"], QUICK["epochs"], QUICK["bootstrap"], QUICK["files"]
     warnings.filterwarnings("ignore", category=UserWarning)
     torch.set_num_threads(args.threads)
     os.environ["LOKY_MAX_CPU_COUNT"] = str(args.threads)
     threadpool_limits(args.threads)
-    tag = "folk_quick" if args.quick else "folk"
+    tag = ("folk_quick" if args.quick else "folk") + ("_files" if args.levels == ["files"] else "")
     t0 = time.perf_counter()
     lines = [f"Essen Folksong Collection via music21; torch {torch.__version__}, {args.threads} CPU thread(s). "
              f"Brackets: 95 % bootstrap intervals over tunes ({args.bootstrap} resamples).", ""]
     if "country" in args.levels:
         lines += country_level(level_params(HERE.parent / "params" / "folk.yaml", args, files), args,
                                args.out / f"{tag}_run" / "country") + [""]
+    if "files" in args.levels:
+        lines += files_level(level_params(HERE.parent / "params" / "folk.yaml", args, files), args) + [""]
     if "province" in args.levels:
         lines += province_level(level_params(HERE.parent / "params" / "folk_china.yaml", args,
                                              ["han1"] if args.quick else None), args, args.out / f"{tag}_run" / "province")
