@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
-# Every extra (book, interpret, spotify, audio, dev, maintainer, tune): see pyproject.toml.
+# Every extra (book, interpret, spotify, audio, dev, maintainer, tune, folk): see pyproject.toml.
 # The predictor alone needs only the core: `pip install .`
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

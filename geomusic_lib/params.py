@@ -40,6 +40,18 @@ class MirageParams(_Strict):
     max_events: int | None = Field(None, ge=1, description="read at most this many rows (debugging)")
 
 
+class FolkParams(_Strict):
+    """The Essen Folksong Collection inside music21 (`data.source: folk`; see geomusic_lib.data.folk)."""
+    level: Literal["country", "china_province"] = "country"
+    files: list[str] = Field(default_factory=list, description="Essen file stems to read, e.g. [han1, lux]; empty = all")
+    corpus_dir: Path | None = Field(None, description="folder of Essen .abc files; None = the installed music21")
+    cache_dir: Path | None = Field(None, description="parsed-note cache; None = ~/.cache/geomusic/folk")
+    workers: int | None = Field(None, ge=1, description="parallel parser processes; None = all cores")
+    min_notes: int = Field(8, ge=1, description="drop tunes with fewer sounding notes")
+    min_tracks_per_class: int = Field(20, ge=1)
+    incipit_notes: int = Field(10, ge=0, description="notes of the incipit (pitch + rhythm) that also join variants (0: title only)")
+
+
 class TableParams(_Strict):
     path: Path | None = None
     label_column: str = "label"
@@ -56,10 +68,11 @@ class TableParams(_Strict):
 
 
 class DataParams(_Strict):
-    source: Literal["uci", "mirage", "table"] = "uci"
+    source: Literal["uci", "mirage", "table", "folk"] = "uci"
     uci: UciParams = Field(default_factory=UciParams)
     mirage: MirageParams = Field(default_factory=MirageParams)
     table: TableParams = Field(default_factory=TableParams)
+    folk: FolkParams = Field(default_factory=FolkParams)
     max_tracks: int | None = Field(None, ge=1, description="seeded subsample of tracks")
 
 
@@ -100,7 +113,7 @@ class AudioParams(_Strict):
 
 
 class FeatureParams(_Strict):
-    source: Literal["columns", "spotify", "audio", "metadata"] = "columns"
+    source: Literal["columns", "spotify", "audio", "metadata", "notes"] = "columns"
     sample_size: int | None = Field(None, ge=1)
     spotify: SpotifyParams = Field(default_factory=SpotifyParams)
     audio: AudioParams = Field(default_factory=AudioParams)

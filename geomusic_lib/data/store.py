@@ -37,6 +37,9 @@ def load_dataset(params: Params) -> TrackTable:
             raise DataError("params: data.table.path is empty. Point it at your CSV or parquet file of features.")
         table = load_table(params.resolve(t.path), t.label_column, t.feature_columns or None, t.group_column, t.lat_column,
                            t.lon_column, t.id_column, t.min_tracks_per_class, t.encoding, sep=t.sep, decimal=t.decimal)
+    elif data.source == "folk":
+        from geomusic_lib.data.folk import load_folk_tracks
+        table = load_folk_tracks(data.folk)
     else:
         from geomusic_lib.data.mirage import load_mirage_tracks
         mirage = data.mirage.model_copy(update={"path": params.resolve(data.mirage.path)})

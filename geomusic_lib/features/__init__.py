@@ -65,6 +65,10 @@ def _dispatch(frame: pd.DataFrame, params: FeatureParams, out_dir: Path, target:
         from geomusic_lib.features.metadata import extract_metadata
 
         return extract_metadata(frame, params.metadata_fields, params.metadata_min_count, out_dir, target)
+    if params.source == "notes":
+        from geomusic_lib.features.notes import extract_notes
+
+        return extract_notes(frame, out_dir)
     raise FeatureError(f"features.source: unknown source {params.source!r}")
 
 
