@@ -9,7 +9,8 @@ summed over the note's channels. Attributions add up to p(x) − p(baseline) for
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,13 @@ from torch import nn
 
 from geomusic_lib.interpret import attention_weights
 
-__all__ = ["integrated_gradients", "note_attributions", "note_weights", "showcase_rows", "melody_notes"]
+if TYPE_CHECKING:
+    from geomusic_lib.data.store import RunData
+    from geomusic_lib.data.splits import Split
+    from geomusic_lib.rundir import RunDir
+
+__all__ = ["integrated_gradients", "note_attributions", "note_weights", "showcase_rows", "melody_notes",
+           "MelodyShowcase", "melody_showcase"]
 
 
 def integrated_gradients(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None, target: Sequence[int],
@@ -93,3 +100,45 @@ def melody_notes(track: pd.Series, max_notes: int | None = None) -> pd.DataFrame
                           "duration": np.asarray(track["notes_duration"], dtype=float), "midi": midi,
                           "is_rest": ~np.isfinite(midi)})
     return notes.iloc[:max_notes] if max_notes else notes
+
+
+@dataclass
+class MelodyShowcase:
+    """Tunes to draw with a sequence model's weight on each note (`plots_melody.melody_weight_figure`)."""
+
+    model: str
+    method: str  # "attention" or "integrated_gradients"
+    melodies: list[pd.DataFrame]
+    weights: list[np.ndarray]
+    titles: list[str]
+
+
+def melody_showcase(run: "RunDir", data: "RunData", split: "Split", model: str, method: str,
+                    device: str = "auto", n_classes: int = 4, steps: int = 32,
+                    excerpt_notes: int = 48) -> MelodyShowcase | None:
+    """The most confident correct validation tunes of `n_classes` classes for `model`, with its
+    per-note weights (`method`: "attention" or "integrated_gradients"); None when the run has no note
+    arrays (not a symbolic source) or did not train `model` on frames. Each melody is cut to its first
+    `excerpt_notes` steps: a short excerpt, never a whole tune (the Essen terms)."""
+    from geomusic_lib.predict import Predictor
+
+    path = run.checkpoint(model, split.fold)
+    if not run.tracks.is_file() or not path.is_file():
+        return None
+    tracks = pd.read_parquet(run.tracks).set_index("track_id")
+    predictor = Predictor.from_checkpoint(path, device=device)
+    if predictor.view != "frames" or "notes_midi" not in tracks.columns:
+        return None
+    rows = data.table.frame.iloc[split.val]
+    batch = predictor.prepare(predictor.track_inputs(rows, run.features_dir))
+    proba = predictor.predict_proba(batch)
+    index = {c: k for k, c in enumerate(predictor.classes)}
+    y_true = rows["label"].map(index).to_numpy()
+    chosen = showcase_rows(proba, y_true, predictor.classes, np.arange(len(rows)), n_classes)
+    picked = chosen["row"].to_numpy()
+    weights = note_weights(predictor.model, batch.x[picked], batch.mask[picked], y_true[picked], method, steps)
+    ids = rows["track_id"].iloc[picked]
+    melodies = [melody_notes(tracks.loc[i], max_notes=min(len(w), excerpt_notes)) for i, w in zip(ids, weights)]
+    titles = [f"{c}: {tracks.loc[i, 'title'] if 'title' in tracks.columns else i} (p = {p:.2f})"
+              for i, c, p in zip(ids, chosen["class"], chosen["probability"])]
+    return MelodyShowcase(model, method, melodies, [np.asarray(w)[:excerpt_notes] for w in weights], titles)

@@ -37,7 +37,7 @@
 # %%
 import numpy as np
 
-from geomusic_lib import interpret, plots
+from geomusic_lib import interpret, interpret_sequence, plots, plots_melody
 from geomusic_lib.baselines import fit_baseline
 from geomusic_lib.data import load_run_data
 from geomusic_lib.evaluate import best_network
@@ -129,6 +129,27 @@ else:
     print("No attention model in this run: add `attention` to `models:` in the params file.")
 
 # %% [markdown]
+# ## Melodies: where the sequence models look
+# On a symbolic source (`data.source: folk`, `params/folk.yaml`) a step is a note. For the
+# most confident correctly classified **validation** tune of several countries (the test
+# rows play no part in the choice), each note of the first bars is coloured by the
+# attention model's weight on it, and by the BiLSTM's integrated-gradients attribution
+# (Sundararajan et al., 2017; SHAP's explainers expect a fixed-width input, integrated
+# gradients work under the note mask). Red notes raise the probability of the true
+# country, blue ones lower it. **What to look for:** cadences, characteristic intervals
+# or rhythms that carry the decision, rather than the first notes alone.
+
+# %%
+for model, method in [("attention", "attention"), ("rnn", "integrated_gradients")]:
+    shown = interpret_sequence.melody_showcase(run, data, split, model, method, params.device, ip.top_countries)
+    if shown is None:
+        print(f"No melodies for {model}: the run has no note sequences (see params/folk.yaml) or no {model} on frames.")
+        continue
+    label = method.replace("_", " ").replace("attention", "attention weight")
+    plots_melody.melody_weight_figure(shown.melodies, shown.weights, shown.titles, label, signed=method != "attention",
+                                      title=f"{model}: {label} per note, validation tunes").show()
+
+# %% [markdown]
 # ## t-SNE of the learnt representation
 # The penultimate layer of the best network for held-out tracks, projected to two
 # dimensions. **What to look for:** tracks of one region gathering together. t-SNE keeps
@@ -145,7 +166,8 @@ plots.tsne_figure(embedding, title=f"t-SNE of {best} embeddings (held-out tracks
 # %% [markdown]
 # ## Summary
 # - SHAP ranks the features the best network and a random forest rely on.
-# - Attention weights show which descriptors the attention model weighs, by region.
+# - Attention weights show which steps the attention model weighs, by region; on melodies,
+#   attention and integrated gradients mark the notes behind a decision.
 # - The t-SNE map shows whether the network's representation groups regions.
 # - All three are hypotheses about musical cues, to be tested by listening, not findings.
 #
@@ -157,3 +179,4 @@ plots.tsne_figure(embedding, title=f"t-SNE of {best} embeddings (held-out tracks
 # - Lundberg & Lee (2017), *A unified approach to interpreting model predictions*, NeurIPS.
 # - van der Maaten & Hinton (2008), *Visualizing data using t-SNE*, JMLR.
 # - Bahdanau, Cho & Bengio (2015), *Neural machine translation by jointly learning to align and translate*, ICLR.
+# - Sundararajan, Taly & Yan (2017), *Axiomatic attribution for deep networks*, ICML.
