@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PARAMS ?= params/default.yaml
 JOBS   ?= 1
+TEST_JOBS ?= 2  # pytest workers; each test file runs whole on one worker (the smoke book is shared in its file)
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install test test-fast test-slow book lab bench clean
@@ -22,13 +23,13 @@ $(STAMP): pyproject.toml Makefile
 	@echo "Installed into $(VENV)."
 
 test: $(STAMP)  ## every test, offline: unit tests, then the smoke book via papermill, kill-and-resume, browser check
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 test-fast: $(STAMP)  ## the unit tests only (about a minute)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "not slow"
 
 test-slow: $(STAMP)  ## the end-to-end tests only
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile -m slow
 
 book: $(STAMP)  ## run every notebook with papermill on $(PARAMS), then build the Jupyter Book
 	$(PY) -m geomusic_lib.run --params $(PARAMS) --jobs $(JOBS)

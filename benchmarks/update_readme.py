@@ -1,33 +1,58 @@
 """Write the measured results into README.md between the results markers.
 
-Reads the run's `eval/metrics.csv` (from `make book`) and `benchmarks/out/uci_cv.md` (from
-`make bench`); nothing is typed by hand. Usage: python benchmarks/update_readme.py [runs/default]
+Reads each run's `eval/metrics.csv` (and tuning summary) from `make book PARAMS=...`, and the
+benchmark tables under `benchmarks/out/` (`make bench`, `bench_spotify_country.py`, `bench_folk.py`);
+nothing is typed by hand. Runs or tables that do not exist are skipped with a note.
+Usage: python benchmarks/update_readme.py [runs/default runs/tuned runs/folk ...]
 """
 from __future__ import annotations
 
+import argparse
 import re
-import sys
 from pathlib import Path
 
-from geomusic_lib.bookpages import results_table_markdown
+from geomusic_lib.bookpages import results_table_markdown, tuning_table_markdown
+from geomusic_lib.manifest import read_manifest
+from geomusic_lib.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+BENCH_TABLES = {"uci_cv.md": "10-fold cross-validation on UCI (`benchmarks/bench_uci_cv.py`)",
+                "spotify_country.md": "The spotify_country table, artist-grouped 5-fold CV (`benchmarks/bench_spotify_country.py`)",
+                "folk.md": "Essen folk melodies, variant-grouped 5-fold CV (`benchmarks/bench_folk.py`)"}
 
 
-def bench_table() -> str:
-    path = REPO / "benchmarks" / "out" / "uci_cv.md"
-    return path.read_text(encoding="utf-8").strip() if path.is_file() else "_Run `make bench` for the 10-fold CV table._"
+def run_section(run: RunDir) -> str:
+    """The holdout results of one run, with the command that made it and, if it tuned, its trials."""
+    params_file = read_manifest(run.path).get("params_file", "params/default.yaml")
+    text = (f"### Run `{run.name}` (`make book PARAMS={params_file}`), holdout test split\n\n"
+            + results_table_markdown(run, REPO))
+    tuning = tuning_table_markdown(run)
+    if not tuning.startswith("```{note}"):
+        text += f"\nTuning of run `{run.name}` (Optuna, validation rows only):\n\n{tuning}"
+    return text
 
 
-def main() -> None:
-    run_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs/default")
-    holdout = (f"Holdout test split of the `{run_dir.name}` run (`make book`):\n\n"
-               + results_table_markdown((REPO / run_dir).resolve(), REPO))
-    body = f"{START}\n{holdout}\n\n10-fold cross-validation on UCI (`make bench`):\n\n{bench_table()}\n{END}"
+def bench_sections() -> list[str]:
+    out = REPO / "benchmarks" / "out"
+    return [f"### {title}\n\n{(out / name).read_text(encoding='utf-8').strip()}"
+            for name, title in BENCH_TABLES.items() if (out / name).is_file()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="*", default=["runs/default"], help="run directories to report")
+    args = parser.parse_args(argv)
+    runs = [RunDir((REPO / r).resolve()) for r in args.runs]
+    missing = [r.name for r in runs if not r.metrics_csv.is_file()]
+    if missing:
+        print(f"skipped (no eval/metrics.csv; run make book for them first): {', '.join(missing)}")
+    sections = [run_section(r) for r in runs if r.metrics_csv.is_file()] + bench_sections()
+    body = f"{START}\n" + "\n\n".join(sections) + f"\n{END}"
     readme = REPO / "README.md"
     text = readme.read_text(encoding="utf-8")
-    readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: body, text, flags=re.S), encoding="utf-8")
+    readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: body, text, flags=re.S),
+                      encoding="utf-8")
     print(body)
 
 

@@ -81,7 +81,8 @@ def tuning_table_markdown(run: RunDir) -> str:
             "with the best settings. Every trial: `runs/<run_name>/tuning/<model>/study.db` (Optuna, SQLite).\n")
 
 
-RESULT_COLUMNS = {"accuracy": "accuracy", "top5_accuracy": "top-5 accuracy", "macro_f1": "macro-F1",
+RESULT_COLUMNS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "top5_accuracy": "top-5 accuracy",
+                  "macro_f1": "macro-F1",
                   "region_accuracy": "region accuracy", "continent_accuracy": "continent accuracy",
                   "mean_km": "mean error (km)", "median_km": "median error (km)", "ece": "ECE"}
 

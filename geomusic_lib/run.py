@@ -249,14 +249,16 @@ class LogFollower:
 
 
 def latest_progress_line(log_dir: Path) -> str | None:
-    """`<notebook>: <last line>` of the most recently written log, or None."""
+    """`<notebook>: <last line>` of the most recently written log (the kernel's own `[IPKernelApp]`
+    start-up notices skipped), or None."""
     logs = sorted(Path(log_dir).glob("*.log"), key=lambda p: p.stat().st_mtime) if Path(log_dir).is_dir() else []
     if not logs:
         return None
     with open(logs[-1], "rb") as handle:
         handle.seek(max(0, logs[-1].stat().st_size - 2000))
         tail = handle.read().decode("utf-8", errors="replace")
-    parts = [p.strip() for p in tail.replace("\r", "\n").splitlines() if p.strip()]
+    parts = [p.strip() for p in tail.replace("\r", "\n").splitlines()
+             if p.strip() and not p.startswith("[IPKernelApp]")]
     return f"{logs[-1].stem}: {parts[-1]}" if parts else None
 
 

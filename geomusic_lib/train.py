@@ -1,8 +1,6 @@
 """One trainer for every model family: AdamW, cosine or plateau LR, gradient clipping, early
 stopping, class-weighted loss, AMP on CUDA, a checkpoint after every epoch and exact resume.
-
-The data stay in memory as tensors and batches are taken by indexing, so small tabular
-models are not bottlenecked by per-item Python (see `benchmarks/bench_throughput.py`).
+Data stay in memory as tensors; batches are taken by indexing (`benchmarks/bench_throughput.py`).
 """
 from __future__ import annotations
 
@@ -400,6 +398,7 @@ def _train_fold(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, pa
     static = {**static, "model_config": model_config_dict(fold.model), "n_parameters": count_parameters(fold.model)}
     if resume is not None:
         _restore(fold, resume)
+        print(f"{out}: resuming {name} after epoch {fold.start_epoch} (the last checkpoint of an interrupted run)")
     threads = choose_threads(params.train.threads, fold.model, batch.x[:1].to(device), device)
     with torch_threads(threads):
         _epochs(name, fold, batch.to(device), torch.tensor(y_all, device=device), split, params, static, out,

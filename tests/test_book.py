@@ -14,6 +14,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -290,34 +291,36 @@ def _orchestrator(root: Path, *args: str) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_runs_keep_their_own_book_refuse_a_second_process_and_resume_after_kill_9(smoke_book):
+def test_runs_keep_their_own_files_refuse_a_second_process_and_resume_after_kill_9(smoke_book):
     """A second process on a busy run is refused at once and changes nothing; kill -9 of the whole
-    run mid-notebook, then the same command, finishes with the metrics of an uninterrupted run;
-    both runs keep a complete book; a book that would mix runs is refused."""
+    run mid-chain (after 04_cnn's first checkpoint), then the same command, reuses what had
+    finished and gives the predictions of an uninterrupted run; the other run's book is untouched;
+    a book that would mix runs is refused."""
     import signal
     import time
 
     root, _ = smoke_book
-    other = RunDir(root / "runs" / "other")
-    first = _orchestrator(root, "--run-name", "other")
+    other, lone = RunDir(root / "runs" / "other"), RunDir(root / "runs" / "smoke")
+    chain = ("--run-name", "other", "--only", "01,02,03,04,05", "--no-book")
+    first = _orchestrator(root, *chain)
     deadline = time.time() + 600
-    while not other.checkpoint("cnn", kind="last").is_file():  # mid-notebook: 04_cnn is training
+    while not other.checkpoint("cnn", kind="last").is_file():  # 04_cnn is training; 05_rnn is still to come
         assert first.poll() is None and time.time() < deadline, "run finished or stalled before 04_cnn trained"
         time.sleep(0.05)
-    second = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml",
-                             "--run-name", "other"], cwd=root, capture_output=True, text=True, timeout=120)
+    second = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml", *chain],
+                            cwd=root, capture_output=True, text=True, timeout=120)
     assert second.returncode == 2 and f"run 'other' is in use by pid {first.pid}" in second.stderr
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=60)
-    assert not other.metrics_csv.exists()
-    resumed = _orchestrator(root, "--run-name", "other")
+    assert not other.predictions("rnn").exists()
+    resumed = _orchestrator(root, *chain)
     out, err = resumed.communicate(timeout=900)
     assert resumed.returncode == 0, out[-3000:] + err[-3000:]
     assert "reusing the finished training" in (other.book_notebooks / "03_fcnn.ipynb").read_text(encoding="utf-8")
-    lone = RunDir(root / "runs" / "smoke")
-    assert other.metrics_csv.read_bytes() == lone.metrics_csv.read_bytes()
-    for book in (lone, other):  # each run keeps its own complete book
-        assert bookpages.book_problems(book) == [] and (book.book_html / "index.html").is_file()
+    for model in ("fcnn", "tabm", "cnn", "rnn"):
+        pd.testing.assert_frame_equal(pd.read_parquet(other.predictions(model)), pd.read_parquet(lone.predictions(model)))
+    assert bookpages.book_problems(lone) == [] and (lone.book_html / "index.html").is_file()  # untouched
+    assert bookpages.book_problems(other, ("01_data_prep", "05_rnn")) == []  # its own copies, from run 'other'
     mixed = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml",
                             "--run-name", "third", "--only", "00"], cwd=root, capture_output=True, text=True,
                            timeout=300)
@@ -333,6 +336,9 @@ def test_the_console_shows_the_latest_progress_line_of_the_newest_kernel_log(tmp
     (tmp_path / "03_fcnn.log").write_text("fcnn:  10%|#   | 6/60\rfcnn:  20%|##  | 12/60 [00:02<00:09]\r",
                                           encoding="utf-8")
     assert run.latest_progress_line(tmp_path) == "03_fcnn: fcnn:  20%|##  | 12/60 [00:02<00:09]"
+    time.sleep(0.05)
+    (tmp_path / "04_cnn.log").write_text("[IPKernelApp] WARNING | Kernel is running over TCP\n", encoding="utf-8")
+    assert run.latest_progress_line(tmp_path) is None  # a kernel's start-up notice is not progress
     assert run.latest_progress_line(tmp_path / "missing") is None
 
 

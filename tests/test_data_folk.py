@@ -177,9 +177,11 @@ def test_note_frames_and_global_features_are_finite_and_transposition_free(folk_
 
 
 def test_run_pipeline_trains_a_sequence_model_on_note_frames(folk_params, tmp_path):
-    from geomusic_lib.data import load_run_data, prepare_run_data
+    from geomusic_lib.data import load_run_data
+    from geomusic_lib.data.frames import frames_for_tracks
     from geomusic_lib.data.views import pad_frames
-    from geomusic_lib.features import frames_for_tracks, run_feature_stage
+    from geomusic_lib.rundir import RunDir
+    from geomusic_lib.stages import extract_features, prepare_data
     from geomusic_lib.params import params_from_dict
     from geomusic_lib.train import train_model
 
@@ -189,11 +191,12 @@ def test_run_pipeline_trains_a_sequence_model_on_note_frames(folk_params, tmp_pa
         "features": {"source": "notes"}, "model": {"attention": {"hidden": 8, "view": "frames"}},
         "train": {"epochs": 2, "batch_size": 16},
     })
-    prepare_run_data(params)
-    summary = run_feature_stage(params)
+    run = RunDir(params.run_dir)
+    prepare_data(params, run)
+    summary = extract_features(params, run)
     assert summary["extracted"] and summary["with_features"] == summary["tracks"]
-    data = load_run_data(params.run_dir)
-    frames = frames_for_tracks(data.table.frame["track_id"], params.run_dir / "features")
+    data = load_run_data(run)
+    frames = frames_for_tracks(data.table.frame["track_id"], run.features_dir)
     batch = pad_frames(frames)
     assert batch.mask.sum(1).tolist() == [len(f) for f in frames]
     result = train_model("attention", data.table, data.splits, params, tmp_path / "attention", frames=frames,

@@ -35,8 +35,10 @@ def test_notebooks_run_on_a_mirage_export_at_region_level(tmp_path, mirage_v1):
     smoke["model"]["cnn"]["view"] = "tokens"
     smoke["model"]["rnn"]["view"] = "tokens"
     (root / "params" / "mirage_smoke.yaml").write_text(yaml.safe_dump(smoke))
-    done = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/mirage_smoke.yaml", "--no-book"],
-                          cwd=root, capture_output=True, text=True, timeout=900)
+    # 01-07: data, features, training and evaluation at region level (08 and 09 on another source: test_any_table)
+    done = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/mirage_smoke.yaml",
+                           "--only", "01,02,03,04,05,06,07", "--no-book"], cwd=root, capture_output=True, text=True,
+                          timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "skipped (not in models)" in done.stdout  # cnn and rnn are not in `models`
     run_dir = root / "runs" / "mirage_smoke"
