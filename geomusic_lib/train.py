@@ -351,7 +351,7 @@ def _train_one_epoch(fold: _Fold, x: ViewBatch, y: torch.Tensor, train_rows: tor
         fold.scaler.step(fold.optimizer)
         fold.scaler.update()
         loss_sum += loss.item() * len(idx)
-        correct += int((logits.argmax(1) == yb).sum())
+        correct += float((logits.argmax(1) == yb).float().mean()) * len(idx)  # TabM: the mean over its k members
         seen += len(idx)
     return loss_sum / max(seen, 1), correct / max(seen, 1)
 

@@ -3,6 +3,7 @@ chosen from the data, haversine soft targets, the thread choice and the per-epoc
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -44,6 +45,22 @@ def test_tabm_checkpoint_loads_with_weights_only_and_predicts_as_trained(uci68, 
     np.testing.assert_allclose(predictor.predict_proba(rows[["track_id", *table.feature_names]]), stored.proba,
                                atol=1e-5)
     assert predictor.embed(rows[table.feature_names]).shape == (len(rows), TINY_TABM["d_block"])
+
+
+def test_tabm_train_accuracy_is_the_mean_over_its_members_not_their_sum(tmp_path):
+    from geomusic_lib.data.table import TrackTable
+
+    rng = np.random.default_rng(0)
+    label = np.repeat(["A", "B"], 100)
+    frame = pd.DataFrame({"track_id": [f"t{i}" for i in range(200)], "label": label, "group": pd.NA,
+                          "lat": 0.0, "lon": 0.0, "f0": np.where(label == "A", -3.0, 3.0) + rng.normal(0, 0.1, 200),
+                          "f1": rng.normal(size=200)})
+    table = TrackTable(frame, ["f0", "f1"], source="table")
+    splits = make_splits(frame, params_from_dict({}).split, seed=0)
+    params = _params(train={"epochs": 12, "lr": 0.01, "batch_size": 32, "patience": 12})
+    train_model("tabm", table, splits, params, tmp_path / "tabm", progress=False)
+    history = pd.read_csv(tmp_path / "tabm" / "history.csv")
+    assert history["train_accuracy"].iloc[-1] > 0.6 and history["train_accuracy"].le(1.0).all()
 
 
 def test_tabm_bins_come_from_the_training_rows_only(uci68, tmp_path):
