@@ -111,6 +111,7 @@ class MelodyShowcase:
     melodies: list[pd.DataFrame]
     weights: list[np.ndarray]
     titles: list[str]
+    track_ids: list[str]
 
 
 def melody_showcase(run: "RunDir", data: "RunData", split: "Split", model: str, method: str,
@@ -118,7 +119,7 @@ def melody_showcase(run: "RunDir", data: "RunData", split: "Split", model: str, 
                     excerpt_notes: int = 48) -> MelodyShowcase | None:
     """The most confident correct validation tunes of `n_classes` classes for `model`, with its
     per-note weights (`method`: "attention" or "integrated_gradients"); None when the run has no note
-    arrays (not a symbolic source) or did not train `model` on frames. Each melody is cut to its first
+    arrays (not a symbolic source), did not train `model` on frames, or got no validation tune right. Each melody is cut to its first
     `excerpt_notes` steps: a short excerpt, never a whole tune (the Essen terms)."""
     from geomusic_lib.predict import Predictor
 
@@ -135,10 +136,14 @@ def melody_showcase(run: "RunDir", data: "RunData", split: "Split", model: str, 
     index = {c: k for k, c in enumerate(predictor.classes)}
     y_true = rows["label"].map(index).to_numpy()
     chosen = showcase_rows(proba, y_true, predictor.classes, np.arange(len(rows)), n_classes)
-    picked = chosen["row"].to_numpy()
-    weights = note_weights(predictor.model, batch.x[picked], batch.mask[picked], y_true[picked], method, steps)
+    if chosen.empty:  # no validation tune classified correctly: nothing to show
+        return None
+    picked = chosen["row"].to_numpy(dtype=np.int64, copy=True)
+    shown = batch.index(torch.from_numpy(picked))
+    weights = note_weights(predictor.model, shown.x, shown.mask, y_true[picked], method, steps)
     ids = rows["track_id"].iloc[picked]
     melodies = [melody_notes(tracks.loc[i], max_notes=min(len(w), excerpt_notes)) for i, w in zip(ids, weights)]
     titles = [f"{c}: {tracks.loc[i, 'title'] if 'title' in tracks.columns else i} (p = {p:.2f})"
               for i, c, p in zip(ids, chosen["class"], chosen["probability"])]
-    return MelodyShowcase(model, method, melodies, [np.asarray(w)[:excerpt_notes] for w in weights], titles)
+    return MelodyShowcase(model, method, melodies, [np.asarray(w)[:excerpt_notes] for w in weights], titles,
+                          list(ids))

@@ -31,7 +31,7 @@ def melody_weight_figure(melodies: Sequence[pd.DataFrame], weights: Sequence[np.
                          f"{len(weights)} weight arrays and {len(titles)} titles")
     top = max(float(np.nanmax(np.abs(w))) if len(w) else 0.0 for w in weights) or 1.0
     scale = dict(colorscale="RdBu_r", cmin=-top, cmax=top) if signed else dict(colorscale="Viridis", cmin=0, cmax=top)
-    fig = make_subplots(rows=len(melodies), cols=1, subplot_titles=list(titles), vertical_spacing=0.12 / len(melodies))
+    fig = make_subplots(rows=len(melodies), cols=1, subplot_titles=list(titles), vertical_spacing=0.3 / len(melodies))
     for i, (notes, w) in enumerate(zip(melodies, weights), start=1):
         w = np.asarray(w, dtype=float)
         shown = notes[~notes["is_rest"].to_numpy(bool)]

@@ -143,7 +143,8 @@ else:
 for model, method in [("attention", "attention"), ("rnn", "integrated_gradients")]:
     shown = interpret_sequence.melody_showcase(run, data, split, model, method, params.device, ip.top_countries)
     if shown is None:
-        print(f"No melodies for {model}: the run has no note sequences (see params/folk.yaml) or no {model} on frames.")
+        print(f"No melodies for {model}: no note sequences (see params/folk.yaml), no {model} on frames, "
+              "or no validation tune it got right.")
         continue
     label = method.replace("_", " ").replace("attention", "attention weight")
     plots_melody.melody_weight_figure(shown.melodies, shown.weights, shown.titles, label, signed=method != "attention",

@@ -199,9 +199,24 @@ def test_run_pipeline_trains_a_sequence_model_on_note_frames(folk_params, tmp_pa
     frames = frames_for_tracks(data.table.frame["track_id"], run.features_dir)
     batch = pad_frames(frames)
     assert batch.mask.sum(1).tolist() == [len(f) for f in frames]
-    result = train_model("attention", data.table, data.splits, params, tmp_path / "attention", frames=frames,
+    result = train_model("attention", data.table, data.splits, params, run.model_dir("attention"), frames=frames,
                          progress=False)
     assert result.predictions.is_file() and np.isfinite(result.test_accuracy)
+    from geomusic_lib.interpret_sequence import melody_showcase
+    from geomusic_lib.predict import Predictor
+
+    predictor = Predictor.from_checkpoint(run.checkpoint("attention"), device="cpu")
+    val = data.table.frame.iloc[data.splits[0].val]
+    right = predictor.predict(predictor.track_inputs(val, run.features_dir), top_k=1)["top1"] == val["label"].to_numpy()
+    for method in ("attention", "integrated_gradients"):  # what notebook 08 draws, on validation tunes only
+        shown = melody_showcase(run, data, data.splits[0], "attention", method, device="cpu", steps=4)
+        assert (shown is None) == (not right.any())  # nothing to show only when no validation tune is right
+        if shown is None:
+            continue
+        val_ids = set(val["track_id"])
+        assert all(t.split(":")[0] for t in shown.titles) and len(shown.melodies) == len(shown.weights)
+        assert all(len(m) <= 48 and len(w) <= 48 for m, w in zip(shown.melodies, shown.weights))
+        assert shown.track_ids and set(shown.track_ids) <= val_ids
 
 
 def test_unknown_files_and_missing_corpus_name_the_key(music21, tmp_path):
@@ -211,3 +226,10 @@ def test_unknown_files_and_missing_corpus_name_the_key(music21, tmp_path):
         essen_files(essen_dir(), ["nope"])
     with pytest.raises(FolkError, match="data.folk.corpus_dir"):
         essen_dir(tmp_path)
+
+
+def test_titles_in_dos_code_page_are_repaired_and_real_text_is_kept():
+    from geomusic_lib.data.folk import repair_dos_letters
+
+    assert repair_dos_letters("Sch\x94nes Himmelreich") == "Schönes Himmelreich"
+    assert repair_dos_letters("Schönes Himmelreich, Zhe cha") == "Schönes Himmelreich, Zhe cha"

@@ -88,8 +88,15 @@ def read_abc_headers(path: Path) -> pd.DataFrame:
         elif current is not None and field in HEADER_FIELDS and HEADER_FIELDS[field] not in current:
             current[HEADER_FIELDS[field]] = value
     frame = pd.DataFrame(rows, columns=["x", *HEADER_FIELDS.values()])
+    frame["title"] = frame["title"].map(repair_dos_letters, na_action="ignore")
     frame.insert(0, "source_file", path.stem)
     return frame
+
+
+def repair_dos_letters(text: str) -> str:
+    """Titles written in DOS code page 850 and carried into UTF-8 byte for byte: `Sch\x94nes` → `Schönes`.
+    Only C1 control characters (U+0080–U+009F, never text) are re-read as code page 850."""
+    return re.sub("[\x80-\x9f]", lambda m: m.group().encode("latin-1").decode("cp850"), text)
 
 
 def tonic_pitch_class(key: object) -> float:
