@@ -1,6 +1,7 @@
 """Shared fixtures: paths to the small real data copies in tests/fixtures/."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,10 @@ def mirage_v1() -> Path:
 @pytest.fixture
 def mirage_legacy() -> Path:
     return FIXTURES / "mirage" / "mirage_legacy_pilot.csv"
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Files with end-to-end (`slow`) tests first, test order kept: under `make test`
+    (`-n 2 --dist loadfile`) the long files start at once and the unit tests fill the gaps."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])  # stable: most end-to-end tests first

@@ -293,7 +293,7 @@ def _orchestrator(root: Path, *args: str) -> subprocess.Popen:
 @pytest.mark.slow
 def test_runs_keep_their_own_files_refuse_a_second_process_and_resume_after_kill_9(smoke_book):
     """A second process on a busy run is refused at once and changes nothing; kill -9 of the whole
-    run mid-chain (after 04_cnn's first checkpoint), then the same command, reuses what had
+    run mid-notebook (after 04_cnn's first epoch), then the same command, reuses what had
     finished and gives the predictions of an uninterrupted run; the other run's book is untouched;
     a book that would mix runs is refused."""
     import signal
@@ -301,26 +301,29 @@ def test_runs_keep_their_own_files_refuse_a_second_process_and_resume_after_kill
 
     root, _ = smoke_book
     other, lone = RunDir(root / "runs" / "other"), RunDir(root / "runs" / "smoke")
-    chain = ("--run-name", "other", "--only", "01,02,03,04,05", "--no-book")
+    chain = ("--run-name", "other", "--only", "01,02,03,04", "--no-book")
     first = _orchestrator(root, *chain)
     deadline = time.time() + 600
-    while not other.checkpoint("cnn", kind="last").is_file():  # 04_cnn is training; 05_rnn is still to come
-        assert first.poll() is None and time.time() < deadline, "run finished or stalled before 04_cnn trained"
+    while not other.lock.exists():  # the run has started (01_data_prep takes seconds)
+        assert first.poll() is None and time.time() < deadline, "run ended before it took its lock"
         time.sleep(0.05)
     second = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml", *chain],
                             cwd=root, capture_output=True, text=True, timeout=120)
     assert second.returncode == 2 and f"run 'other' is in use by pid {first.pid}" in second.stderr
-    os.killpg(first.pid, signal.SIGKILL)
+    while not other.checkpoint("cnn", kind="last").is_file():  # 04_cnn has finished its first epoch
+        assert first.poll() is None and time.time() < deadline, "run finished or stalled before 04_cnn trained"
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGKILL)  # mid-training
     first.wait(timeout=60)
-    assert not other.predictions("rnn").exists()
+    assert not other.predictions("cnn").exists()
     resumed = _orchestrator(root, *chain)
     out, err = resumed.communicate(timeout=900)
     assert resumed.returncode == 0, out[-3000:] + err[-3000:]
     assert "reusing the finished training" in (other.book_notebooks / "03_fcnn.ipynb").read_text(encoding="utf-8")
-    for model in ("fcnn", "tabm", "cnn", "rnn"):
+    for model in ("fcnn", "tabm", "cnn"):
         pd.testing.assert_frame_equal(pd.read_parquet(other.predictions(model)), pd.read_parquet(lone.predictions(model)))
     assert bookpages.book_problems(lone) == [] and (lone.book_html / "index.html").is_file()  # untouched
-    assert bookpages.book_problems(other, ("01_data_prep", "05_rnn")) == []  # its own copies, from run 'other'
+    assert bookpages.book_problems(other, ("01_data_prep", "04_cnn")) == []  # its own copies, from run 'other'
     mixed = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml",
                             "--run-name", "third", "--only", "00"], cwd=root, capture_output=True, text=True,
                            timeout=300)
