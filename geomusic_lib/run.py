@@ -30,7 +30,7 @@ from typing import Any, Iterator, Sequence
 from geomusic_lib.extras import MissingExtraError, require
 from geomusic_lib.notebook_list import NOTEBOOK_MODELS, NOTEBOOKS, STAGES, notebook_runs
 from geomusic_lib.params import Params, ParamsError, load_params
-from geomusic_lib.progress import PROGRESS_ENV
+from geomusic_lib.progress import PROGRESS_ENV, PROGRESS_FILE_ENV
 from geomusic_lib.rundir import RunDir
 
 NOTEBOOKS_DIR = Path("notebooks")
@@ -136,6 +136,8 @@ def execute_notebook(name: str, root: str, out_dir: str, parameters: dict[str, A
     source = root_path / NOTEBOOKS_DIR / f"{name}.ipynb"
     output = Path(out_dir) / f"{name}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
+    if log_dir:  # geomusic's bars append to the log themselves (fd 2 would reach the notebook)
+        env = {**env, PROGRESS_FILE_ENV: str(Path(log_dir).resolve() / f"{name}.log")}
     saved_env = {key: os.environ.get(key) for key in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     start = time.perf_counter()

@@ -104,9 +104,11 @@ show_model_source(tabm_name)
 # off (the default), this cell only says so.
 
 # %%
-display(stages.tune_models(params, run, names))
-for name in names:
-    display(tune.trials_table(run, name).head(30))
+tuned = stages.tune_models(params, run, names)  # empty when tuning is off
+if len(tuned):
+    display(tuned)
+    for name in names:
+        display(tune.trials_table(run, name).head(30))
 
 # %% [markdown]
 # ## Train

@@ -156,6 +156,8 @@ def test_smoke_book_runs_every_notebook_and_builds_the_book(smoke_book):
     assert manifest["params"]["run_name"] == "smoke" and set(manifest["timings_s"]) == set(run.NOTEBOOKS)
     results = (book.book_html / "book" / "results.html").read_text(encoding="utf-8")
     assert "No metrics table yet" not in results and "fcnn" in results and "logreg" in results
+    trained = (book.book_notebooks / "03_fcnn.ipynb").read_text(encoding="utf-8")
+    assert "it/s" not in trained and "fcnn: 100%" in (book.logs_dir / "03_fcnn.log").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
@@ -345,7 +347,7 @@ def test_the_console_shows_the_latest_progress_line_of_the_newest_kernel_log(tmp
     assert run.latest_progress_line(tmp_path / "missing") is None
 
 
-def test_progress_bars_write_plain_text_to_the_kernel_log_under_the_orchestrator(monkeypatch, capfd):
+def test_progress_bars_write_plain_text_to_the_kernel_log_under_the_orchestrator(monkeypatch, capfd, tmp_path):
     from geomusic_lib.progress import PROGRESS_ENV, progress_bar
 
     monkeypatch.setenv(PROGRESS_ENV, "log")
@@ -353,3 +355,8 @@ def test_progress_bars_write_plain_text_to_the_kernel_log_under_the_orchestrator
     for _ in progress_bar(range(3), desc="fcnn"):
         pass
     assert "fcnn: 100%" in capfd.readouterr().err
+    log = tmp_path / "03_fcnn.log"
+    monkeypatch.setenv("GEOMUSIC_PROGRESS_FILE", str(log))
+    for _ in progress_bar(range(3), desc="tabm"):
+        pass
+    assert "tabm: 100%" in log.read_text(encoding="utf-8") and "tabm" not in capfd.readouterr().err
