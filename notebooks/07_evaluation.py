@@ -71,10 +71,13 @@ print("baselines:", ", ".join(stages.fit_baselines(params, run, data)))
 # histogram gradient boosting were tuned under the same budget of trials on the validation rows
 # before they trained (the baselines just now, in the cell above). The table lists, per model,
 # the trials run (pruned ones included), the time they took, the best validation log-loss and
-# the settings the model then trained with. It is empty when tuning is off.
+# the settings the model then trained with.
 
 # %%
-tune.tuning_summary(run)
+tuning = tune.tuning_summary(run)
+if tuning.empty:
+    print("This run did not tune (tune.enabled: false). `make book PARAMS=params/tuned.yaml` builds the tuned run.")
+tuning if len(tuning) else None
 
 # %% [markdown]
 # ## A calibrated ensemble
