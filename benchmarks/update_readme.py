@@ -34,8 +34,9 @@ def run_section(run: RunDir) -> str:
 
 
 def bench_sections() -> list[str]:
+    """Each benchmark table under its title; its own headings sit below the title's level."""
     out = REPO / "benchmarks" / "out"
-    return [f"### {title}\n\n{(out / name).read_text(encoding='utf-8').strip()}"
+    return [f"### {title}\n\n" + re.sub(r"^(#+) ", r"##\1 ", (out / name).read_text(encoding="utf-8").strip(), flags=re.M)
             for name, title in BENCH_TABLES.items() if (out / name).is_file()]
 
 
