@@ -157,7 +157,8 @@ def test_smoke_book_runs_every_notebook_and_builds_the_book(smoke_book):
     results = (book.book_html / "book" / "results.html").read_text(encoding="utf-8")
     assert "No metrics table yet" not in results and "fcnn" in results and "logreg" in results
     trained = (book.book_notebooks / "03_fcnn.ipynb").read_text(encoding="utf-8")
-    assert "it/s" not in trained and "fcnn: 100%" in (book.logs_dir / "03_fcnn.log").read_text(encoding="utf-8")
+    log = (book.logs_dir / "03_fcnn.log").read_text(encoding="utf-8")
+    assert "it/s" not in trained and "fcnn:" in log and "it/s" in log  # the bars are in the log, not the page
 
 
 @pytest.mark.slow
