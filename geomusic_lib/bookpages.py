@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from geomusic_lib.bookfacts import write_book_facts
 from geomusic_lib.extras import require
 from geomusic_lib.fileio import atomic_write_bytes, atomic_write_text
 from geomusic_lib.manifest import accelerator, git_state, read_manifest
@@ -66,6 +67,7 @@ def write_generated_pages(root: Path, run: RunDir, params: Params, params_file: 
     atomic_write_text(run.book_generated / "results_table.md", results_table_markdown(run, root))
     atomic_write_text(run.book_generated / "run_info.md", run_info_markdown(root, params, params_file, seconds, rerun))
     atomic_write_text(run.book_generated / "tuning_table.md", tuning_table_markdown(run))
+    write_book_facts(run)  # the prose pages' numbers and findings, from this run
 
 
 def tuning_table_markdown(run: RunDir) -> str:

@@ -235,12 +235,16 @@ class InterpretParams(_Strict):
     tree_shap_samples: int = Field(50, ge=1, description="rows explained for the tree baseline (TreeExplainer)")
     tsne_samples: int = Field(600, ge=10)
     tsne_perplexity: float = Field(30.0, gt=1)
-    top_countries: int = Field(4, ge=1)
+    top_countries: int = Field(4, ge=1, description="per-class SHAP for this many classes, chosen on validation rows")
+    min_support: int = Field(3, ge=1, description="validation tracks a class needs to be chosen for per-class SHAP")
 
 
 class PredictParams(_Strict):
     top_k: int = Field(5, ge=1)
-    countries: list[str] = Field(default_factory=lambda: ["Indonesia", "Mali", "India", "Japan"])
+    countries: list[str] = Field(default_factory=list, description="pin the classes 09 shows; empty: the "
+                                 "n_countries classes the model gets right most often on validation rows")
+    n_countries: int = Field(4, ge=1, description="classes 09 shows when `countries` is empty")
+    min_support: int = Field(3, ge=1, description="validation tracks a class needs to be chosen for 09")
     per_country: int = Field(3, ge=1)
     batch_size: int = Field(1024, ge=1, description="tracks per forward pass")
 

@@ -70,7 +70,7 @@ def open_stage(
     run = _claim_run(params, path)
     setup_plotting()
     print(f"params file: {_shown(path, params.root)}   run directory: {_shown(params.run_dir, params.root)}")
-    print(format_params(params, show))
+    show_settings(params, show)
     return params, run
 
 
@@ -131,6 +131,42 @@ def format_params(params: Params, show: Sequence[str] | None = None) -> str:
             raise KeyError(f"show={unknown}: not a params section; choose from {sorted(plain)}")
         plain = {key: plain[key] for key in show}
     return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=100).rstrip()
+
+
+def settings_table(params: Params, show: Sequence[str] | None = None) -> "pd.DataFrame":
+    """The effective params as a compact two-column table: one row per setting, nested settings
+    flattened into `key: value` pairs, so that a long configuration stays readable on a page."""
+    import pandas as pd
+
+    plain = yaml.safe_load(format_params(params, show))
+    rows = []
+    for section, value in plain.items():
+        if isinstance(value, dict):
+            rows += [(f"{section}.{key}", _compact(inner)) for key, inner in value.items()]
+        else:
+            rows.append((section, _compact(value)))
+    return pd.DataFrame(rows, columns=["setting", "value"])
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_compact(v)}" for k, v in value.items()) or "{}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_compact(v) for v in value) + "]"
+    return "null" if value is None else str(value)
+
+
+def show_settings(params: Params, show: Sequence[str] | None = None) -> None:
+    """The effective settings: a table without index in a notebook, YAML in a plain console."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and getattr(get_ipython(), "kernel", None) is not None:
+        display(settings_table(params, show).style.hide(axis="index"))
+    else:
+        print(format_params(params, show))
 
 
 def setup_plotting() -> None:

@@ -1,4 +1,4 @@
-"""Small tables the notebooks display: a model's headline metrics, and the tracks 09 shows."""
+"""Small tables the notebooks display: a model's headline metrics, and any table as the book shows it."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -16,10 +16,9 @@ def headline_table(metrics: dict, names: Sequence[str] = NOTEBOOK_HEADLINE) -> p
     return table.round({m: 0 if m.endswith("_km") else 3 for m in names})
 
 
-def showcase_tracks(tracks: pd.DataFrame, wanted: list[str], per_class: int, ranked: list[str]) -> pd.DataFrame:
-    """Up to `per_class` rows of each wanted class present in `tracks`; when none is present
-    (e.g. region labels), the first `len(wanted)` present classes of `ranked` instead."""
-    present = set(tracks["label"])
-    chosen = [c for c in wanted if c in present] or [c for c in ranked if c in present][: max(1, len(wanted))]
-    rows = tracks[tracks["label"].isin(chosen)]
-    return rows.groupby("label", sort=False).head(per_class).sort_values("label", key=lambda s: s.map(chosen.index))
+def shown(frame: pd.DataFrame, digits: int = 3) -> "pd.io.formats.style.Styler":
+    """A table as the book shows it: no index column, kilometre columns as whole numbers, other
+    floats to `digits` decimals."""
+    floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+    formats = {c: "{:,.0f}" if "km" in str(c) else f"{{:.{digits}f}}" for c in floats}
+    return frame.style.hide(axis="index").format(formats, na_rep="")

@@ -39,6 +39,9 @@
 # ## Imports
 
 # %%
+from IPython.display import Markdown, display
+
+from geomusic_lib.findings import plan_findings
 from geomusic_lib.manifest import read_manifest
 from geomusic_lib.notebook_list import STAGES
 from geomusic_lib.session import open_stage
@@ -94,8 +97,14 @@ print("accelerator:", manifest["accelerator"])
 print({name: version for name, version in manifest["versions"].items() if version})
 
 # %% [markdown]
+# ## What this run is set to do
+
+# %% tags=["remove-input"]
+display(Markdown(plan_findings(params)))
+
+# %% [markdown]
 # ## Summary
-# - One params file describes one run; the effective settings are printed above.
+# - One params file describes one run; the effective settings are in the table above.
 # - Stages talk only through files in `runs/<run_name>/`.
 # - The book's numbers and figures are outputs of this run, never typed by hand.
 #
@@ -104,6 +113,5 @@ print({name: version for name, version in manifest["versions"].items() if versio
 # means, and fixes the train/validation/test splits.
 #
 # ## References
-# - Zhou, Q & King (2014), *Predicting the Geographical Origin of Music*, ICDM.
-# - Nguyen, Acosta, Dang & Sears (2025), *Exploring internet radio across the globe with
-#   the MIRAGE online dashboard*, arXiv:2502.05250.
+# - {cite:t}`zhou2014predicting` (the UCI data)
+# - {cite:t}`nguyen2025mirage` (MIRAGE)

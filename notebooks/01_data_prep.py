@@ -36,7 +36,10 @@
 # %%
 import json
 
+from IPython.display import Markdown, display
+
 from geomusic_lib import plots, stages
+from geomusic_lib.findings import data_findings
 from geomusic_lib.data.splits import split_groups
 from geomusic_lib.session import open_stage
 
@@ -113,6 +116,12 @@ for split in splits:
     assert not shared, "an artist is on both sides of the split"
 
 # %% [markdown]
+# ## What this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(data_findings(table.frame, splits[0])))
+
+# %% [markdown]
 # ## Summary
 # - The run's tracks, classes, splits and label notes are in `runs/<run_name>/data/`.
 # - Labels are proxies (capital-city coordinates for UCI, broadcast location for MIRAGE).
@@ -123,5 +132,5 @@ for split in splits:
 # track is described by.
 #
 # ## References
-# - Zhou, Q & King (2014), *Predicting the Geographical Origin of Music*, ICDM.
-# - scikit-learn, `StratifiedGroupKFold`.
+# - {cite:t}`zhou2014predicting` (the UCI data)
+# - {cite:t}`pedregosa2011sklearn` (`StratifiedGroupKFold`)

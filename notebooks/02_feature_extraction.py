@@ -39,9 +39,12 @@
 # %%
 import json
 
+from IPython.display import Markdown, display
+
 from geomusic_lib import plots, stages
 from geomusic_lib.data import load_run_data
 from geomusic_lib.features import SPOTIFY_NOTICE
+from geomusic_lib.findings import feature_findings
 from geomusic_lib.session import open_stage
 
 # %% [markdown]
@@ -103,6 +106,12 @@ else:
     print("These features have no grid: the models read them as a vector (FCNN) or one step per feature.")
 
 # %% [markdown]
+# ## What this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(feature_findings(table.frame[table.feature_names])))
+
+# %% [markdown]
 # ## Summary
 # - The features of every track are now in `runs/<run_name>/data/table.parquet`.
 # - UCI features summarise whole tracks; the grid's descriptor axis is not time.
@@ -113,5 +122,5 @@ else:
 # [03 · FCNN](03_fcnn.ipynb) trains the first model on these features.
 #
 # ## References
-# - Tzanetakis & Cook (2002), *Musical genre classification of audio signals* (MARSYAS).
-# - Zhou, Q & King (2014), *Predicting the Geographical Origin of Music*, ICDM.
+# - {cite:t}`tzanetakis2002musical` (MARSYAS)
+# - {cite:t}`zhou2014predicting` (the UCI data)

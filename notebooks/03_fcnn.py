@@ -28,7 +28,7 @@
 # |---|---|---|
 # | [01](01_data_prep.ipynb) and [02](02_feature_extraction.ipynb) | necessary | the run's tracks, splits and features |
 # | Fully connected networks, dropout | helpful | the FCNN is about twenty lines in `geomusic_lib/models/fcnn.py` |
-# | Ensembles, embeddings of numeric features | helpful | TabM {cite}`gorishniy2025tabm`, embeddings {cite}`gorishniy2022embeddings` |
+# | Ensembles, embeddings of numeric features | helpful | TabM {cite:p}`gorishniy2025tabm`, embeddings {cite:p}`gorishniy2022embeddings` |
 #
 # **Time to run**: about a minute on a laptop CPU for UCI; tuning (off by default) adds a few
 # minutes per model; longer on MIRAGE (GPU).
@@ -38,11 +38,12 @@
 
 # %%
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from geomusic_lib import plots, stages, tune
 from geomusic_lib.docs import show_model_source
 from geomusic_lib.evaluate import load_history
+from geomusic_lib.findings import network_findings
 from geomusic_lib.metrics import evaluate_predictions
 from geomusic_lib.predictions import read_predictions
 from geomusic_lib.session import open_stage
@@ -79,12 +80,12 @@ show_model_source(model_name)
 
 # %% [markdown]
 # ## TabM
-# TabM {cite}`gorishniy2025tabm` is one MLP that behaves like an ensemble of `k` MLPs
+# TabM {cite:p}`gorishniy2025tabm` is one MLP that behaves like an ensemble of `k` MLPs
 # (`model.tabm.k`): the members share their weight matrices and differ only in small
 # per-member scaling vectors (BatchEnsemble), so the ensemble costs little more than one
 # network. Each member is trained on its own loss, and the prediction is the mean of the
 # members' probabilities. Before the MLP, each feature is embedded piecewise-linearly
-# {cite}`gorishniy2022embeddings`: its value is located among quantile bins of the training
+# {cite:p}`gorishniy2022embeddings`: its value is located among quantile bins of the training
 # rows, which lets the network bend its response to one feature the way a tree's splits do.
 # The optimiser settings are the paper's defaults (AdamW, learning rate 0.002, weight decay
 # 0.0003, batch 256); the network is the paper's default at half the members and width (16 × 256,
@@ -146,14 +147,19 @@ scores = {name: evaluate_predictions(read_predictions(result.predictions), run.r
 pd.concat({name: headline_table(metrics) for name, metrics in scores.items()})
 
 # %% [markdown]
+# ## What this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(network_findings(run, scores)))
+
+# %% [markdown]
 # ## Summary
 # - The checkpoints, `history.csv` and `predictions.parquet` of each model are in
 #   `runs/<run_name>/models/fcnn/` and `runs/<run_name>/models/tabm/`.
-# - Read the test scores with their intervals: on a small test set they are wide.
 #
 # ## What's next
 # [04 · CNN](04_cnn.ipynb) reads the same features as a small image.
 #
 # ## References
-# - Paszke et al. (2019), *PyTorch: an imperative style, high-performance deep learning library*.
-# - {cite}`gorishniy2025tabm`; {cite}`gorishniy2022embeddings`; {cite}`akiba2019optuna`.
+# - {cite:t}`paszke2019pytorch` (PyTorch)
+# - {cite:t}`gorishniy2025tabm` (TabM); {cite:t}`gorishniy2022embeddings` (embeddings); {cite:t}`akiba2019optuna` (Optuna)

@@ -33,9 +33,12 @@
 # ## Imports
 
 # %%
+from IPython.display import Markdown, display
+
 from geomusic_lib import plots, stages
 from geomusic_lib.docs import show_model_source
 from geomusic_lib.evaluate import load_history
+from geomusic_lib.findings import network_findings
 from geomusic_lib.metrics import evaluate_predictions
 from geomusic_lib.predictions import read_predictions
 from geomusic_lib.session import open_stage
@@ -102,13 +105,18 @@ metrics = evaluate_predictions(read_predictions(result.predictions), run.read_cl
 headline_table(metrics)
 
 # %% [markdown]
+# ## What this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(network_findings(run, {model_name: metrics})))
+
+# %% [markdown]
 # ## Summary
 # - The checkpoints, `history.csv` and `predictions.parquet` of this model are in
 #   `runs/<run_name>/models/cnn/`.
-# - Read the test scores with their intervals: on a small test set they are wide.
 #
 # ## What's next
 # [05 · RNN](05_rnn.ipynb) reads the descriptors as a sequence.
 #
 # ## References
-# - Tzanetakis & Cook (2002), *Musical genre classification of audio signals* (the descriptors).
+# - {cite:t}`tzanetakis2002musical` (the descriptors)

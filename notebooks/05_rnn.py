@@ -33,9 +33,12 @@
 # ## Imports
 
 # %%
+from IPython.display import Markdown, display
+
 from geomusic_lib import plots, stages
 from geomusic_lib.docs import show_model_source
 from geomusic_lib.evaluate import load_history
+from geomusic_lib.findings import network_findings
 from geomusic_lib.metrics import evaluate_predictions
 from geomusic_lib.predictions import read_predictions
 from geomusic_lib.session import open_stage
@@ -100,13 +103,18 @@ metrics = evaluate_predictions(read_predictions(result.predictions), run.read_cl
 headline_table(metrics)
 
 # %% [markdown]
+# ## What this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(network_findings(run, {model_name: metrics})))
+
+# %% [markdown]
 # ## Summary
 # - The checkpoints, `history.csv` and `predictions.parquet` of this model are in
 #   `runs/<run_name>/models/rnn/`.
-# - Read the test scores with their intervals: on a small test set they are wide.
 #
 # ## What's next
 # [06 · Attention](06_attention.ipynb) adds an attention layer that says which steps matter.
 #
 # ## References
-# - Hochreiter & Schmidhuber (1997), *Long short-term memory*, Neural Computation.
+# - {cite:t}`hochreiter1997lstm` (LSTM)

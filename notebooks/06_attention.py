@@ -33,9 +33,12 @@
 # ## Imports
 
 # %%
+from IPython.display import Markdown, display
+
 from geomusic_lib import plots, stages
 from geomusic_lib.docs import show_model_source
 from geomusic_lib.evaluate import load_history
+from geomusic_lib.findings import network_findings
 from geomusic_lib.metrics import evaluate_predictions
 from geomusic_lib.predictions import read_predictions
 from geomusic_lib.session import open_stage
@@ -101,14 +104,19 @@ metrics = evaluate_predictions(read_predictions(result.predictions), run.read_cl
 headline_table(metrics)
 
 # %% [markdown]
+# ## What this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(network_findings(run, {model_name: metrics})))
+
+# %% [markdown]
 # ## Summary
 # - The checkpoints, `history.csv` and `predictions.parquet` of this model are in
 #   `runs/<run_name>/models/attention/`.
-# - Read the test scores with their intervals: on a small test set they are wide.
 #
 # ## What's next
 # [07 · Evaluation](07_evaluation.ipynb) compares all five networks with the baselines.
 #
 # ## References
-# - Bahdanau, Cho & Bengio (2015), *Neural machine translation by jointly learning to align and translate*, ICLR.
-# - Vaswani et al. (2017), *Attention is all you need*, NeurIPS.
+# - {cite:t}`bahdanau2015attention` (additive attention)
+# - {cite:t}`vaswani2017attention` (self-attention)

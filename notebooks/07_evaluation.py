@@ -38,11 +38,15 @@
 # ## Imports
 
 # %%
+from IPython.display import Markdown, display
+
 from geomusic_lib import plots, stages, tune
 from geomusic_lib.data import load_run_data
 from geomusic_lib.evaluate import best_network, evaluate_run, prediction_files
+from geomusic_lib.findings import comparison_findings, floor_of
 from geomusic_lib.predictions import read_predictions
 from geomusic_lib.session import open_stage
+from geomusic_lib.summaries import shown
 
 # %% [markdown]
 # ## Parameters
@@ -77,13 +81,13 @@ print("baselines:", ", ".join(stages.fit_baselines(params, run, data)))
 tuning = tune.tuning_summary(run)
 if tuning.empty:
     print("This run did not tune (tune.enabled: false). `make book PARAMS=params/tuned.yaml` builds the tuned run.")
-tuning if len(tuning) else None
+shown(tuning) if len(tuning) else None
 
 # %% [markdown]
 # ## A calibrated ensemble
 # Averaging models that err differently is the simplest way to gain accuracy. The
-# ensemble's member weights (greedy selection on the log-loss {cite}`caruana2004ensemble`) and
-# its temperatures {cite}`guo2017calibration` are fitted on the **validation** rows
+# ensemble's member weights (greedy selection on the log-loss {cite:p}`caruana2004ensemble`) and
+# its temperatures {cite:p}`guo2017calibration` are fitted on the **validation** rows
 # only, then applied to the test rows. Baselines are refitted on the training rows for
 # this, since their own fit saw the validation rows; the weights then apply to their usual
 # test probabilities. The networks' checkpoints were early-stopped on these same rows, so
@@ -111,8 +115,7 @@ print(", ".join(predictions))
 
 # %%
 metrics = evaluate_run(run, params)
-shown = ["model", "kind", "accuracy", "top5_accuracy", "macro_f1", "median_km", "ece"]
-metrics[shown].round(3)
+shown(metrics[["model", "kind", "accuracy", "balanced_accuracy", "top5_accuracy", "macro_f1", "median_km", "ece"]])
 
 # %% [markdown]
 # **What to look for:** bars whose intervals overlap are not distinguishable on this test
@@ -169,6 +172,12 @@ plots.reliability_diagram({m: predictions[m] for m in [*params.models, "ensemble
                           n_bins=params.evaluate.calibration_bins).show()
 
 # %% [markdown]
+# ## What this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(comparison_findings(metrics, floor_of(data), best, per_class)))
+
+# %% [markdown]
 # ## Summary
 # - `runs/<run_name>/eval/metrics.csv` holds every headline metric with its interval;
 #   per-class tables are in `eval/per_class/`.
@@ -179,6 +188,6 @@ plots.reliability_diagram({m: predictions[m] for m in [*params.models, "ensemble
 # [08 · Interpretability](08_interpretability.ipynb) asks what the models rely on.
 #
 # ## References
-# - Efron & Tibshirani (1993), *An Introduction to the Bootstrap*.
-# - Guo, Pleiss, Sun & Weinberger (2017), *On calibration of modern neural networks*, ICML.
-# - Pedregosa et al. (2011), *Scikit-learn: machine learning in Python*, JMLR.
+# - {cite:t}`efron1993bootstrap` (bootstrap intervals)
+# - {cite:t}`guo2017calibration` (temperature scaling)
+# - {cite:t}`pedregosa2011sklearn` (the baselines)

@@ -37,12 +37,16 @@
 # %%
 import numpy as np
 
+from IPython.display import Markdown, display
+
 from geomusic_lib import interpret, interpret_sequence, plots, plots_melody
 from geomusic_lib.baselines import fit_baseline
 from geomusic_lib.data import load_run_data
-from geomusic_lib.evaluate import best_network
+from geomusic_lib.evaluate import best_network, load_metrics
+from geomusic_lib.findings import attention_caveat, interpretation_findings
 from geomusic_lib.predict import Predictor
 from geomusic_lib.session import open_stage
+from geomusic_lib.showcase import choose_showcase, validation_recall
 
 # %% [markdown]
 # ## Parameters
@@ -82,18 +86,22 @@ bg = interpret.sample_split(split, ip.shap_background, params.seed, part="train"
 ex = interpret.sample_split(split, ip.shap_samples, params.seed, part="test")
 values = interpret.shap_values_torch(predictor.model, batch.x[bg], batch.x[ex], predictor.feature_names,
                                      predictor.view, predictor.grid_shape, nsamples=ip.shap_nsamples, seed=params.seed)
-plots.feature_importance_figure(interpret.global_importance(values, predictor.feature_names),
-                                title=f"Global feature importance of {best} (mean |SHAP|)").show()
+network_importance = interpret.global_importance(values, predictor.feature_names)
+plots.feature_importance_figure(network_importance, title=f"Global feature importance of {best} (mean |SHAP|)").show()
 
 # %% [markdown]
-# The same values for the output of the countries the network recognises best
-# (highest recall in 07). **What to look for:** features that matter for one country
+# The same values for the output of the countries the network recognises best on the
+# **validation** rows (the `interpret.top_countries` with the highest validation recall
+# among those with at least `interpret.min_support` validation tracks; the test rows play
+# no part in the choice). **What to look for:** features that matter for one country
 # only: candidate acoustic signatures, to be checked by listening.
 
 # %%
-per_class = run.read_per_class(best)
-by_class = interpret.per_class_importance(values, predictor.feature_names, predictor.classes, per_class,
-                                         ip.top_countries)
+showcase = choose_showcase(validation_recall(predictor, table.frame.iloc[split.val], run.features_dir),
+                           ip.top_countries, ip.min_support)
+print(f"countries: {', '.join(showcase.classes)}: {showcase.how}")
+chosen = showcase.validation[showcase.validation["class"].isin(showcase.classes)]
+by_class = interpret.per_class_importance(values, predictor.feature_names, predictor.classes, chosen, ip.top_countries)
 plots.per_class_importance_figure(by_class).show()
 
 # %% [markdown]
@@ -109,14 +117,17 @@ x, y = table.features, table.frame["label"].to_numpy()
 fit_rows = np.concatenate([split.train, split.val])
 forest = fit_baseline("random_forest", params.seed, x[fit_rows], y[fit_rows])
 tree_rows = interpret.sample_split(split, ip.tree_shap_samples, params.seed, part="test")
-plots.feature_importance_figure(interpret.shap_importance_tree(forest, x[tree_rows], table.feature_names),
-                                title="Global feature importance of the random forest (mean |SHAP|)").show()
+forest_importance = interpret.shap_importance_tree(forest, x[tree_rows], table.feature_names)
+plots.feature_importance_figure(forest_importance, title="Global feature importance of the random forest (mean |SHAP|)").show()
 
 # %% [markdown]
 # ## Attention by region
 # The attention model weighs its steps before classifying. Averaged over the test
 # tracks of each true region, the weights show what it attends to. On UCI a step is a
 # **descriptor, not a moment in time**: read "which descriptor", not "when".
+
+# %% tags=["remove-input"]
+display(Markdown(attention_caveat(load_metrics(run)) or "No attention model in this run."))
 
 # %%
 attention = interpret.attention_model(run, split.fold, device=params.device)  # None when the run has none
@@ -134,7 +145,7 @@ else:
 # most confident correctly classified **validation** tune of several countries (the test
 # rows play no part in the choice), each note of the first bars is coloured by the
 # attention model's weight on it, and by the BiLSTM's integrated-gradients attribution
-# (Sundararajan et al., 2017; SHAP's explainers expect a fixed-width input, integrated
+# ({cite:t}`sundararajan2017ig`; SHAP's explainers expect a fixed-width input, integrated
 # gradients work under the note mask). Red notes raise the probability of the true
 # country, blue ones lower it. **What to look for:** cadences, characteristic intervals
 # or rhythms that carry the decision, rather than the first notes alone.
@@ -165,6 +176,12 @@ embedding = interpret.tsne_embeddings(predictor.model, batch.x[split.test], coun
 plots.tsne_figure(embedding, title=f"t-SNE of {best} embeddings (held-out tracks)").show()
 
 # %% [markdown]
+# ## What this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(interpretation_findings(load_metrics(run), best, network_importance, forest_importance)))
+
+# %% [markdown]
 # ## Summary
 # - SHAP ranks the features the best network and a random forest rely on.
 # - Attention weights show which steps the attention model weighs, by region; on melodies,
@@ -177,7 +194,7 @@ plots.tsne_figure(embedding, title=f"t-SNE of {best} embeddings (held-out tracks
 # held-out tracks.
 #
 # ## References
-# - Lundberg & Lee (2017), *A unified approach to interpreting model predictions*, NeurIPS.
-# - van der Maaten & Hinton (2008), *Visualizing data using t-SNE*, JMLR.
-# - Bahdanau, Cho & Bengio (2015), *Neural machine translation by jointly learning to align and translate*, ICLR.
-# - Sundararajan, Taly & Yan (2017), *Axiomatic attribution for deep networks*, ICML.
+# - {cite:t}`lundberg2017shap` (SHAP)
+# - {cite:t}`vandermaaten2008tsne` (t-SNE)
+# - {cite:t}`bahdanau2015attention` (additive attention)
+# - {cite:t}`sundararajan2017ig` (integrated gradients)

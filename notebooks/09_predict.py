@@ -19,7 +19,8 @@
 # ## Overview
 # - load the best network (lowest validation loss) from its checkpoint alone, as a user of
 #   the library would;
-# - predict held-out tracks of a few distinctive countries (Indonesia among them);
+# - predict held-out tracks of the countries it recognises best on the validation rows
+#   (chosen without looking at the test rows, or pinned in the params);
 # - read the top-5 countries and their probabilities, next to the true country.
 #
 # ## Prerequisites
@@ -34,16 +35,20 @@
 # ## Imports
 
 # %%
+from IPython.display import Markdown, display
+
 from geomusic_lib import plots
 from geomusic_lib.data import load_run_data
 from geomusic_lib.evaluate import best_network
 from geomusic_lib.predict import Predictor
 from geomusic_lib.session import open_stage
-from geomusic_lib.summaries import showcase_tracks
+from geomusic_lib.showcase import choose_showcase, compact_guesses, prediction_findings, showcase_rows, validation_recall
+from geomusic_lib.summaries import shown
 
 # %% [markdown]
 # ## Parameters
-# `countries` and `top_k` come from `predict.*` in the params file.
+# `top_k`, `n_countries`, `min_support` and `per_country` come from `predict.*` in the params file;
+# `predict.countries` pins the countries instead.
 
 # %% tags=["parameters"]
 params_file: str = "../params/default.yaml"  # the run's params file, found from notebooks/ or the repository root
@@ -66,30 +71,32 @@ print(f"{best}: {len(predictor.classes)} classes, {predictor.n_features} feature
 
 # %% [markdown]
 # ## Held-out tracks of a few countries
-# Up to `predict.per_country` test tracks of each country in `predict.countries`:
-# tracks the model never saw in training. When none of those is a class of this run
-# (region or continent labels, say), the classes the model recognises best stand in.
+# The countries are chosen on the **validation** rows: the `predict.n_countries` classes the
+# model gets right most often there, among those with at least `predict.min_support`
+# validation tracks. The test rows play no part in the choice. Then up to
+# `predict.per_country` test tracks of each: tracks the model never saw in training.
 
 # %%
-test = data.table.frame.iloc[split.test]
-ranked = run.read_per_class(best).sort_values("recall", ascending=False)["class"].tolist()
-chosen = showcase_tracks(test, params.predict.countries, params.predict.per_country, ranked)
-missing = sorted(set(params.predict.countries) - set(chosen["label"]))
+test, val, pp = data.table.frame.iloc[split.test], data.table.frame.iloc[split.val], params.predict
+showcase = choose_showcase(validation_recall(predictor, val, run.features_dir), pp.n_countries, pp.min_support,
+                           pinned=pp.countries, present=test["label"].unique())
+chosen = showcase_rows(test, showcase.classes, pp.per_country)
+print(f"showing {', '.join(showcase.classes) or 'nothing'}: {showcase.how}")
+missing = sorted(set(pp.countries) - set(chosen["label"]))
 if missing:
     print(f"no held-out tracks (or no class) for: {', '.join(missing)}")
 
 # %% [markdown]
-# In the table, `top1`…`top5` are the model's five strongest countries with their
-# probabilities `p1`…`p5`; `region` is the world region of `top1` (not necessarily the
-# true one); `distance_aware` is the country that minimises the expected great-circle
-# error under those probabilities, a hedge that can differ from `top1` when the
+# In the table, `guesses` lists the model's strongest countries in rank order with their
+# probabilities; `region` is the world region of the first guess (not necessarily the
+# true one); `distance-aware` is the country that minimises the expected great-circle
+# error under those probabilities, a hedge that can differ from the first guess when the
 # probability mass is spread over distant places.
 
 # %%
-result = predictor.predict(predictor.track_inputs(chosen, run.features_dir), top_k=params.predict.top_k,
-                           batch_size=params.predict.batch_size)
-result.insert(1, "true country", chosen["label"].to_numpy())
-result.round(3)
+result = predictor.predict(predictor.track_inputs(chosen, run.features_dir), top_k=pp.top_k,
+                           batch_size=pp.batch_size)
+shown(compact_guesses(result, chosen["label"]))
 
 # %% [markdown]
 # ## The guesses, track by track
@@ -103,6 +110,12 @@ k = min(params.predict.top_k, len(predictor.classes))
 plots.top_k_figure(result, chosen["label"].tolist(), title=f"Top-{k} predictions of {best} for held-out tracks").show()
 
 # %% [markdown]
+# ## What this run shows
+
+# %% tags=["remove-input"]
+display(Markdown(prediction_findings(result, chosen["label"], showcase, best)))
+
+# %% [markdown]
 # ## Summary
 # - The checkpoint alone is enough to predict new tracks.
 # - Top-5 lists show how close the model came when it was wrong.
@@ -114,4 +127,4 @@ plots.top_k_figure(result, chosen["label"].tolist(), title=f"Top-{k} predictions
 # [limitations](../limitations.md) says what they cannot support.
 #
 # ## References
-# - Zhou, Q & King (2014), *Predicting the Geographical Origin of Music*, ICDM.
+# - {cite:t}`zhou2014predicting` (the UCI data)

@@ -252,16 +252,14 @@ def test_round_trip_through_the_predictions_file(tmp_path):
                                                                                     bootstrap=0)
 
 
-def test_showcase_tracks_fall_back_to_the_best_recognised_classes():
+def test_shown_table_hides_the_index_and_rounds_kilometres():
     import pandas as pd
 
-    from geomusic_lib.summaries import showcase_tracks
+    from geomusic_lib.summaries import shown
 
-    tracks = pd.DataFrame({"track_id": list("abcdef"), "label": ["Mali", "Mali", "Japan", "Peru", "Peru", "Peru"]})
-    chosen = showcase_tracks(tracks, ["Japan", "Indonesia"], per_class=1, ranked=["Peru", "Mali"])
-    assert chosen["track_id"].tolist() == ["c"]
-    regions = showcase_tracks(tracks, ["Indonesia", "Kenya"], per_class=2, ranked=["Peru", "Chile", "Mali"])
-    assert regions["label"].tolist() == ["Peru", "Peru", "Mali", "Mali"]
+    html = shown(pd.DataFrame({"model": ["fcnn"], "accuracy": [0.47619], "median_km": [1234.567]})).to_html()
+    assert "0.476" in html and "1,235" in html and "1234.567" not in html
+    assert "row_heading" not in html  # no index column
 
 
 def test_unknown_regions_never_count_as_a_match():
