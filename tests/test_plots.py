@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from geomusic_lib import plots
+from geomusic_lib import plots, plots_predict
 from geomusic_lib.data.uci import load_uci
 from geomusic_lib.evaluate import evaluate_run, load_history
 from geomusic_lib.metrics import per_class_metrics
@@ -213,11 +213,11 @@ def test_top_k_panel_labels_and_country_names_stay_inside_their_own_panel():
     assert len(domains) == 2
     gap_px = (domains[1][0] - domains[0][1]) * plot_w
     longest = max(len(str(c)) for c in result[["top1", "top2", "top3"]].to_numpy().ravel())
-    assert gap_px >= longest * plots._CHAR_PX  # the right panel's country names fit in the gap
+    assert gap_px >= longest * plots_predict._CHAR_PX  # the right panel's country names fit in the gap
     centre_px = (sum(domains[1]) - sum(domains[0])) / 2 * plot_w
     for note in fig.layout.annotations:
         lines = note.text.split("<br>")
-        assert len(lines) <= 2 and max(len(line) for line in lines) * plots._CHAR_PX <= centre_px
+        assert len(lines) <= 2 and max(len(line) for line in lines) * plots_predict._CHAR_PX <= centre_px
     rows = sorted({tuple(fig.layout[f"yaxis{'' if i == 0 else i + 1}"].domain) for i in range(4)})
     plot_h = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
     assert (rows[1][0] - rows[0][1]) * plot_h >= 2 * 18  # two title lines between rows
