@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 from geomusic_lib.data.geo import lookup_country
 from geomusic_lib.metrics import (LOWER_IS_BETTER, align_classes, error_km, ordered_confusion, predicted_classes,
                                   reliability_table)
+from geomusic_lib.plots_style import BOOK_WIDTH_PX
 from geomusic_lib.plots_style import colour as _colour
 from geomusic_lib.predictions import Predictions
 
@@ -52,7 +53,8 @@ def confusion_matrix_figure(
         customdata=np.dstack([values, hover]),
         hovertemplate="true: %{y}<br>predicted: %{x}<br>%{customdata[1]}<br>"
                       "tracks: %{customdata[0]:.0f}<br>share of the row: %{z:.2f}<extra></extra>",
-        colorbar={"title": "share of true<br>country's tracks" if normalize else "tracks"},
+        colorbar={"title": {"text": "share of the true country's tracks" if normalize else "tracks", "side": "right"},
+                  "thickness": 16},  # the title runs along the bar: it needs no width, so it is never clipped
     ))
     boundaries = [i for i in range(1, len(names)) if region[i] != region[i - 1]]
     for b in boundaries:
@@ -62,7 +64,7 @@ def confusion_matrix_figure(
             fig.add_shape(type="line", line={"color": "grey", "width": 1, "dash": "dot"}, **line)
     size = max(450, 16 * len(names) + 200)
     fig.update_layout(
-        title=title, width=size + 100, height=size,
+        title=title, width=min(size + 100, BOOK_WIDTH_PX), height=min(size, BOOK_WIDTH_PX),
         xaxis={"title": "predicted country", "tickangle": -60, "constrain": "domain"},
         yaxis={"title": "true country", "autorange": "reversed", "scaleanchor": "x"},
     )

@@ -11,6 +11,7 @@ from geomusic_lib.data.uci import load_uci
 from geomusic_lib.evaluate import evaluate_run, load_history
 from geomusic_lib.metrics import per_class_metrics
 from geomusic_lib.params import EvaluateParams
+from geomusic_lib.predictions import Predictions
 from test_evaluate import CLASSES, random_predictions, tiny_predictions, write_run
 
 
@@ -31,6 +32,19 @@ def test_confusion_matrix_is_in_geographic_order():
     assert len(fig.layout.shapes) == 4
     assert fig.layout.xaxis.title.text == "predicted country" and fig.layout.title.text
     assert_offline_html(fig)
+
+
+def test_confusion_matrix_fits_the_book_and_its_colour_bar_title_runs_along_the_bar():
+    names = [f"Country number {i}" for i in range(60)]
+    classes = pd.DataFrame({"class": names, "lat": np.linspace(-40, 60, 60), "lon": np.linspace(-170, 170, 60),
+                            "region": [f"region {i // 6}" for i in range(60)], "continent": "Asia", "n_tracks": 3})
+    y = np.arange(60).repeat(2)
+    pred = Predictions(track_ids=np.array([f"t{i}" for i in range(120)]), fold=np.full(120, -1), y_true=y,
+                       proba=np.eye(60)[(y + 1) % 60], classes=names, true_lat=np.zeros(120), true_lon=np.zeros(120))
+    for fig in (plots.confusion_matrix_figure(pred, classes), plots.confusion_matrix_figure(tiny_predictions(), CLASSES)):
+        bar = fig.data[0].colorbar
+        assert bar.title.side == "right" and "true country" in bar.title.text and "<br>" not in bar.title.text
+        assert fig.layout.width <= plots.BOOK_WIDTH_PX and fig.layout.height <= plots.BOOK_WIDTH_PX
 
 
 def test_choropleth_uses_iso3_codes():
