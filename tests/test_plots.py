@@ -129,6 +129,40 @@ def test_interpretability_figures_build():
         assert_offline_html(f)
 
 
+def test_tsne_regions_never_share_colour_and_symbol_and_a_continent_shares_a_colour():
+    from geomusic_lib.data.geo import country_table
+
+    table = country_table()
+    table = table[table["continent"] != "Antarctica"].groupby("region").head(2)  # every UN region, 2 countries
+    emb = pd.DataFrame({"x": np.arange(len(table)), "y": 0.0, "country": table["country"].to_numpy(),
+                        "region": table["region"].to_numpy()})
+    fig = plots.tsne_figure(emb)
+    styles = [(t.name, t.legendgroup, t.marker.color, t.marker.symbol) for t in fig.data]
+    assert len(styles) == emb["region"].nunique() == 22
+    assert len({(colour, symbol) for _, _, colour, symbol in styles}) == len(styles)
+    for continent in {group for _, group, _, _ in styles}:
+        mine = [s for s in styles if s[1] == continent]
+        assert len({colour for _, _, colour, _ in mine}) == 1  # one colour per continent ...
+        assert len({symbol for _, _, _, symbol in mine}) == len(mine)  # ... and a shape per region in it
+    assert len({colour for _, _, colour, _ in styles}) == len({group for _, group, _, _ in styles})
+    by_region = {name: group for name, group, _, _ in styles}
+    assert by_region["Western Africa"] == by_region["Middle Africa"] == "Africa"
+    assert by_region["Caribbean"] == "North America" and fig.data[0].legendgrouptitle.text == "Africa"
+    assert sum(len(t.x) for t in fig.data) == len(emb)
+
+
+def test_tsne_uses_a_continent_column_and_names_regions_it_cannot_place():
+    emb = pd.DataFrame({"x": range(4), "y": range(4), "country": ["Bayern", "Sachsen", "Mali", "Mali"],
+                        "region": ["Bavaria", "Saxony", "Western Africa", "Western Africa"]})
+    styles = plots.region_styles(emb)
+    assert list(styles["continent"]) == ["Africa", "other", "other"]  # unknown regions and countries: 'other'
+    assert styles["symbol"].iloc[1] != styles["symbol"].iloc[2]
+    styles = plots.region_styles(emb.assign(continent=["Europe", "Europe", "Africa", "Africa"]))
+    assert dict(zip(styles["region"], styles["colour"])) == {
+        "Western Africa": plots.CONTINENT_COLOURS["Africa"], "Bavaria": plots.CONTINENT_COLOURS["Europe"],
+        "Saxony": plots.CONTINENT_COLOURS["Europe"]}
+
+
 def test_world_map_can_be_embedded_for_offline_pages(tmp_path):
     topo = tmp_path / "world_110m.json"
     topo.write_text('{"type": "Topology", "objects": {}}')
