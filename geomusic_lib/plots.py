@@ -131,7 +131,7 @@ def attention_figure(
 ) -> go.Figure:
     """Heatmap region × step from `interpret.attention_by_region`."""
     fig = _frame_heatmap(attention, title, "step (feature or descriptor the model attends to)",
-                         "true region of the track", "attention<br>weight",
+                         "true region of the track", "attention weight",
                          "region: %{y}<br>step: %{x}<br>mean weight: %{z:.3f}", colorscale="Magma")
     return fig.update_layout(height=max(350, 28 * len(attention) + 150))
 

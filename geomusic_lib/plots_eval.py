@@ -14,6 +14,7 @@ from geomusic_lib.metrics import (LOWER_IS_BETTER, align_classes, error_km, orde
                                   reliability_table)
 from geomusic_lib.plots_style import BOOK_WIDTH_PX
 from geomusic_lib.plots_style import colour as _colour
+from geomusic_lib.plots_style import colour_bar
 from geomusic_lib.predictions import Predictions
 
 #: Axis labels (with units) of the comparison-table metrics.
@@ -53,8 +54,7 @@ def confusion_matrix_figure(
         customdata=np.dstack([values, hover]),
         hovertemplate="true: %{y}<br>predicted: %{x}<br>%{customdata[1]}<br>"
                       "tracks: %{customdata[0]:.0f}<br>share of the row: %{z:.2f}<extra></extra>",
-        colorbar={"title": {"text": "share of the true country's tracks" if normalize else "tracks", "side": "right"},
-                  "thickness": 16},  # the title runs along the bar: it needs no width, so it is never clipped
+        colorbar=colour_bar("share of the true country's tracks" if normalize else "tracks"),
     ))
     boundaries = [i for i in range(1, len(names)) if region[i] != region[i - 1]]
     for b in boundaries:
@@ -93,7 +93,7 @@ def accuracy_choropleth(
         customdata=np.column_stack([shown["support"], shown.get("region", pd.Series([""] * len(shown)))]),
         hovertemplate="%{text} (%{customdata[1]})<br>" + metric + ": %{z:.2f}<br>"
                       "test tracks: %{customdata[0]}<extra></extra>",
-        colorbar={"title": f"{metric}<br>(share)"}, marker_line_color="white", marker_line_width=0.5,
+        colorbar=colour_bar("recall (share of the country's tracks)" if metric == "recall" else f"{metric} (0-1)"), marker_line_color="white", marker_line_width=0.5,
     ))
     if unmapped:
         title += f"<br><sub>not on the map: {', '.join(unmapped[:8])}{' …' if len(unmapped) > 8 else ''}</sub>"
@@ -142,7 +142,7 @@ def learning_curves(
     """Training and validation loss, and validation accuracy, per epoch (one line per fold)."""
     if isinstance(history, pd.DataFrame):
         history = {"model": history}
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation accuracy"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation accuracy"), horizontal_spacing=0.14)
     for i, (name, frame) in enumerate(history.items()):
         groups = frame.groupby("fold") if "fold" in frame.columns and frame["fold"].nunique() > 1 else [(None, frame)]
         for j, (fold, part) in enumerate(groups):
@@ -164,7 +164,9 @@ def learning_curves(
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="cross-entropy (nats per track)", row=1, col=1)
     fig.update_yaxes(title_text="accuracy (share of tracks)", row=1, col=2)
-    fig.update_layout(title=title, height=420)
+    fig.update_layout(title=title, height=460, legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.22,
+                                                       "yanchor": "top"},  # below: the panels keep the width
+                      margin={"b": 110})
     return fig
 
 

@@ -17,11 +17,16 @@ def colour(i: int) -> str:
     return _COLOURS[i % len(_COLOURS)]
 
 
+def colour_bar(title: str) -> dict:
+    """A colour bar whose title runs along the bar: it takes no width, so the page never clips it."""
+    return {"title": {"text": title, "side": "right"}, "thickness": 16}
+
+
 def frame_heatmap(frame: pd.DataFrame, title: str, x_title: str, y_title: str, colour_title: str, hover: str,
                    colorscale: str = "Viridis", **heatmap) -> go.Figure:
     """A heatmap of `frame` (its index on y, its columns on x) with axis and colour-bar titles."""
     fig = go.Figure(go.Heatmap(z=frame.to_numpy(), x=[str(c) for c in frame.columns], y=[str(i) for i in frame.index],
-                               colorscale=colorscale, colorbar={"title": colour_title},
+                               colorscale=colorscale, colorbar=colour_bar(colour_title),
                                hovertemplate=hover + "<extra></extra>", **heatmap))
     fig.update_layout(title=title, xaxis={"title": x_title}, yaxis={"title": y_title})
     return fig

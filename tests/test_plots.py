@@ -163,6 +163,31 @@ def test_tsne_uses_a_continent_column_and_names_regions_it_cannot_place():
         "Saxony": plots.CONTINENT_COLOURS["Europe"]}
 
 
+def test_every_colour_bar_title_runs_along_its_bar(uci):
+    from geomusic_lib.plots_melody import melody_weight_figure
+
+    notes = pd.DataFrame({"step": range(4), "onset": [0.0, 1, 2, 3], "duration": 1.0, "midi": [60, 62, 64, 65],
+                          "is_rest": False})
+    figures = [
+        plots.confusion_matrix_figure(tiny_predictions(), CLASSES),
+        plots.accuracy_choropleth(per_class_metrics(tiny_predictions(), CLASSES)),
+        plots.class_profile_heatmap(uci, ["Mali"]),
+        plots.per_class_importance_figure(pd.DataFrame([[0.1, 0.2]], index=["a"], columns=["Mali", "Japan"])),
+        plots.attention_figure(pd.DataFrame([[0.2, 0.8]], index=["Western Africa"], columns=["s0", "s1"])),
+        melody_weight_figure([notes], [np.arange(4.0)], ["a tune"], weight_label="integrated gradients (change)"),
+    ]
+    for fig in figures:
+        bar = fig.data[0].marker.colorbar if isinstance(fig.data[0], go.Bar) else fig.data[0].colorbar
+        assert bar.title.side == "right" and "<br>" not in bar.title.text, fig.layout.title.text
+
+
+def test_learning_curves_leave_room_between_panels_and_put_the_legend_below(tmp_path):
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.9], "val_loss": [1.1, 1.0], "val_accuracy": [.1, .2]})
+    fig = plots.learning_curves({"fcnn": history, "lstm_attention": history})
+    assert fig.layout.xaxis2.domain[0] - fig.layout.xaxis.domain[1] >= 0.12  # the right panel's axis title fits
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
+
+
 def test_world_map_can_be_embedded_for_offline_pages(tmp_path):
     topo = tmp_path / "world_110m.json"
     topo.write_text('{"type": "Topology", "objects": {}}')
