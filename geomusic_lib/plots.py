@@ -1,43 +1,31 @@
 """Interactive plotly figures for the book. Each function returns a `go.Figure`; the notebook shows it.
 
+This module holds the data (01, 02) and interpretability (08) figures and re-exports the others, so
+notebooks call every figure as `plots.<name>`: training and evaluation in `plots_eval`, 09 in
+`plots_predict`, shared sizes and colours in `plots_style`.
+
 Figures need no browser to build. plotly.js downloads its world geometry for maps, so the
 book ships it (`WORLD_TOPOJSON`, preloaded by book/_ext/plotly_offline.py) and maps render offline.
 """
 from __future__ import annotations
 
 import json
-import math
-import textwrap
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-from plotly.colors import qualitative
-from plotly.subplots import make_subplots
 
-from geomusic_lib.data.geo import lookup_country
 from geomusic_lib.data import TrackTable
-from geomusic_lib.metrics import (LOWER_IS_BETTER, align_classes, error_km, ordered_confusion, predicted_classes,
-                                  reliability_table)
-from geomusic_lib.predictions import Predictions
-
-#: Axis labels (with units) of the comparison-table metrics.
-METRIC_LABELS = {
-    "accuracy": "Accuracy (share of tracks)",
-    "top3_accuracy": "Top-3 accuracy (share of tracks)",
-    "top5_accuracy": "Top-5 accuracy (share of tracks)",
-    "balanced_accuracy": "Balanced accuracy (mean recall over countries)",
-    "macro_f1": "Macro-F1 (mean over countries)",
-    "mean_km": "Mean great-circle error (km)",
-    "median_km": "Median great-circle error (km)",
-    "region_accuracy": "Region accuracy (share of tracks)",
-    "continent_accuracy": "Continent accuracy (share of tracks)",
-    "ece": "Expected calibration error (probability)",
-}
-_COLOURS = qualitative.Plotly + qualitative.D3
+from geomusic_lib.data.geo import country_table, lookup_country
+from geomusic_lib.plots_eval import (KIND_LABELS, METRIC_LABELS, accuracy_choropleth, confusion_matrix_figure,
+                                     distance_error_cdf, learning_curves, model_comparison, reliability_diagram)
+from geomusic_lib.plots_predict import top_k_figure
+from geomusic_lib.plots_style import BOOK_WIDTH_PX
+from geomusic_lib.plots_style import colour as _colour
+from geomusic_lib.plots_style import frame_heatmap as _frame_heatmap
 
 
 #: plotly.js fetches its world map (topojson) from a CDN when a map is drawn; a copy here
@@ -66,19 +54,6 @@ def figure_html(fig: go.Figure, topojson: str | Path | None = WORLD_TOPOJSON) ->
         html = html.replace("<head>", "<head>" + geo_assets_script(topojson), 1)
     return html
 
-
-def _colour(i: int) -> str:
-    return _COLOURS[i % len(_COLOURS)]
-
-
-def _frame_heatmap(frame: pd.DataFrame, title: str, x_title: str, y_title: str, colour_title: str, hover: str,
-                   colorscale: str = "Viridis", **heatmap) -> go.Figure:
-    """A heatmap of `frame` (its index on y, its columns on x) with axis and colour-bar titles."""
-    fig = go.Figure(go.Heatmap(z=frame.to_numpy(), x=[str(c) for c in frame.columns], y=[str(i) for i in frame.index],
-                               colorscale=colorscale, colorbar={"title": colour_title},
-                               hovertemplate=hover + "<extra></extra>", **heatmap))
-    fig.update_layout(title=title, xaxis={"title": x_title}, yaxis={"title": y_title})
-    return fig
 
 
 # --------------------------------------------------------------------------- data (01, 02)
@@ -126,198 +101,6 @@ def class_profile_heatmap(table: TrackTable, preferred: Sequence[str] = ()) -> g
                           "descriptor: %{x}<br>%{y}<br>difference: %{z:.2f} sd", colorscale="RdBu_r", zmid=0)
 
 
-# --------------------------------------------------------------------------- evaluation
-def confusion_matrix_figure(
-    pred: Predictions,
-    classes_df: pd.DataFrame,
-    decision: str = "argmax",
-    normalize: bool = True,
-    title: str = "Confusion matrix, countries ordered by region and longitude",
-) -> go.Figure:
-    """Row-normalised confusion matrix in geographic order; blocks on the diagonal mean
-    that mistakes stay within a region. Dotted lines separate the regions."""
-    counts = ordered_confusion(pred, classes_df, decision)
-    classes = align_classes(pred, classes_df)
-    region = classes.set_index("class").loc[counts.index, "region"].astype(str).to_numpy()
-    values = counts.to_numpy().astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = values / values.sum(axis=1, keepdims=True) if normalize else values
-    names = list(counts.index)
-    hover = np.array([[f"{region[i]} → {region[j]}" for j in range(len(names))] for i in range(len(names))])
-    fig = go.Figure(go.Heatmap(
-        z=z, x=names, y=names, colorscale="Blues", zmin=0, zmax=1 if normalize else None,
-        customdata=np.dstack([values, hover]),
-        hovertemplate="true: %{y}<br>predicted: %{x}<br>%{customdata[1]}<br>"
-                      "tracks: %{customdata[0]:.0f}<br>share of the row: %{z:.2f}<extra></extra>",
-        colorbar={"title": "share of true<br>country's tracks" if normalize else "tracks"},
-    ))
-    boundaries = [i for i in range(1, len(names)) if region[i] != region[i - 1]]
-    for b in boundaries:
-        for axis in ("x", "y"):
-            line = {"x0": b - 0.5, "x1": b - 0.5, "y0": -0.5, "y1": len(names) - 0.5} if axis == "x" else \
-                   {"y0": b - 0.5, "y1": b - 0.5, "x0": -0.5, "x1": len(names) - 0.5}
-            fig.add_shape(type="line", line={"color": "grey", "width": 1, "dash": "dot"}, **line)
-    size = max(450, 16 * len(names) + 200)
-    fig.update_layout(
-        title=title, width=size + 100, height=size,
-        xaxis={"title": "predicted country", "tickangle": -60, "constrain": "domain"},
-        yaxis={"title": "true country", "autorange": "reversed", "scaleanchor": "x"},
-    )
-    return fig
-
-
-def _iso3(name: str) -> str | None:
-    """ISO 3166 alpha-3 code of a country name (None when it is not a country, e.g. a region)."""
-    info = lookup_country(name)
-    return info.iso3 if info is not None and info.iso3 else None
-
-
-def accuracy_choropleth(
-    per_class: pd.DataFrame,
-    metric: str = "recall",
-    title: str = "Accuracy per country (share of its tracks placed in the right country)",
-) -> go.Figure:
-    """World map of per-country accuracy (recall) from `evaluate.per_class_metrics`."""
-    frame = per_class.copy()
-    frame["iso3"] = [_iso3(str(c)) for c in frame["class"]]
-    unmapped = frame.loc[frame["iso3"].isna(), "class"].astype(str).tolist()
-    shown = frame.dropna(subset=["iso3"])
-    fig = go.Figure(go.Choropleth(
-        locations=shown["iso3"], locationmode="ISO-3", z=shown[metric], zmin=0, zmax=1,
-        colorscale="Viridis", text=shown["class"],
-        customdata=np.column_stack([shown["support"], shown.get("region", pd.Series([""] * len(shown)))]),
-        hovertemplate="%{text} (%{customdata[1]})<br>" + metric + ": %{z:.2f}<br>"
-                      "test tracks: %{customdata[0]}<extra></extra>",
-        colorbar={"title": f"{metric}<br>(share)"}, marker_line_color="white", marker_line_width=0.5,
-    ))
-    if unmapped:
-        title += f"<br><sub>not on the map: {', '.join(unmapped[:8])}{' …' if len(unmapped) > 8 else ''}</sub>"
-    fig.update_layout(title=title, geo={"showframe": False, "showcoastlines": True, "projection_type": "natural earth"},
-                      margin={"l": 10, "r": 10, "t": 70, "b": 10})
-    return fig
-
-
-def reliability_diagram(
-    predictions: Mapping[str, Predictions] | Predictions,
-    n_bins: int = 10,
-    title: str = "Reliability diagram (top-1 probability)",
-) -> go.Figure:
-    """Accuracy against confidence per equal-width bin; the diagonal is perfect calibration."""
-    if isinstance(predictions, Predictions):
-        predictions = {"model": predictions}
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.05)
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "grey"},
-                             name="perfectly calibrated", hoverinfo="skip"), row=1, col=1)
-    for i, (name, pred) in enumerate(predictions.items()):
-        table = reliability_table(pred.proba, pred.y_true, n_bins)
-        centre = (table["bin_low"] + table["bin_high"]) / 2
-        used = table["count"] > 0
-        fig.add_trace(go.Scatter(
-            x=table.loc[used, "confidence"], y=table.loc[used, "accuracy"], mode="lines+markers", name=name,
-            legendgroup=name, line={"color": _colour(i)}, customdata=table.loc[used, "count"],
-            hovertemplate=name + "<br>mean confidence: %{x:.2f}<br>accuracy: %{y:.2f}<br>"
-                                 "tracks: %{customdata}<extra></extra>",
-        ), row=1, col=1)
-        fig.add_trace(go.Bar(x=centre, y=table["count"] / table["count"].sum(), name=name, legendgroup=name,
-                             showlegend=False, marker_color=_colour(i), opacity=0.6, width=1 / n_bins / max(1, len(predictions)),
-                             hovertemplate=name + "<br>confidence bin centre: %{x:.2f}<br>share of tracks: %{y:.2f}"
-                                                  "<extra></extra>"), row=2, col=1)
-    fig.update_layout(title=title, barmode="group", height=600)
-    fig.update_xaxes(range=[0, 1], row=1, col=1)
-    fig.update_xaxes(title_text="confidence: top-1 probability", range=[0, 1], row=2, col=1)
-    fig.update_yaxes(title_text="accuracy (share correct)", range=[0, 1], row=1, col=1)
-    fig.update_yaxes(title_text="share of tracks", row=2, col=1)
-    return fig
-
-
-def learning_curves(
-    history: pd.DataFrame | Mapping[str, pd.DataFrame],
-    title: str = "Learning curves",
-) -> go.Figure:
-    """Training and validation loss, and validation accuracy, per epoch (one line per fold)."""
-    if isinstance(history, pd.DataFrame):
-        history = {"model": history}
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation accuracy"))
-    for i, (name, frame) in enumerate(history.items()):
-        groups = frame.groupby("fold") if "fold" in frame.columns and frame["fold"].nunique() > 1 else [(None, frame)]
-        for j, (fold, part) in enumerate(groups):
-            label = name if fold is None or fold < 0 else f"{name} fold {fold}"
-            first = j == 0
-            common = {"legendgroup": name, "line": {"color": _colour(i)}}
-            fig.add_trace(go.Scatter(x=part["epoch"], y=part["train_loss"], mode="lines", name=f"{name} train",
-                                     showlegend=first, line={"color": _colour(i), "dash": "dot"}, legendgroup=name,
-                                     hovertemplate=label + " train<br>epoch %{x}<br>loss %{y:.3f}<extra></extra>"),
-                          row=1, col=1)
-            fig.add_trace(go.Scatter(x=part["epoch"], y=part["val_loss"], mode="lines", name=f"{name} validation",
-                                     showlegend=first, **common,
-                                     hovertemplate=label + " validation<br>epoch %{x}<br>loss %{y:.3f}<extra></extra>"),
-                          row=1, col=1)
-            fig.add_trace(go.Scatter(x=part["epoch"], y=part["val_accuracy"], mode="lines", name=name,
-                                     showlegend=False, **common,
-                                     hovertemplate=label + "<br>epoch %{x}<br>accuracy %{y:.3f}<extra></extra>"),
-                          row=1, col=2)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="cross-entropy (nats per track)", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy (share of tracks)", row=1, col=2)
-    fig.update_layout(title=title, height=420)
-    return fig
-
-
-#: Legend entries of `model_comparison`, in drawing order (the `kind` column of `eval/metrics.csv`).
-KIND_LABELS = {"model": "networks", "ensemble": "ensemble", "baseline": "baselines"}
-
-
-def model_comparison(
-    metrics: pd.DataFrame,
-    metric: str = "accuracy",
-    title: str | None = None,
-) -> go.Figure:
-    """Bar per model and baseline with its 95 % bootstrap CI, best first."""
-    if metric not in metrics.columns:
-        raise KeyError(f"metric {metric!r} is not in the metrics table; choose one of {sorted(METRIC_LABELS)}")
-    frame = metrics.sort_values(metric, ascending=metric in LOWER_IS_BETTER).reset_index(drop=True)
-    low, high = frame.get(f"{metric}_ci_low"), frame.get(f"{metric}_ci_high")
-    kinds = frame["kind"] if "kind" in frame.columns else pd.Series(["model"] * len(frame))
-    fig = go.Figure()
-    for i, kind in enumerate(KIND_LABELS):
-        part = frame[kinds == kind]
-        if part.empty:
-            continue
-        error = None
-        if low is not None and high is not None:
-            error = {"type": "data", "symmetric": False, "array": (high[part.index] - part[metric]).to_numpy(),
-                     "arrayminus": (part[metric] - low[part.index]).to_numpy()}
-        fig.add_trace(go.Bar(x=part["model"], y=part[metric], name=KIND_LABELS[kind], error_y=error,
-                             marker_color=_colour(i),
-                             hovertemplate="%{x}<br>" + metric + ": %{y:.3f}<extra></extra>"))
-    label = METRIC_LABELS.get(metric, metric)
-    fig.update_layout(title=title or f"{label.split(' (')[0]} per model, with 95 % bootstrap CI",
-                      xaxis={"title": "model or baseline", "categoryorder": "array",
-                             "categoryarray": frame["model"].tolist()},
-                      yaxis={"title": label})
-    return fig
-
-
-def distance_error_cdf(
-    predictions: Mapping[str, Predictions],
-    classes_df: pd.DataFrame,
-    decision: str = "argmax",
-    title: str = "How far off are the predictions?",
-) -> go.Figure:
-    """Share of tracks placed within d km of their true place, per model."""
-    fig = go.Figure()
-    for i, (name, pred) in enumerate(predictions.items()):
-        classes = align_classes(pred, classes_df)
-        km = np.sort(error_km(pred, classes, predicted_classes(pred, classes, decision)))
-        km = km[~np.isnan(km)]
-        share = np.arange(1, len(km) + 1) / max(len(km), 1)
-        fig.add_trace(go.Scatter(x=km, y=share, mode="lines", name=name, line={"shape": "hv", "color": _colour(i)},
-                                 hovertemplate=name + "<br>within %{x:.0f} km: %{y:.2f}<extra></extra>"))
-    fig.update_layout(title=title, xaxis={"title": "great-circle error (km)"},
-                      yaxis={"title": "share of tracks within the error", "range": [0, 1]})
-    return fig
-
-
 # --------------------------------------------------------------------------- interpretability
 def feature_importance_figure(importance: pd.DataFrame, top: int = 20,
                               title: str = "Global feature importance (mean |SHAP value|)") -> go.Figure:
@@ -348,90 +131,76 @@ def attention_figure(
 ) -> go.Figure:
     """Heatmap region × step from `interpret.attention_by_region`."""
     fig = _frame_heatmap(attention, title, "step (feature or descriptor the model attends to)",
-                         "true region of the track", "attention<br>weight",
+                         "true region of the track", "attention weight",
                          "region: %{y}<br>step: %{x}<br>mean weight: %{z:.3f}", colorscale="Magma")
     return fig.update_layout(height=max(350, 28 * len(attention) + 150))
+
+
+#: One colour per continent (Okabe & Ito's colour-blind-safe palette), the same in every run.
+CONTINENT_COLOURS = {"Africa": "#D55E00", "Asia": "#0072B2", "Europe": "#009E73", "North America": "#E69F00",
+                     "South America": "#CC79A7", "Oceania": "#56B4E9", "Antarctica": "#999999"}
+_OTHER_COLOURS = ("#000000", "#8C564B", "#BCBD22", "#7F7F7F")  # continents outside the table, then "other"
+#: Regions of one continent are told apart by their marker: 12 shapes, filled then open.
+REGION_SYMBOLS = tuple(f"{shape}{fill}" for fill in ("", "-open") for shape in (
+    "circle", "square", "diamond", "triangle-up", "x", "cross", "triangle-down", "star", "pentagon",
+    "hexagon", "triangle-left", "star-diamond"))
+
+
+def _region_continents(embedding: pd.DataFrame) -> pd.Series:
+    """The continent of each region shown: the `continent` column when there is one, else the continent
+    most countries of that UN region lie on, else that of the region's first country, else 'other'."""
+    if "continent" in embedding.columns:
+        return embedding.groupby("region", sort=True)["continent"].agg(lambda c: str(c.mode().iloc[0]))
+    table = country_table()
+    by_region = table.groupby("region")["continent"].agg(lambda c: str(c.mode().iloc[0]))
+
+    def continent(region: str, countries: pd.Series) -> str:
+        if region in by_region.index:
+            return str(by_region[region])
+        info = next((i for i in map(lookup_country, countries.astype(str)) if i is not None), None)
+        return info.continent if info is not None and info.continent else "other"
+
+    return pd.Series({r: continent(str(r), part["country"]) for r, part in embedding.groupby("region", sort=True)})
+
+
+def region_styles(embedding: pd.DataFrame) -> pd.DataFrame:
+    """`region, continent, colour, symbol` per region, continent by continent: a colour per continent,
+    a symbol per region within it, so no two regions share both (up to 24 regions per continent)."""
+    continents = _region_continents(embedding)
+    order = [c for c in CONTINENT_COLOURS if c in set(continents)] + sorted(set(continents) - set(CONTINENT_COLOURS))
+    extra = {c: _OTHER_COLOURS[i % len(_OTHER_COLOURS)]
+             for i, c in enumerate(c for c in order if c not in CONTINENT_COLOURS)}
+    rows = []
+    for continent in order:
+        regions = sorted(str(r) for r in continents.index[continents == continent])
+        rows += [{"region": r, "continent": continent, "colour": CONTINENT_COLOURS.get(continent, extra.get(continent)),
+                  "symbol": REGION_SYMBOLS[j % len(REGION_SYMBOLS)]} for j, r in enumerate(regions)]
+    return pd.DataFrame(rows, columns=["region", "continent", "colour", "symbol"])
 
 
 def tsne_figure(
     embedding: pd.DataFrame,
     title: str = "t-SNE of the penultimate-layer embeddings",
 ) -> go.Figure:
-    """Scatter of `interpret.tsne_embeddings`, coloured by region, hover shows the country."""
+    """Scatter of `interpret.tsne_embeddings`: colour says the continent, marker shape the region
+    within it (`region_styles`); the legend lists regions under their continent, hover the country."""
     fig = go.Figure()
-    for i, (region, part) in enumerate(embedding.groupby("region", sort=True)):
+    frame = embedding.assign(region=embedding["region"].astype(str))
+    for style in region_styles(frame).itertuples(index=False):
+        part = frame[frame["region"] == style.region]
         fig.add_trace(go.Scatter(
-            x=part["x"], y=part["y"], mode="markers", name=str(region), text=part["country"],
-            marker={"size": 6, "color": _colour(i), "opacity": 0.8},
-            hovertemplate="%{text}<br>" + str(region) + "<extra></extra>",
+            x=part["x"], y=part["y"], mode="markers", name=style.region, text=part["country"],
+            legendgroup=style.continent, legendgrouptitle={"text": style.continent},
+            marker={"size": 7, "color": style.colour, "symbol": style.symbol, "opacity": 0.85,
+                    "line": {"width": 0.5, "color": "white"}},
+            hovertemplate=f"%{{text}}<br>{style.region} ({style.continent})<extra></extra>",
         ))
-    fig.update_layout(title=title, xaxis={"title": "t-SNE 1 (arbitrary units)"},
-                      yaxis={"title": "t-SNE 2 (arbitrary units)"}, legend={"title": "region"})
-    return fig
-
-
-# --------------------------------------------------------------------------- predictions (09)
-_CHAR_PX = 7.5  # width of one character of a 12 px label, generously: layout sizes are in pixels
-_PANEL_PX = 220  # plotting width of one panel
-
-
-def _panel_title(text: str, width_px: float, max_lines: int = 2) -> list[str]:
-    """`text` wrapped to lines that fit `width_px`, at most `max_lines` (the last one cut with …)."""
-    chars = max(8, int(width_px // _CHAR_PX))
-    lines = textwrap.wrap(text, chars) or [""]
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        lines[-1] = lines[-1][: chars - 1] + "…"
-    return lines
-
-
-def top_k_figure(
-    result: pd.DataFrame,
-    true_labels: Sequence[str],
-    title: str = "Top predictions for held-out tracks",
-    cols: int = 3,
-) -> go.Figure:
-    """A panel per track of `Predictor.predict`'s table: its top-k countries as bars in rank order
-    (top1 at the top), the true country in its own colour when it is among them.
-
-    Panels are spaced in pixels so that country names and panel titles never reach a neighbour.
-    """
-    if len(true_labels) != len(result):
-        raise ValueError(f"got {len(true_labels)} true labels for {len(result)} predicted tracks")
-    k = sum(1 for c in result.columns if str(c).startswith("top") and str(c)[3:].isdigit())
-    n, cols = len(result), max(1, min(cols, len(result)))
-    rows = max(1, math.ceil(n / cols))  # an empty table gives one empty panel
-    ranked = [[str(result[f"top{j}"].iloc[i]) for j in range(1, k + 1)] for i in range(n)]
-    label_px = math.ceil(_CHAR_PX * max((len(c) for r in ranked for c in r), default=1)) + 12
-    ids = result["track_id"].astype(str) if "track_id" in result.columns else pd.Series(range(n)).astype(str)
-    titles = [_panel_title(f"{t} · {i}", _PANEL_PX + label_px - 12) for t, i in zip(true_labels, ids)]
-    lines = max(len(t) for t in titles) if titles else 1
-    row_px, gap_px = 30 * k + 20, 18 * lines + 36
-    plot_w, plot_h = cols * _PANEL_PX + (cols - 1) * label_px, rows * row_px + (rows - 1) * gap_px
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=["<br>".join(t) for t in titles],
-                        horizontal_spacing=label_px / plot_w if cols > 1 else 0.0,
-                        vertical_spacing=gap_px / plot_h if rows > 1 else 0.0)
-    shown: set[bool] = set()
-    for i in range(n):
-        r, c = i // cols + 1, i % cols + 1
-        is_true = np.array([country == str(true_labels[i]) for country in ranked[i]])
-        proba = np.array([float(result[f"p{j}"].iloc[i]) for j in range(1, k + 1)])
-        for flag, kind in ((False, "other guesses"), (True, "the true country")):
-            if is_true.any() or not flag:
-                fig.add_trace(go.Bar(x=proba[is_true == flag], y=np.array(ranked[i])[is_true == flag], orientation="h",
-                                     name=kind, legendgroup=kind, marker_color=_colour(int(flag)),
-                                     showlegend=flag not in shown, hovertemplate="%{y}<br>probability: %{x:.3f}<extra></extra>"),
-                              row=r, col=c)
-                shown.add(flag)
-        fig.update_yaxes(categoryorder="array", categoryarray=ranked[i], autorange="reversed", row=r, col=c)
-        fig.update_xaxes(range=[0, 1], title_text="probability (0-1)" if i + cols >= n else None, row=r, col=c)
-    for i in range(n, rows * cols):  # the empty cells of the last row
-        fig.update_xaxes(visible=False, row=i // cols + 1, col=i % cols + 1)
-        fig.update_yaxes(visible=False, row=i // cols + 1, col=i % cols + 1)
-    fig.update_annotations(font_size=12)
-    top = 90 + 18 * lines  # the figure's title and the first row's panel titles
-    fig.update_layout(title=title, barmode="overlay", width=plot_w + label_px + 200, height=plot_h + top + 60,
-                      margin={"l": label_px + 20, "r": 180, "t": top, "b": 60})
+    legend_px = 20 * len(fig.data) + 30 * len({t.legendgroup for t in fig.data}) + 40  # entries, group titles
+    fig.update_layout(title=title, xaxis={"title": "t-SNE 1 (arbitrary units)"},  # the legend never scrolls
+                      yaxis={"title": "t-SNE 2 (arbitrary units)"}, height=max(500, legend_px + 180),
+                      margin={"t": 80, "b": 80},
+                      legend={"title": "region, by continent", "font": {"size": 11}, "groupclick": "toggleitem",
+                              "tracegroupgap": 6})
     return fig
 
 
@@ -440,4 +209,5 @@ __all__ = [
     "model_comparison", "distance_error_cdf", "feature_importance_figure", "per_class_importance_figure",
     "attention_figure", "tsne_figure", "class_sizes_figure", "class_map_figure", "class_profile",
     "class_profile_heatmap", "top_k_figure", "geo_assets_script", "figure_html", "WORLD_TOPOJSON",
+    "KIND_LABELS", "BOOK_WIDTH_PX", "CONTINENT_COLOURS", "REGION_SYMBOLS", "region_styles",
 ]

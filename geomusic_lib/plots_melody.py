@@ -9,6 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from geomusic_lib.plots_style import colour_bar
+
 NOTE_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
 
 
@@ -39,7 +41,7 @@ def melody_weight_figure(melodies: Sequence[pd.DataFrame], weights: Sequence[np.
         colour = np.where(steps < len(w), w[np.minimum(steps, max(len(w) - 1, 0))] if len(w) else np.nan, np.nan)
         fig.add_trace(go.Bar(
             x=shown["duration"], base=shown["onset"], y=shown["midi"], orientation="h", width=0.8,
-            marker=dict(color=colour, showscale=i == 1, colorbar=dict(title=weight_label.replace(" ", "<br>")),
+            marker=dict(color=colour, showscale=i == 1, colorbar=colour_bar(weight_label),
                         line=dict(width=0.5, color="grey"), **scale),
             customdata=np.stack([shown["midi"].map(pitch_name), shown["duration"], colour], axis=1),
             hovertemplate="%{customdata[0]} at %{base:.2f} q<br>duration %{customdata[1]} q<br>"

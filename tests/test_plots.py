@@ -6,11 +6,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from geomusic_lib import plots
+from geomusic_lib import plots, plots_predict
 from geomusic_lib.data.uci import load_uci
 from geomusic_lib.evaluate import evaluate_run, load_history
 from geomusic_lib.metrics import per_class_metrics
 from geomusic_lib.params import EvaluateParams
+from geomusic_lib.predictions import Predictions
 from test_evaluate import CLASSES, random_predictions, tiny_predictions, write_run
 
 
@@ -31,6 +32,19 @@ def test_confusion_matrix_is_in_geographic_order():
     assert len(fig.layout.shapes) == 4
     assert fig.layout.xaxis.title.text == "predicted country" and fig.layout.title.text
     assert_offline_html(fig)
+
+
+def test_confusion_matrix_fits_the_book_and_its_colour_bar_title_runs_along_the_bar():
+    names = [f"Country number {i}" for i in range(60)]
+    classes = pd.DataFrame({"class": names, "lat": np.linspace(-40, 60, 60), "lon": np.linspace(-170, 170, 60),
+                            "region": [f"region {i // 6}" for i in range(60)], "continent": "Asia", "n_tracks": 3})
+    y = np.arange(60).repeat(2)
+    pred = Predictions(track_ids=np.array([f"t{i}" for i in range(120)]), fold=np.full(120, -1), y_true=y,
+                       proba=np.eye(60)[(y + 1) % 60], classes=names, true_lat=np.zeros(120), true_lon=np.zeros(120))
+    for fig in (plots.confusion_matrix_figure(pred, classes), plots.confusion_matrix_figure(tiny_predictions(), CLASSES)):
+        bar = fig.data[0].colorbar
+        assert bar.title.side == "right" and "true country" in bar.title.text and "<br>" not in bar.title.text
+        assert fig.layout.width <= plots.BOOK_WIDTH_PX and fig.layout.height <= plots.BOOK_WIDTH_PX
 
 
 def test_choropleth_uses_iso3_codes():
@@ -115,6 +129,65 @@ def test_interpretability_figures_build():
         assert_offline_html(f)
 
 
+def test_tsne_regions_never_share_colour_and_symbol_and_a_continent_shares_a_colour():
+    from geomusic_lib.data.geo import country_table
+
+    table = country_table()
+    table = table[table["continent"] != "Antarctica"].groupby("region").head(2)  # every UN region, 2 countries
+    emb = pd.DataFrame({"x": np.arange(len(table)), "y": 0.0, "country": table["country"].to_numpy(),
+                        "region": table["region"].to_numpy()})
+    fig = plots.tsne_figure(emb)
+    styles = [(t.name, t.legendgroup, t.marker.color, t.marker.symbol) for t in fig.data]
+    assert len(styles) == emb["region"].nunique() == 22
+    assert len({(colour, symbol) for _, _, colour, symbol in styles}) == len(styles)
+    for continent in {group for _, group, _, _ in styles}:
+        mine = [s for s in styles if s[1] == continent]
+        assert len({colour for _, _, colour, _ in mine}) == 1  # one colour per continent ...
+        assert len({symbol for _, _, _, symbol in mine}) == len(mine)  # ... and a shape per region in it
+    assert len({colour for _, _, colour, _ in styles}) == len({group for _, group, _, _ in styles})
+    by_region = {name: group for name, group, _, _ in styles}
+    assert by_region["Western Africa"] == by_region["Middle Africa"] == "Africa"
+    assert by_region["Caribbean"] == "North America" and fig.data[0].legendgrouptitle.text == "Africa"
+    assert sum(len(t.x) for t in fig.data) == len(emb)
+
+
+def test_tsne_uses_a_continent_column_and_names_regions_it_cannot_place():
+    emb = pd.DataFrame({"x": range(4), "y": range(4), "country": ["Bayern", "Sachsen", "Mali", "Mali"],
+                        "region": ["Bavaria", "Saxony", "Western Africa", "Western Africa"]})
+    styles = plots.region_styles(emb)
+    assert list(styles["continent"]) == ["Africa", "other", "other"]  # unknown regions and countries: 'other'
+    assert styles["symbol"].iloc[1] != styles["symbol"].iloc[2]
+    styles = plots.region_styles(emb.assign(continent=["Europe", "Europe", "Africa", "Africa"]))
+    assert dict(zip(styles["region"], styles["colour"])) == {
+        "Western Africa": plots.CONTINENT_COLOURS["Africa"], "Bavaria": plots.CONTINENT_COLOURS["Europe"],
+        "Saxony": plots.CONTINENT_COLOURS["Europe"]}
+
+
+def test_every_colour_bar_title_runs_along_its_bar(uci):
+    from geomusic_lib.plots_melody import melody_weight_figure
+
+    notes = pd.DataFrame({"step": range(4), "onset": [0.0, 1, 2, 3], "duration": 1.0, "midi": [60, 62, 64, 65],
+                          "is_rest": False})
+    figures = [
+        plots.confusion_matrix_figure(tiny_predictions(), CLASSES),
+        plots.accuracy_choropleth(per_class_metrics(tiny_predictions(), CLASSES)),
+        plots.class_profile_heatmap(uci, ["Mali"]),
+        plots.per_class_importance_figure(pd.DataFrame([[0.1, 0.2]], index=["a"], columns=["Mali", "Japan"])),
+        plots.attention_figure(pd.DataFrame([[0.2, 0.8]], index=["Western Africa"], columns=["s0", "s1"])),
+        melody_weight_figure([notes], [np.arange(4.0)], ["a tune"], weight_label="integrated gradients (change)"),
+    ]
+    for fig in figures:
+        bar = fig.data[0].marker.colorbar if isinstance(fig.data[0], go.Bar) else fig.data[0].colorbar
+        assert bar.title.side == "right" and "<br>" not in bar.title.text, fig.layout.title.text
+
+
+def test_learning_curves_leave_room_between_panels_and_put_the_legend_below(tmp_path):
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.9], "val_loss": [1.1, 1.0], "val_accuracy": [.1, .2]})
+    fig = plots.learning_curves({"fcnn": history, "lstm_attention": history})
+    assert fig.layout.xaxis2.domain[0] - fig.layout.xaxis.domain[1] >= 0.12  # the right panel's axis title fits
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
+
+
 def test_world_map_can_be_embedded_for_offline_pages(tmp_path):
     topo = tmp_path / "world_110m.json"
     topo.write_text('{"type": "Topology", "objects": {}}')
@@ -177,49 +250,72 @@ def test_class_profile_heatmap_draws_the_first_preferred_class_present(uci):
     assert plots.class_profile_heatmap(uci, ["Atlantis"]).layout.title.text.startswith(f"{uci.classes()[0]}:")
 
 
-def top_k_table() -> tuple[pd.DataFrame, list[str]]:
-    """Four tracks; in two of them the true country is among the guesses, below rank 1."""
-    tops = [["Indonesia", "Malaysia", "Philippines"], ["Senegal", "Mali", "Guinea"],
-            ["Japan", "China", "South Korea"], ["India", "Pakistan", "Bangladesh"]]
-    frame = pd.DataFrame({"track_id": [f"t{i}" for i in range(4)]})
-    for j in range(3):
+LONG_NAMES = ["Central African Republic", "Bosnia and Herzegovina", "Democratic Republic of the Congo",
+              "Saint Vincent and the Grenadines", "Mali"]
+
+
+def top_k_table(n: int = 4, k: int = 3, names: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """`n` tracks with `k` guesses each; the true country is at rank 2, 3, ... or missing (every fourth)."""
+    names = names or ["Indonesia", "Malaysia", "Philippines", "Senegal", "Mali", "Guinea", "Japan", "China"]
+    frame = pd.DataFrame({"track_id": [f"t{i}" for i in range(n)]})
+    tops = [[names[(i + j) % len(names)] for j in range(k)] for i in range(n)]
+    for j in range(k):
         frame[f"top{j + 1}"] = [t[j] for t in tops]
-    for j, p in enumerate([0.6, 0.3, 0.1]):
-        frame[f"p{j + 1}"] = p
-    return frame, ["Philippines", "Mali", "Japan", "Democratic Republic of the Congo"]
+        frame[f"p{j + 1}"] = 0.5 ** (j + 1)
+    truth = [t[1 + i % (k - 1)] if i % 4 != 3 else "Democratic Republic of the Congo" for i, t in enumerate(tops)]
+    return frame, truth
+
+
+def _axis(fig: go.Figure, kind: str, i: int):
+    return fig.layout[f"{kind}axis{'' if i == 0 else i + 1}"]
 
 
 def test_top_k_bars_are_in_rank_order_in_every_panel_even_with_the_true_country():
-    result, truth = top_k_table()
+    result, truth = top_k_table(n=5, k=5, names=LONG_NAMES + ["Japan", "China"])
     fig = plots.top_k_figure(result, truth)
     for i in range(len(result)):
-        axis = fig.layout[f"yaxis{'' if i == 0 else i + 1}"]
-        assert list(axis.categoryarray) == [result[f"top{j}"].iloc[i] for j in (1, 2, 3)]
-        assert axis.categoryorder == "array" and axis.autorange == "reversed"  # top1 at the top
-    true_bars = {t.yaxis: list(t.y) for t in fig.data if t.name == "the true country"}
-    assert true_bars == {"y": ["Philippines"], "y2": ["Mali"], "y3": ["Japan"]}  # not y4: its truth is no guess
+        yaxis = _axis(fig, "y", i)
+        bars = sorted((y, country) for t in fig.data if t.yaxis == ("y" if i == 0 else f"y{i + 1}")
+                      for y, (country, _) in zip(t.y, t.customdata))
+        assert [country for _, country in bars] == [result[f"top{j}"].iloc[i] for j in range(1, 6)]
+        assert [y for y, _ in bars] == list(range(5)) and list(yaxis.tickvals) == list(range(5))
+        assert yaxis.range[0] > yaxis.range[1]  # reversed: position 0 (rank 1) at the top
+        labels = [text.replace("<br>", " ") for text in yaxis.ticktext]
+        assert labels == [c for _, c in bars]  # wrapped names, same order
+        true_bars = [t for t in fig.data if t.name == "the true country" and t.yaxis == yaxis.plotly_name.replace("axis", "")]
+        if truth[i] in labels:  # highlighted in its own place
+            assert [list(t.y) for t in true_bars] == [[labels.index(truth[i])]]
+        else:
+            assert not true_bars and "not in the top 5" in fig.layout.annotations[i].text.replace("<br>", " ")
     assert sum(bool(t.showlegend) for t in fig.data) == 2
-    assert "probability" in fig.layout.xaxis4.title.text
-    assert fig.layout.xaxis5.visible is False and fig.layout.yaxis6.visible is False  # empty cells: no axes
 
 
-def test_top_k_panel_labels_and_country_names_stay_inside_their_own_panel():
-    result, truth = top_k_table()
-    truth[1] = "A true country with a very long name indeed, longer than any panel is wide"
+@pytest.mark.parametrize("n, cols", [(1, 3), (2, 3), (4, 3), (5, 2), (7, 4), (3, 1)])
+def test_top_k_labels_and_titles_never_reach_a_neighbouring_panel(n: int, cols: int):
+    result, truth = top_k_table(n=n, k=5, names=LONG_NAMES)
     result["track_id"] = "spotify:track:" + result["track_id"] * 12
-    fig = plots.top_k_figure(result, truth, cols=2)
-    plot_w = fig.layout.width - fig.layout.margin.l - fig.layout.margin.r
-    domains = sorted({tuple(fig.layout[f"xaxis{'' if i == 0 else i + 1}"].domain) for i in range(4)})
-    assert len(domains) == 2
-    gap_px = (domains[1][0] - domains[0][1]) * plot_w
-    longest = max(len(str(c)) for c in result[["top1", "top2", "top3"]].to_numpy().ravel())
-    assert gap_px >= longest * plots._CHAR_PX  # the right panel's country names fit in the gap
-    centre_px = (sum(domains[1]) - sum(domains[0])) / 2 * plot_w
-    for note in fig.layout.annotations:
+    fig = plots.top_k_figure(result, truth, cols=cols)
+    char = plots_predict._CHAR_PX
+    margin, width = fig.layout.margin, fig.layout.width
+    plot_w, plot_h = width - margin.l - margin.r, fig.layout.height - margin.t - margin.b
+    assert width <= plots.BOOK_WIDTH_PX  # the book's column: nothing cut off or scrolled
+    widest = max(len(line) for i in range(n) for text in _axis(fig, "y", i).ticktext for line in text.split("<br>"))
+    assert max(len(line) for text in _axis(fig, "y", 0).ticktext for line in text.split("<br>")) <= 20
+    starts = sorted({_axis(fig, "x", i).domain[0] * plot_w for i in range(n)})
+    ends = sorted({_axis(fig, "x", i).domain[1] * plot_w for i in range(n)})
+    assert margin.l >= widest * char  # the first column's names
+    assert all(s - e >= widest * char for e, s in zip(ends, starts[1:]))  # the next column's names fit the gap
+    bottoms = sorted({_axis(fig, "y", i).domain[0] * plot_h for i in range(n)}, reverse=True)
+    for i, note in enumerate(fig.layout.annotations[:n]):
         lines = note.text.split("<br>")
-        assert len(lines) <= 2 and max(len(line) for line in lines) * plots._CHAR_PX <= centre_px
-    rows = sorted({tuple(fig.layout[f"yaxis{'' if i == 0 else i + 1}"].domain) for i in range(4)})
-    plot_h = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
-    assert (rows[1][0] - rows[0][1]) * plot_h >= 2 * 18  # two title lines between rows
+        left = note.x * plot_w
+        right = left + max(len(line) for line in lines) * char
+        col_start = _axis(fig, "x", i).domain[0] * plot_w
+        assert left >= -margin.l and right <= plot_w + margin.r
+        assert all(right <= s - widest * char for s in starts if s > col_start)  # ends before the next column
+        above = [b for b in bottoms if b > _axis(fig, "y", i).domain[1] * plot_h]
+        top = note.y * plot_h + len(lines) * 16
+        assert not above or top + 24 <= min(above)  # clear of the row above and its probability ticks
+        assert len(lines) <= 3
     with pytest.raises(ValueError, match="true labels"):
-        plots.top_k_figure(result, truth[:2])
+        plots.top_k_figure(result, truth[:-1])
