@@ -48,7 +48,8 @@ RULES = [
     ("train.py", ("geomusic_lib.predict", "geomusic_lib.evaluate", "geomusic_lib.features"), "train uses models and data"),
 ]
 RULES += [(f"{name}.py", ("geomusic_lib.train", "geomusic_lib.baselines"), "evaluation never trains")
-          for name in ("ensemble", "evaluate", "metrics", "interpret", "plots", "predictions")]
+          for name in ("ensemble", "evaluate", "metrics", "interpret", "plots", "plots_*", "predictions", "findings",
+                       "bookfacts")]
 
 
 @pytest.mark.parametrize("pattern, forbidden, why", RULES, ids=[r[0] for r in RULES])
