@@ -46,3 +46,15 @@ def test_the_data_agree_with_the_documented_layout():
     assert mfcc_skew[1] < 0 < min(mfcc_skew[2], mfcc_skew[3], mfcc_skew[4])
     corr = frame[["s1_timbre01", "s1_timbre02", "s1_timbre06"]].corr().to_numpy()
     assert corr[0, 1] > 0.85 and corr[1, 2] < -0.5
+
+
+def test_the_features_page_includes_the_dictionary_written_at_build_time():
+    from pathlib import Path
+
+    from geomusic_lib.bookpages import feature_dictionary_markdown
+
+    text = feature_dictionary_markdown()
+    assert all(f"| {c} |" in text for c in feature_dictionary()["column"])
+    assert "| `s<k>_timbre06` | MFCC 1 | MFCC | timbral |" in text
+    page = (Path(__file__).resolve().parents[1] / "book" / "features.md").read_text(encoding="utf-8")
+    assert "_generated/feature_dictionary.md" in page
