@@ -4,9 +4,15 @@ ensemble whose member weights and temperatures are fitted on each fold's validat
 
     .venv/bin/python benchmarks/bench_uci_cv.py            # full run (about 15-20 min on 1 CPU core)
     .venv/bin/python benchmarks/bench_uci_cv.py --quick    # 3 folds, 3 epochs, a few members (under a minute)
+    .venv/bin/python benchmarks/bench_uci_cv.py --compare-chroma --models fcnn cnn \
+        --baselines logreg random_forest svm knn           # 72 collapsed vs the file's 116 columns
 
-Writes the markdown table to `benchmarks/out/uci_cv.md` (`--quick`: `uci_cv_quick.md`), which
-`benchmarks/update_readme.py` pastes into the README. Runs resume: networks already trained
+Writes the markdown table to `benchmarks/out/uci_cv.md` (`--quick`: `uci_cv_quick.md`;
+`--keep-chroma-copies`: `uci_cv_chroma_copies.md`; `--compare-chroma`: `chroma_collapse.md`), which
+`benchmarks/update_readme.py` pastes into the README. The features are the loader's default: the
+file's 12 identical chroma copies per statistic collapsed into one column (72 features);
+`--keep-chroma-copies` reads all 116, `--compare-chroma` fits the chosen members on both, on the
+same folds, and reports the paired difference in accuracy. Runs resume: networks already trained
 under `benchmarks/out/uci_cv_run/` with the same params are reused (the trainer's resume), and
 baselines whose estimator, seed and folds are unchanged are read back.
 
@@ -115,6 +121,12 @@ def _parse_args() -> argparse.Namespace:
     ap.add_argument("--fcnn-seeds", type=int, default=len(FCNN_SEEDS),
                     help="extra FCNN seeds averaged into the `fcnn_seeds` ensemble member (0: none)")
     ap.add_argument("--out", type=Path, default=HERE / "out")
+    chroma = ap.add_mutually_exclusive_group()
+    chroma.add_argument("--keep-chroma-copies", action="store_true",
+                        help="all 116 columns of the file (12 identical chroma copies per statistic), not the 72 distinct")
+    chroma.add_argument("--compare-chroma", action="store_true",
+                        help="fit --models and --baselines on the 72 and on the 116 columns (no ensemble, no extra "
+                             "members) and write chroma_collapse.md")
     args = ap.parse_args()
     if args.quick:
         for key, value in QUICK.items():
@@ -140,8 +152,10 @@ def _timed(seconds: dict[str, float], name: str, fit) -> None:
     print(f"{name}: {seconds[name]:.0f} s", flush=True)
 
 
-def _fit_members(args, table, splits, params, run: RunDir) -> tuple[dict[str, float], dict[str, list[str]]]:
-    """Baselines, networks and the ensemble-only members; returns seconds and each extra member's folders."""
+def _fit_members(args, table, splits, params, run: RunDir,
+                 extras: bool = True) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """Baselines, networks and (with `extras`) the ensemble-only members; returns seconds and each
+    extra member's folders."""
     seconds: dict[str, float] = {}
     for name in args.baselines:
         seconds[name] = _baseline(name, table, splits, params, run.models_dir)
@@ -149,6 +163,8 @@ def _fit_members(args, table, splits, params, run: RunDir) -> tuple[dict[str, fl
     for name in args.models:
         _timed(seconds, name, lambda: train_model(name, table, splits, params, run.model_dir(name), progress=False))
     extra: dict[str, list[str]] = {}  # member -> prediction folders averaged into it
+    if not extras:
+        return seconds, extra
     if "svm" in args.baselines:
         seconds["svm_68"] = _baseline("svm", _table68(table), splits, params, run.model_dir("svm_68"))
         extra["svm_68"] = ["svm_68/svm"]
@@ -225,6 +241,9 @@ def _table_text(args, table, classes, rows, seconds, ens_info, members, total: f
     settings = f"`{args.params.name}`" + (f" + `{args.overlay.name}`" if args.overlay else "")
     lines = [
         f"UCI Geographical Original of Music, {len(table.frame)} tracks, {len(classes)} classes, "
+        f"{len(table.feature_names)} features ("
+        + ("the file's columns, identical chroma copies kept" if args.keep_chroma_copies else
+           "each statistic's 12 identical chroma copies collapsed into one") + "), "
         f"{args.folds}-fold stratified CV (seed {args.seed}), out-of-fold predictions of every track; "
         f"network settings from {settings}" + (f", {args.epochs} epochs" if args.epochs else "")
         + f"; torch {torch.__version__}, {args.threads} CPU thread(s), total {total:.0f} s. "
@@ -236,12 +255,7 @@ def _table_text(args, table, classes, rows, seconds, ens_info, members, total: f
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
-    def pct(v):
-        return f"{v[0]:.1%} ({v[1]:.1%}–{v[2]:.1%})"
-
-    def km(v):
-        return f"{v[0]:,.0f} ({v[1]:,.0f}–{v[2]:,.0f})"
-
+    pct, km = _pct, _km
     display = {"fcnn_seeds": f"fcnn_seeds (mean of {1 + args.fcnn_seeds} seeds)", "svm_68": "svm_68 (68 features, no chroma)"}
     for name, s in rows.items():
         took = f"{seconds[name]:.0f}" if name in seconds else "–"
@@ -260,15 +274,67 @@ def _table_text(args, table, classes, rows, seconds, ens_info, members, total: f
     return "\n".join(lines)
 
 
+def _paired_difference(a: Predictions, b: Predictions, seed: int, bootstrap: int) -> tuple[float, float, float]:
+    """Top-1 accuracy of `a` minus `b` on the same tracks, with a 95 % paired bootstrap interval."""
+    assert (a.track_ids == b.track_ids).all() and (a.y_true == b.y_true).all()
+    diff = (a.proba.argmax(1) == a.y_true).astype(float) - (b.proba.argmax(1) == b.y_true)
+    rows = np.random.default_rng(seed).integers(0, len(diff), size=(bootstrap, len(diff)))
+    low, high = np.quantile(diff[rows].mean(axis=1), [0.025, 0.975])
+    return float(diff.mean()), float(low), float(high)
+
+
+def _compare_chroma(args, params) -> str:
+    """The chosen members on the 72 distinct columns and on the file's 116, same folds: the table text."""
+    scores, secs, preds = {}, {}, {}
+    t0 = time.perf_counter()
+    for variant, collapse in (("72", True), ("116", False)):
+        table = load_uci(collapse_chroma=collapse)
+        splits = make_splits(table.frame, params.split, params.seed)
+        run = RunDir(args.out / "chroma_collapse_run" / variant)
+        secs[variant], _ = _fit_members(args, table, splits, params, run, extras=False)
+        preds[variant] = _out_of_fold(args, run, {})
+        classes = build_class_table(table.frame)
+        scores[variant] = {m: _scores(p, classes, args.seed, args.bootstrap) for m, p in preds[variant].items()}
+    lines = [f"UCI, {args.folds}-fold stratified CV (seed {args.seed}), the same folds and settings "
+             f"(`{args.params.name}`) for both feature sets: the 72 distinct columns (each statistic's 12 identical "
+             "chroma copies collapsed into one, the default) and the file's 116. Brackets: 95 % bootstrap intervals "
+             f"over tracks ({args.bootstrap} resamples); the difference is paired (same tracks); "
+             f"{args.threads} CPU thread(s), total {time.perf_counter() - t0:.0f} s.", "",
+             "| model | top-1, 72 columns | top-1, 116 columns | difference (72 − 116) | mean km, 72 | mean km, 116 "
+             "| time s, 72 / 116 |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for m in preds["72"]:
+        a, b = scores["72"][m], scores["116"][m]
+        d = _paired_difference(preds["72"][m], preds["116"][m], args.seed, args.bootstrap)
+        lines.append(f"| {m} | {_pct(a['acc_argmax'])} | {_pct(b['acc_argmax'])} | "
+                     f"{d[0]:+.1%} ({d[1]:+.1%} to {d[2]:+.1%}) | {_km(a['km_argmax'])} | {_km(b['km_argmax'])} | "
+                     f"{secs['72'][m]:.0f} / {secs['116'][m]:.0f} |")
+    return "\n".join(lines)
+
+
+def _pct(v) -> str:
+    return f"{v[0]:.1%} ({v[1]:.1%}–{v[2]:.1%})"
+
+
+def _km(v) -> str:
+    return f"{v[0]:,.0f} ({v[1]:,.0f}–{v[2]:,.0f})"
+
+
 def main() -> None:
     args = _parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
     torch.set_num_threads(args.threads)
     os.environ["LOKY_MAX_CPU_COUNT"] = str(args.threads)  # random_forest's n_jobs=-1 → this many workers
     threadpool_limits(args.threads)
-    table, params = load_uci(), _params(args)
+    params = _params(args)
+    if args.compare_chroma:
+        text = _compare_chroma(args, params)
+        print(text)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "chroma_collapse.md").write_text(text + "\n", encoding="utf-8")
+        return
+    table = load_uci(collapse_chroma=not args.keep_chroma_copies)
     splits = make_splits(table.frame, params.split, params.seed)
-    tag = "uci_cv_quick" if args.quick else "uci_cv"
+    tag = ("uci_cv_quick" if args.quick else "uci_cv") + ("_chroma_copies" if args.keep_chroma_copies else "")
     run = RunDir(args.out / f"{tag}_run")
     classes = build_class_table(table.frame)
     t0 = time.perf_counter()

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from geomusic_lib.bookfacts import write_book_facts
+from geomusic_lib.data.uci_features import shipped_dictionary
 from geomusic_lib.extras import require
 from geomusic_lib.fileio import atomic_write_bytes, atomic_write_text
 from geomusic_lib.manifest import accelerator, git_state, read_manifest
@@ -67,7 +68,23 @@ def write_generated_pages(root: Path, run: RunDir, params: Params, params_file: 
     atomic_write_text(run.book_generated / "results_table.md", results_table_markdown(run, root))
     atomic_write_text(run.book_generated / "run_info.md", run_info_markdown(root, params, params_file, seconds, rerun))
     atomic_write_text(run.book_generated / "tuning_table.md", tuning_table_markdown(run))
+    atomic_write_text(run.book_generated / "feature_dictionary.md", feature_dictionary_markdown())
     write_book_facts(run)  # the prose pages' numbers and findings, from this run
+
+
+def feature_dictionary_markdown() -> str:
+    """The features page's tables, from the shipped UCI dictionary: the statistics, the descriptors
+    (with confidence and evidence) and every column name."""
+    table = shipped_dictionary()
+    stats = table.drop_duplicates("statistic")[["statistic", "statistic_meaning"]]
+    first = table[table["column"].str.startswith("s1_") & (table["duplicate_of"] == "")].copy()
+    first.insert(0, "columns", "`" + first["column"].str.replace("s1_", "s<k>_", regex=False) + "`")
+    descriptors = first[["columns", "descriptor", "family", "group", "meaning", "confidence", "note"]]
+    columns = table[["column", "statistic", "descriptor", "family", "duplicate_of", "confidence"]]
+    return ("### The four statistics (`s1` to `s4`)\n\n" + markdown_table(stats.rename(columns={
+                "statistic_meaning": "what it says"}))
+            + "\n\n### The descriptors (the same in every statistic)\n\n" + markdown_table(descriptors)
+            + f"\n\n### All {len(columns)} column names\n\n" + markdown_table(columns) + "\n")
 
 
 def tuning_table_markdown(run: RunDir) -> str:

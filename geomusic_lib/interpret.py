@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from geomusic_lib.data.splits import Split
+from geomusic_lib.data.uci_features import family_of
 from geomusic_lib.data.views import make_view
 from geomusic_lib.extras import require
 from geomusic_lib.predict import Predictor
@@ -218,6 +219,26 @@ def global_importance(values: np.ndarray, feature_names: Sequence[str]) -> pd.Da
 def shap_importance_tree(estimator, x, feature_names: Sequence[str]) -> pd.DataFrame:
     """Global feature importance (mean |SHAP|, one row per feature) of a tree baseline."""
     return global_importance(shap_values_tree(estimator, x, feature_names), feature_names)
+
+
+def importance_by_family(importance: pd.DataFrame, level: str = "family",
+                         families: pd.Series | None = None) -> pd.DataFrame:
+    """Importance summed over each descriptor family of the UCI features (`level="group"`: timbral
+    vs tonal), with its share of the total, its column count and the mean per column, largest first.
+
+    `importance` is `global_importance`'s frame (`feature`, `importance`); a column's 12 identical
+    chroma copies add up to the credit a single column would get. `families` (indexed by feature)
+    replaces the UCI dictionary for other sources.
+    """
+    groups = family_of(importance["feature"], level) if families is None else families
+    missing = sorted(set(importance["feature"]) - set(groups.index))
+    if missing:
+        raise ValueError(f"no family for feature(s) {missing[:5]}: give `families` a value for every feature")
+    frame = importance.assign(**{level: importance["feature"].map(groups)})
+    table = frame.groupby(level, sort=False)["importance"].agg(importance="sum", n_features="size").reset_index()
+    table["share"] = table["importance"] / table["importance"].sum()
+    table["per_feature"] = table["importance"] / table["n_features"]
+    return table.sort_values("importance", ascending=False, kind="mergesort").reset_index(drop=True)
 
 
 def distinctive_classes(per_class: pd.DataFrame, top_n: int = 4, min_support: int = 1) -> list[str]:

@@ -28,6 +28,8 @@ class _Strict(BaseModel):
 
 class UciParams(_Strict):
     chromatic: bool = Field(True, description="116 features (default + chroma) instead of 68")
+    collapse_chroma: bool = Field(True, description="one column per statistic for the file's 12 identical chroma "
+                                                    "copies: 72 features on a 4 x 18 grid (false: all 116, 4 x 29)")
 
 
 class MirageParams(_Strict):

@@ -13,7 +13,7 @@ def test_prepare_and_load_uci_run(tmp_path):
     params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "t"})
     table, splits = prepare_run_data(params, RunDir(params.run_dir))
     data = load_run_data(tmp_path / "t")
-    assert len(data.table.frame) == 1059 and data.table.grid_shape == (4, 29)
+    assert len(data.table.frame) == 1059 and data.table.grid_shape == (4, 18)
     assert [len(s.test) for s in data.splits] == [len(s.test) for s in splits]
     classes = data.classes
     assert len(classes) == 33 and list(classes["class"]) == sorted(classes["class"])
@@ -64,7 +64,7 @@ def test_feature_stage_is_a_no_op_for_uci(tmp_path):
 
     params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "u"})
     prepare_run_data(params, RunDir(params.run_dir))
-    assert run_feature_stage(params, RunDir(params.run_dir)) == {"extracted": False, "source": "uci", "tracks": 1059, "features": 116}
+    assert run_feature_stage(params, RunDir(params.run_dir)) == {"extracted": False, "source": "uci", "tracks": 1059, "features": 72}
 
 
 def test_region_classes_know_their_continent():

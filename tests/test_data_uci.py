@@ -1,12 +1,13 @@
 import numpy as np
+import pytest
 
-from geomusic_lib.data import load_uci, make_splits, make_view, Normalizer
-from geomusic_lib.data.uci import LABEL_NOTE
-from geomusic_lib.params import SplitParams
+from geomusic_lib.data import DataError, load_dataset, load_uci, make_splits, make_view, Normalizer
+from geomusic_lib.data.uci import LABEL_NOTE, collapse_chroma_copies
+from geomusic_lib.params import ParamsError, SplitParams, params_from_dict
 
 
 def test_uci_loader_returns_1059_tracks_and_33_classes():
-    table = load_uci()
+    table = load_uci(collapse_chroma=False)
     assert len(table.frame) == 1059
     assert table.frame["label"].nunique() == 33
     assert len(table.feature_names) == 116
@@ -14,8 +15,32 @@ def test_uci_loader_returns_1059_tracks_and_33_classes():
     assert "derived" in LABEL_NOTE and table.notes["label_note"] == LABEL_NOTE
 
 
+def test_the_file_holds_72_distinct_columns_and_the_collapsed_table_keeps_each_once():
+    full, collapsed = load_uci(collapse_chroma=False), load_uci()
+    distinct = {tuple(col) for col in full.features.T}
+    assert len(distinct) == 72 and collapsed.features.shape == (1059, 72) and collapsed.grid_shape == (4, 18)
+    assert len({tuple(col) for col in collapsed.features.T}) == 72  # nothing distinct was dropped
+    for stat in range(1, 5):
+        np.testing.assert_array_equal(collapsed.frame[f"s{stat}_chroma"], full.frame[f"s{stat}_chroma07"])
+    assert collapsed.feature_names[17] == "s1_chroma" and "collapsed" in collapsed.notes["chroma_note"]
+
+
+def test_distinct_chroma_columns_are_not_collapsed():
+    features = load_uci(collapse_chroma=False).frame[load_uci(collapse_chroma=False).feature_names].copy()
+    features["s2_chroma05"] += 0.5
+    with pytest.raises(DataError, match="s2_chroma05.*collapse_chroma: false"):
+        collapse_chroma_copies(features, "my.txt")
+
+
+def test_params_choose_whether_chroma_is_collapsed():
+    kept = load_dataset(params_from_dict({"data": {"uci": {"collapse_chroma": False}}}))
+    assert len(load_dataset(params_from_dict({})).feature_names) == 72 and len(kept.feature_names) == 116
+    with pytest.raises(ParamsError, match="collapse_chroma"):
+        params_from_dict({"data": {"uci": {"collapse_chroma": "sometimes"}}}, source="x.yaml")
+
+
 def test_uci_68_features_are_the_timbral_part_of_the_116():
-    full, small = load_uci(True), load_uci(False)
+    full, small = load_uci(True, collapse_chroma=False), load_uci(False)
     assert len(small.feature_names) == 68
     np.testing.assert_allclose(full.frame[small.feature_names].to_numpy(), small.frame[small.feature_names].to_numpy())
 
@@ -55,7 +80,7 @@ def test_kfold_test_folds_partition_the_data():
 
 
 def test_grid_views_follow_the_statistics_by_descriptor_layout():
-    table = load_uci()
+    table = load_uci(collapse_chroma=False)
     x = table.features[:3]
     grid = make_view("grid", x, grid_shape=table.grid_shape).x
     seq = make_view("grid_sequence", x, grid_shape=table.grid_shape).x
@@ -76,3 +101,14 @@ def test_normaliser_statistics_come_from_train_only():
     assert np.abs(norm.transform(x[split.train]).mean(axis=0)).max() < 1e-4
     restored = Normalizer.from_state(norm.to_state())
     np.testing.assert_allclose(restored.std, norm.std)
+
+
+def test_the_collapsed_grid_keeps_statistics_by_descriptors():
+    table = load_uci()
+    x = table.features[:3]
+    grid = make_view("grid", x, grid_shape=table.grid_shape).x
+    seq = make_view("grid_sequence", x, grid_shape=table.grid_shape).x
+    assert grid.shape == (3, 1, 4, 18) and seq.shape == (3, 18, 4)
+    col = table.feature_names.index("s3_chroma")  # statistic 3, descriptor 18: the chroma value
+    assert grid[0, 0, 2, 17].item() == x[0, col] == seq[0, 17, 2].item()
+    assert grid[0, 0, 2, 0].item() == x[0, table.feature_names.index("s3_timbre01")]

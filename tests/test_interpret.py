@@ -195,3 +195,22 @@ def test_attention_model_and_its_maps_from_a_run_folder(attention_run):
     assert list(maps.columns) == interpret.step_names(predictor.view, predictor.feature_names, predictor.grid_shape)
     assert list(maps.index) == sorted(set(regions_of(rows["label"])))
     np.testing.assert_allclose(maps.sum(axis=1), 1, atol=1e-5)
+
+
+def test_importance_by_family_adds_up_the_columns_of_each_family():
+    chroma = [f"s2_chroma{d:02d}" for d in range(1, 13)]
+    importance = pd.DataFrame({"feature": ["s1_timbre01", "s1_timbre02", "s1_timbre04", "s3_timbre06", *chroma],
+                               "importance": [0.5, 1.0, 2.0, 0.5, *[0.25] * 12]})
+    table = interpret.importance_by_family(importance).set_index("family")
+    assert table.index.tolist() == ["spectral shape", "chroma", "zero crossings", "MFCC"]
+    assert table.loc["chroma", "importance"] == pytest.approx(3.0) and table.loc["chroma", "n_features"] == 12
+    assert table.loc["spectral shape", "per_feature"] == pytest.approx(1.5)
+    assert table["share"].sum() == pytest.approx(1.0)
+    groups = interpret.importance_by_family(importance, level="group").set_index("group")
+    assert groups.loc["timbral", "importance"] == pytest.approx(4.0) and groups.loc["tonal", "share"] == pytest.approx(3 / 7)
+    own = pd.Series(["a", "b"], index=["f1", "f2"])
+    mine = interpret.importance_by_family(pd.DataFrame({"feature": ["f1", "f2"], "importance": [1.0, 3.0]}),
+                                          families=own)
+    assert mine["family"].tolist() == ["b", "a"]
+    with pytest.raises(ValueError, match="f3"):
+        interpret.importance_by_family(pd.DataFrame({"feature": ["f3"], "importance": [1.0]}), families=own)

@@ -227,7 +227,7 @@ def test_class_map_sizes_dots_by_tracks_and_keeps_classes_without_a_continent():
 
 @pytest.fixture(scope="module")
 def uci():
-    return load_uci(chromatic=True)
+    return load_uci(chromatic=True, collapse_chroma=False)  # the file's 4 x 29 grid
 
 
 def test_class_profile_is_a_statistics_by_descriptors_grid(uci):

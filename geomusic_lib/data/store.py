@@ -30,7 +30,7 @@ def load_dataset(params: Params) -> TrackTable:
     """Load the source named in `params.data` (features included for uci and table sources)."""
     data = params.data
     if data.source == "uci":
-        table = load_uci(chromatic=data.uci.chromatic)
+        table = load_uci(chromatic=data.uci.chromatic, collapse_chroma=data.uci.collapse_chroma)
     elif data.source == "table":
         t = data.table
         if t.path is None:

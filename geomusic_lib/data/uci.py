@@ -6,6 +6,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from geomusic_lib.data.io import DataError
 from geomusic_lib.data.table import TrackTable
 
 CITATION = (
@@ -18,20 +19,46 @@ LABEL_NOTE = (
 )
 N_STATISTICS = 4
 TIMBRAL, CHROMA = 17, 12
+CHROMA_NOTE = ("In the UCI file the 12 chroma columns of each statistic are identical copies (48 columns, "
+               "4 distinct values), so its 116 columns hold 72 distinct values (see the book's features page). ")
 
 
 def _dataset_file(name: str):
     return resources.files("geomusic_lib.datasets") / "uci_geo_music" / name
 
 
-def uci_feature_names(chromatic: bool = True) -> list[str]:
-    """Names `s<statistic>_timbre<NN>` / `s<statistic>_chroma<NN>`, in the file's row-major grid order."""
+def uci_feature_names(chromatic: bool = True, collapse_chroma: bool = False) -> list[str]:
+    """Names `s<statistic>_timbre<NN>` / `s<statistic>_chroma<NN>` in the file's row-major grid order;
+    with `collapse_chroma`, one `s<statistic>_chroma` per statistic instead of twelve."""
     names = []
     for stat in range(1, N_STATISTICS + 1):
         names += [f"s{stat}_timbre{d:02d}" for d in range(1, TIMBRAL + 1)]
-        if chromatic:
+        if chromatic and collapse_chroma:
+            names.append(f"s{stat}_chroma")
+        elif chromatic:
             names += [f"s{stat}_chroma{d:02d}" for d in range(1, CHROMA + 1)]
     return names
+
+
+def collapse_chroma_copies(features: pd.DataFrame, source: str = "the UCI file") -> pd.DataFrame:
+    """Replace each statistic's 12 chroma columns by one `s<k>_chroma`, after checking they are identical.
+
+    Raises a DataError naming the columns that differ (then keep them with
+    `data.uci.collapse_chroma: false`): collapsing distinct pitch classes would lose information.
+    """
+    out = {}
+    for stat in range(1, N_STATISTICS + 1):
+        out.update({f"s{stat}_timbre{d:02d}": features[f"s{stat}_timbre{d:02d}"] for d in range(1, TIMBRAL + 1)})
+        copies = [f"s{stat}_chroma{d:02d}" for d in range(1, CHROMA + 1)]
+        block = features[copies].to_numpy()
+        differ = [c for c, col in zip(copies[1:], block[:, 1:].T) if not np.array_equal(col, block[:, 0])]
+        if differ:
+            raise DataError(f"{source}: the chroma columns of statistic {stat} are not identical copies "
+                            f"({', '.join(differ[:4])}{' ...' if len(differ) > 4 else ''} differ from {copies[0]}), "
+                            "so they cannot be collapsed into one column. Set data.uci.collapse_chroma: false "
+                            "to keep all 12.")
+        out[f"s{stat}_chroma"] = features[copies[0]]
+    return pd.DataFrame(out)
 
 
 def uci_class_names() -> pd.DataFrame:
@@ -40,12 +67,19 @@ def uci_class_names() -> pd.DataFrame:
         return pd.read_csv(fh)
 
 
-def load_uci(chromatic: bool = True) -> TrackTable:
-    """Load the 1059 tracks with 116 (or 68) features, 33 classes, and the true coordinates."""
+def load_uci(chromatic: bool = True, collapse_chroma: bool = True) -> TrackTable:
+    """Load the 1059 tracks with 116 (or 68) features, 33 classes, and the true coordinates.
+
+    `collapse_chroma` (params `data.uci.collapse_chroma`) keeps one column per statistic of the 12
+    identical chroma copies: 72 features on a 4 x 18 grid; False keeps the file's 116 (4 x 29).
+    """
     fname = "default_plus_chromatic_features_1059_tracks.txt" if chromatic else "default_features_1059_tracks.txt"
     with _dataset_file(fname).open("r", encoding="utf-8") as fh:
         raw = np.loadtxt(fh, delimiter=",", dtype=np.float64)
     names = uci_feature_names(chromatic)
+    features = pd.DataFrame(raw[:, :-2].astype(np.float32), columns=names)
+    if chromatic and collapse_chroma:
+        features = collapse_chroma_copies(features, fname)
     lat, lon = raw[:, -2].round(2), raw[:, -1].round(2)
     classes = uci_class_names()
     lookup = {(round(a, 2), round(b, 2)): c for a, b, c in classes[["lat", "lon", "country_derived"]].itertuples(index=False)}
@@ -57,9 +91,13 @@ def load_uci(chromatic: bool = True) -> TrackTable:
         "lat": lat,
         "lon": lon,
     })
-    frame = pd.concat([frame, pd.DataFrame(raw[:, :-2].astype(np.float32), columns=names)], axis=1)
-    grid = (N_STATISTICS, TIMBRAL + (CHROMA if chromatic else 0))
+    frame = pd.concat([frame, features], axis=1)
+    grid = (N_STATISTICS, len(features.columns) // N_STATISTICS)
     notes = {"label_note": LABEL_NOTE, "citation": CITATION, "licence": "CC BY 4.0",
              "grid_note": "grid = 4 summary statistics x descriptors; this axis is not time",
              "groups": "UCI has no artist information, so splits are stratified but not grouped"}
-    return TrackTable(frame, names, source="uci", notes=notes, grid_shape=grid)
+    if chromatic:
+        notes["chroma_note"] = CHROMA_NOTE + (
+            "Each statistic's copies are collapsed into one column s<k>_chroma (data.uci.collapse_chroma: true)."
+            if collapse_chroma else "All 116 columns are kept (data.uci.collapse_chroma: false).")
+    return TrackTable(frame, list(features.columns), source="uci", notes=notes, grid_shape=grid)
