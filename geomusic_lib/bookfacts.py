@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 
 from geomusic_lib.data.store import load_run_data
+from geomusic_lib.data.uci import N_STATISTICS
 from geomusic_lib.evaluate import best_network, load_metrics
 from geomusic_lib.fileio import atomic_write_text
 from geomusic_lib.findings import (comparison_findings, floor_of, identical_column_groups, named_list, pct,
@@ -18,6 +19,7 @@ from geomusic_lib.rundir import RunDir
 
 UCI_FILE = "default_plus_chromatic_features_1059_tracks.txt"
 UCI_TIMBRE_FILE = "default_features_1059_tracks.txt"
+STATISTICS = N_STATISTICS  # summary statistics per descriptor, stored statistic-major
 
 
 def _uci_matrix(name: str) -> np.ndarray:
@@ -33,11 +35,15 @@ def uci_facts() -> dict[str, str]:
     features = pd.DataFrame(raw[:, :-2])
     groups = identical_column_groups(features)
     distinct = features.shape[1] - sum(len(g) - 1 for g in groups)
+    size = max((len(g) for g in groups), default=1)
     places = {(round(a, 2), round(b, 2)) for a, b in raw[:, -2:]}
     return {"uci_tracks": f"{len(raw):,}", "uci_classes": str(len(places)), "uci_columns": str(features.shape[1]),
             "uci_timbre_columns": str(timbre), "uci_chroma_columns": str(features.shape[1] - timbre),
             "uci_distinct_columns": str(distinct), "uci_identical_groups": str(len(groups)),
-            "uci_group_size": str(max((len(g) for g in groups), default=1))}
+            "uci_group_size": str(size), "uci_identical_pairs": str(sum(len(g) * (len(g) - 1) // 2 for g in groups)),
+            "uci_statistics": str(STATISTICS), "uci_timbre_descriptors": str(timbre // STATISTICS),
+            "uci_file_descriptors": str(features.shape[1] // STATISTICS),
+            "uci_collapsed_grid": f"{STATISTICS} × {distinct // STATISTICS}"}
 
 
 def run_facts(run: RunDir) -> dict[str, str]:

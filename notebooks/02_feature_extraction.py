@@ -18,8 +18,8 @@
 #
 # ## Overview
 # - where this run's features come from, and what they can and cannot say;
-# - for UCI: the MARSYAS descriptors and the 4 × 29 grid the CNN and sequence models
-#   read, and why **that grid's second axis is not time**;
+# - for UCI: the MARSYAS descriptors, the chroma columns that are copies of one value, and the
+#   grid the CNN and sequence models read, and why **that grid's second axis is not time**;
 # - Spotify's deprecation of its audio-feature endpoints, and its terms;
 # - for the other sources: how many tracks got features (coverage).
 #
@@ -82,24 +82,31 @@ table = data.table
 print(f"{len(table.frame)} tracks with {len(table.feature_names)} features; grid shape: {table.grid_shape}")
 
 # %% [markdown]
-# ## The UCI features: MARSYAS descriptors on a 4 × 29 grid
-# The UCI authors described each track with the MARSYAS toolkit: 17 *timbral*
-# descriptors (zero-crossing rate, spectral centroid, roll-off and flux, and 13 MFCCs)
-# and 12 *chroma* descriptors (energy per pitch class). Each descriptor is summarised
-# over the **whole track** by four statistics, so a track is 4 × 29 = 116 numbers,
-# already standardised.
+# ## The UCI features: MARSYAS descriptors on a grid
+# The UCI authors described each track with the MARSYAS toolkit: *timbral* descriptors
+# (zero-crossing rate, spectral centroid, roll-off and flux, and 13 MFCCs) and *chroma*.
+# Each descriptor is summarised over the **whole track** by four statistics (means and
+# standard deviations over texture windows), already standardised; [the features
+# page](../features.md) says what every column measures.
 #
-# The CNN, RNN and attention notebooks read these numbers as a grid: 4 rows of
-# statistics by 29 columns of descriptors, and the sequence models step along the
-# 29 descriptors. **That axis is not time.** It is an order of descriptors, so an
+# **The chroma columns are copies.** In the file, the 12 chroma columns of each statistic
+# are identical for every track: one value repeated, not a pitch-class profile. geomusic
+# keeps one chroma column per statistic (`data.uci.collapse_chroma`, on by default); the
+# note printed below says what this run did, and the findings at the end of the page count
+# the copies that remain.
+#
+# The CNN, RNN and attention notebooks read these numbers as a grid: rows of statistics by
+# columns of descriptors (its shape is printed above), and the sequence models step along
+# the descriptors. **That axis is not time.** It is an order of descriptors, so an
 # attention weight on step 12 means "the 12th descriptor", never "the 12th second".
 #
 # **What to look for** in the figure: how one country's average differs from the
-# average of all tracks, descriptor by descriptor (in standard deviations). Distinct
-# colour in the chroma columns hints at a characteristic tonal palette; in the MFCC
-# columns, at a characteristic timbre.
+# average of all tracks, descriptor by descriptor (in standard deviations): the MFCC
+# columns show a characteristic timbre. The last column is the single chroma value, one
+# number per statistic, so it cannot show a scale.
 
 # %%
+print(table.notes.get("chroma_note", "No chroma note: this source has no UCI chroma columns."))
 if table.grid_shape:  # the first of `predict.countries` that is a class of this run
     plots.class_profile_heatmap(table, params.predict.countries).show()
 else:

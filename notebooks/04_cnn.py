@@ -58,12 +58,12 @@ params, run = open_stage(params_file, run_name, show=["device", "model", "train"
 # %% [markdown]
 # ## The model
 # The CNN reads the features in the view set by `model.cnn.view`. With `auto` (the
-# default) that is, for UCI, the 4 × 29 grid of [02](02_feature_extraction.ipynb) as a
+# default) that is, for UCI, the grid of [02](02_feature_extraction.ipynb) as a
 # one-channel image (statistics × descriptors), and for a table without a grid a 1-D
 # convolution along the feature columns; with `frames`, a 1-D convolution along time. Its filters look at
 # *neighbouring* cells, so it can only profit from the grid if neighbours are related;
-# on UCI, neighbouring columns are neighbouring descriptors (adjacent MFCCs, adjacent
-# pitch classes), **not moments in time**.
+# on UCI, neighbouring columns are neighbouring descriptors (adjacent MFCCs; the last
+# column is the one chroma value, with no pitch-class neighbours), **not moments in time**.
 #
 # The code below is the library's own module for this model, shown as it is (the book
 # holds no copy of it): a `Config` dataclass with its defaults, the layers, and

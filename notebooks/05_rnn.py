@@ -58,7 +58,7 @@ params, run = open_stage(params_file, run_name, show=["device", "model", "train"
 # %% [markdown]
 # ## The model
 # The RNN is a bidirectional LSTM. On UCI, `model.rnn.view: auto` (the default) picks the
-# grid: it steps along the 29 descriptors, with the 4 statistics of each descriptor as the input at
+# grid: it steps along the descriptors, with the 4 statistics of each descriptor as the input at
 # that step (on a table without a grid, `auto` reads one feature per step), and classifies from its final states and the masked mean of its outputs. The "sequence" is an order of
 # descriptors, **not time**; with frame features (`features.source: audio`) the same
 # model reads real time steps, masked where a track is shorter than the longest one.

@@ -47,6 +47,7 @@ from geomusic_lib.findings import attention_caveat, interpretation_findings
 from geomusic_lib.predict import Predictor
 from geomusic_lib.session import open_stage
 from geomusic_lib.showcase import choose_showcase, validation_recall
+from geomusic_lib.summaries import shown
 
 # %% [markdown]
 # ## Parameters
@@ -78,8 +79,8 @@ print(f"explaining {best} ({predictor.view} view) on {len(split.test)} test trac
 # SHAP values (GradientExplainer on the class probabilities) for a sample of test
 # tracks, against a background sample of training tracks, summed back to one value per
 # original feature. **What to look for:** whether the top features are timbral (MFCCs,
-# spectral shape) or tonal (chroma); a few dominant features suggest a shortcut worth
-# checking.
+# spectral shape) or tonal (chroma; the family sums below answer it); a few dominant
+# features suggest a shortcut worth checking.
 
 # %%
 bg = interpret.sample_split(split, ip.shap_background, params.seed, part="train")
@@ -119,6 +120,23 @@ forest = fit_baseline("random_forest", params.seed, x[fit_rows], y[fit_rows])
 tree_rows = interpret.sample_split(split, ip.tree_shap_samples, params.seed, part="test")
 forest_importance = interpret.shap_importance_tree(forest, x[tree_rows], table.feature_names)
 plots.feature_importance_figure(forest_importance, title="Global feature importance of the random forest (mean |SHAP|)").show()
+
+# %% [markdown]
+# ### Timbral or tonal? SHAP by descriptor family
+# On UCI each column belongs to a family of descriptors ([the features page](../features.md)):
+# zero crossings, spectral shape and MFCCs (timbral) and chroma (tonal). Summing mean |SHAP|
+# over a family answers the question above for both models: `share` is the family's part of
+# the total, for the network and for the forest; `n_features` is the family's size.
+
+# %%
+by_family = None
+if table.source == "uci":
+    by_family = interpret.importance_by_family(network_importance)
+    forest_family = interpret.importance_by_family(forest_importance)
+    display(shown(by_family[["family", "n_features", "share"]].merge(
+        forest_family[["family", "share"]], on="family", suffixes=(f" {best}", " forest"))))
+else:
+    print("Descriptor families are defined for the UCI features only.")
 
 # %% [markdown]
 # ## Attention by region
@@ -179,7 +197,7 @@ plots.tsne_figure(embedding, title=f"t-SNE of {best} embeddings (held-out tracks
 # ## What this run shows
 
 # %% tags=["remove-input"]
-display(Markdown(interpretation_findings(load_metrics(run), best, network_importance, forest_importance)))
+display(Markdown(interpretation_findings(load_metrics(run), best, network_importance, forest_importance, by_family)))
 
 # %% [markdown]
 # ## Summary
