@@ -43,6 +43,9 @@ BASELINES: dict[str, Callable[[int], ClassifierMixin]] = {
 }
 
 
+SVM_MAX_ROWS = 50_000
+
+
 def make_baseline(name: str, seed: int, settings: Mapping[str, Any] | None = None) -> ClassifierMixin:
     """A fresh, seeded, unfitted estimator for baseline `name`, with `settings` (estimator
     parameters, e.g. `baseline_settings.random_forest` or a tuning trial's) on top."""
@@ -59,7 +62,20 @@ def make_baseline(name: str, seed: int, settings: Mapping[str, Any] | None = Non
 
 def fit_baseline(name: str, seed: int, x: np.ndarray, y: np.ndarray,
                  settings: Mapping[str, Any] | None = None) -> ClassifierMixin:
-    """`make_baseline(name, seed, settings)` fitted on (x, y), without sklearn's SVC `probability` deprecation warning."""
+    """`make_baseline(name, seed, settings)` fitted on (x, y), without sklearn's SVC `probability` deprecation warning.
+
+    `settings["max_train_rows"]` (tree baselines) fits on a seeded random subsample of that many rows,
+    so the costly baselines stay affordable on ~300K MIRAGE tracks; an SVM on more than
+    `SVM_MAX_ROWS` rows is refused (its fit grows about quadratically).
+    """
+    settings = dict(settings or {})
+    cap = settings.pop("max_train_rows", None)
+    if cap is not None and len(x) > int(cap):
+        keep = np.sort(np.random.default_rng(seed).choice(len(x), size=int(cap), replace=False))
+        x, y = x[keep], y[keep]
+    if name == "svm" and len(x) > SVM_MAX_ROWS:
+        raise ValueError(f"baseline svm: {len(x):,} training rows; an RBF SVM fits in about quadratic time and is "
+                         f"refused above {SVM_MAX_ROWS:,}. Remove 'svm' from `baselines` (or set data.max_tracks).")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated", category=FutureWarning)
         return make_baseline(name, seed, settings).fit(x, y)

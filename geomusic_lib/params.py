@@ -40,6 +40,8 @@ class MirageParams(_Strict):
     min_reliability: float = Field(0.90, ge=0.0, le=1.0)
     min_tracks_per_class: int = Field(20, ge=1)
     max_events: int | None = Field(None, ge=1, description="read at most this many rows (debugging)")
+    cache: bool = Field(True, description="keep the needed columns as parquet after the first read (a rerun skips the CSV)")
+    cache_dir: Path | None = Field(None, description="parquet cache folder; None = $GEOMUSIC_CACHE/mirage or ~/.cache/geomusic/mirage")
 
 
 class FolkParams(_Strict):

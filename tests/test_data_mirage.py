@@ -145,3 +145,32 @@ def test_historical_countries_are_left_out_at_region_level_with_a_warning(tmp_pa
     with pytest.warns(UserWarning, match=r"hist.csv: 1 name\(s\) in 'artist_wd_country' have no region .*Soviet Union"):
         table = load_mirage_tracks(params(path, target="artist", level="region", min_reliability=0.0, min_tracks_per_class=1))
     assert set(table.frame["label"]) == {"Western Africa", "Eastern Asia"}
+
+
+def test_a_second_read_comes_from_the_parquet_cache_and_a_changed_file_is_read_again(tmp_path, mirage_v1):
+    path = tmp_path / "MIRAGE.csv"
+    raw = pd.read_csv(mirage_v1)
+    raw.to_csv(path, index=False)
+    p = params(path, cache_dir=tmp_path / "cache")
+    first, again = read_mirage_events(path, p), read_mirage_events(path, p)
+    assert not first.attrs["from_cache"] and again.attrs["from_cache"]
+    pd.testing.assert_frame_equal(first, again)
+    assert len(list((tmp_path / "cache").glob("*.parquet"))) == 1
+    raw.iloc[:100].to_csv(path, index=False)  # a new download: new size and time
+    changed = read_mirage_events(path, p)
+    assert not changed.attrs["from_cache"] and changed.attrs["events_read"] == 100
+    assert not read_mirage_events(path, params(path, cache=False, cache_dir=tmp_path / "off")).attrs["from_cache"]
+    assert not (tmp_path / "off").exists()
+
+
+def test_numbers_are_parsed_and_junk_in_a_number_column_becomes_missing(tmp_path, mirage_v1):
+    raw = pd.read_csv(mirage_v1)
+    raw["track_sp_tempo"] = ["n/a" if i % 10 == 0 else str(100 + i) for i in range(len(raw))]
+    raw["track_sp_genre"] = "pop"
+    raw["event_ma_metadatareliability"] = ["high"] + raw["event_ma_metadatareliability"].astype(str).tolist()[1:]
+    path = tmp_path / "junk.csv"
+    raw.to_csv(path, index=False)
+    events = read_mirage_events(path, params(path, min_reliability=0.0, cache=False))
+    assert events["track_sp_tempo"].dtype == np.float64 and events["track_sp_tempo"].isna().sum() == (len(raw) + 9) // 10
+    assert events["track_sp_genre"].eq("pop").all()  # text stays text
+    assert np.isnan(events["event_ma_metadatareliability"].iloc[0])

@@ -1,6 +1,6 @@
 """MIRAGE-MetaCorpus loader: v1 (`<entity>_<source>_<field>`) or legacy flat column names.
 
-Reads only the columns it needs, in chunks, filters on metadata reliability, and collapses
+Reads only the columns it needs (pyarrow, cached as parquet: `mirage_read`), filters on metadata reliability, and collapses
 radio events to one row per track labelled by majority vote.
 """
 from __future__ import annotations
@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from geomusic_lib.data.io import DataError, check_file
 from geomusic_lib.data.labels import drop_small_classes, majority_vote, normalise_text, purity_report
+from geomusic_lib.data.mirage_read import default_cache_dir, read_columns
 from geomusic_lib.data.table import TrackTable
 from geomusic_lib.params import MirageParams
 
@@ -69,9 +71,8 @@ def _wanted(canonical: set[str], params: MirageParams, extra: list[str]) -> set[
     return want & canonical
 
 
-def read_mirage_events(path: str | Path, params: MirageParams, extra_columns: list[str] | None = None,
-                       chunksize: int = 200_000) -> pd.DataFrame:
-    """Read the needed columns of MIRAGE.csv (v1 or legacy) in chunks, filtering on reliability."""
+def read_mirage_events(path: str | Path, params: MirageParams, extra_columns: list[str] | None = None) -> pd.DataFrame:
+    """Read the needed columns of MIRAGE.csv (v1 or legacy; pyarrow, parquet cache), filtering on reliability."""
     path = check_file(path, "MIRAGE export")
     try:
         header = pd.read_csv(path, nrows=0, encoding="utf-8").columns.tolist()
@@ -89,19 +90,28 @@ def read_mirage_events(path: str | Path, params: MirageParams, extra_columns: li
                         "Set data.mirage.min_reliability: 0 to use every event without filtering.")
     keep = _wanted(set(names.values()), params, extra_columns or [])
     usecols = [raw for raw, name in names.items() if name in keep]
-    reader = pd.read_csv(path, usecols=usecols, dtype=str, chunksize=chunksize, nrows=params.max_events,
-                         encoding="utf-8", keep_default_na=True)
-    chunks, total = [], 0
-    try:
-        for chunk in tqdm(reader, desc="Reading MIRAGE", unit="chunk"):
-            chunk = chunk.rename(columns=names)
-            total += len(chunk)
-            chunks.append(_filter_reliability(chunk, params.min_reliability))
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid UTF-8 after row {total} (byte {err.start}). Convert the file to UTF-8.") from None
-    events = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=list(keep))
-    events.attrs.update(path=str(path), events_read=total, events_reliable=len(events), label_column=label)
+    table, cached = read_columns(path, usecols, _numeric(names, usecols), params.max_events, _cache_dir(params))
+    table = table.rename_columns([names[c] for c in table.column_names])
+    total = table.num_rows
+    table = _filter_reliability(table, params.min_reliability)
+    events = table.to_pandas()  # repeated strings (countries, artists) share one object each
+    events.attrs.update(path=str(path), events_read=total, events_reliable=len(events), label_column=label,
+                        from_cache=cached)
     return _fix_coordinates(events, path)
+
+
+def _numeric(names: dict[str, str], usecols: list[str]) -> dict[str, float]:
+    """Raw columns to parse as numbers: reliability and coordinates always, `track_sp_*` values when most parse."""
+    always = {RELIABILITY, *STATION_COORDS}
+    text = {"track_sp_id", "track_sp_name", "track_sp_genre", "track_sp_timbre"}
+    return {raw: 0.0 if names[raw] in always else 0.5 for raw in usecols
+            if names[raw] in always or (names[raw].startswith("track_sp_") and names[raw] not in text)}
+
+
+def _cache_dir(params: MirageParams) -> Path | None:
+    if not params.cache:
+        return None
+    return Path(params.cache_dir) if params.cache_dir is not None else default_cache_dir()
 
 
 def _legacy_name(v1: str) -> str:
@@ -109,11 +119,10 @@ def _legacy_name(v1: str) -> str:
     return inverse.get(v1, v1)
 
 
-def _filter_reliability(chunk: pd.DataFrame, minimum: float) -> pd.DataFrame:
-    if minimum <= 0 or RELIABILITY not in chunk:
-        return chunk
-    score = pd.to_numeric(chunk[RELIABILITY], errors="coerce")
-    return chunk[score >= minimum]
+def _filter_reliability(table: pa.Table, minimum: float) -> pa.Table:
+    if minimum <= 0 or RELIABILITY not in table.column_names:
+        return table
+    return table.filter(pc.fill_null(pc.greater_equal(table[RELIABILITY], minimum), False))
 
 
 def _fix_coordinates(events: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -136,25 +145,39 @@ def parse_point(text: object) -> tuple[float, float]:
     return (float(match.group(2)), float(match.group(1))) if match else (np.nan, np.nan)
 
 
+def map_unique(values: pd.Series, fn) -> pd.Series:
+    """`values.map(fn)` computed once per distinct value (artists and titles repeat across events)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.array([fn(u) for u in uniques] + [""], dtype=object)  # code -1 (missing) → ""
+    return pd.Series(mapped[codes], index=values.index, dtype=object)
+
+
+def _text(events: pd.DataFrame, name: str) -> pd.Series:
+    return events[name].fillna("").astype(str) if name in events else pd.Series("", index=events.index, dtype=object)
+
+
 def track_keys(events: pd.DataFrame) -> pd.Series:
     """`track_sp_id` where present, else the normalised artist + title; empty when neither exists."""
-    def col(name: str) -> pd.Series:
-        return events[name].fillna("").astype(str) if name in events else pd.Series("", index=events.index)
-    artist = col("artist_sp_name").where(col("artist_sp_name") != "", col("artist_wd_name")).map(normalise_text)
-    title = col("track_sp_name").where(col("track_sp_name") != "", col("track_wd_name")).map(normalise_text)
-    by_name = ("at:" + artist + "|" + title).where((artist != "") & (title != ""), "")
-    spid = col("track_sp_id").str.strip()
-    return spid.where(spid != "", by_name)
+    keys = map_unique(_text(events, "track_sp_id"), str.strip)
+    need = keys == ""
+    if need.any():  # names only where the Spotify id is missing
+        rows = events[need]
+        artist = map_unique(_text(rows, "artist_sp_name").where(_text(rows, "artist_sp_name") != "",
+                                                                _text(rows, "artist_wd_name")), normalise_text)
+        title = map_unique(_text(rows, "track_sp_name").where(_text(rows, "track_sp_name") != "",
+                                                              _text(rows, "track_wd_name")), normalise_text)
+        keys[need] = ("at:" + artist + "|" + title).where((artist != "") & (title != ""), "")
+    return keys
 
 
 def artist_groups(events: pd.DataFrame) -> pd.Series:
     """Artist identity for grouped splits: Spotify artist id, else Wikidata QID, else the normalised name."""
-    group = pd.Series("", index=events.index)
-    for name, fn in (("artist_wd_name", normalise_text), ("artist_sp_name", normalise_text),
-                     ("artist_wd_qid", str.strip), ("artist_sp_id", str.strip)):
-        if name in events:
-            value = events[name].fillna("").astype(str).map(fn)
-            group = value.where(value != "", group)
+    group = pd.Series("", index=events.index, dtype=object)
+    for name, fn in (("artist_sp_id", str.strip), ("artist_wd_qid", str.strip),
+                     ("artist_sp_name", normalise_text), ("artist_wd_name", normalise_text)):
+        need = group == ""
+        if name in events and need.any():
+            group[need] = map_unique(_text(events[need], name), fn)
     return group
 
 
@@ -181,6 +204,28 @@ def event_labels(events: pd.DataFrame, params: MirageParams) -> pd.Series:
     return labels
 
 
+def collapse_events(usable: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(majority vote per track, one row per track with its attributes), on integer codes for speed.
+
+    Group, lat and lon come from one event of the majority label (as a pair); other attributes are
+    the first non-empty value among those events.
+    """
+    track_codes, track_names = pd.factorize(usable["track_id"])
+    label_codes, label_names = pd.factorize(usable["label"], sort=True)  # sorted: ties go to the first name
+    coded = pd.DataFrame({"track_id": track_codes, "label": label_codes}, index=usable.index)
+    voted = majority_vote(coded)
+    is_majority = pd.Series(label_codes, index=usable.index) == voted.set_index("track_id")["label"].reindex(track_codes).to_numpy()
+    majority = usable[is_majority.to_numpy()].assign(track_id=track_codes[is_majority.to_numpy()])
+    place = majority.drop_duplicates("track_id").set_index("track_id")[["group", "lat", "lon"]]  # one event's, as a pair
+    first = majority.drop(columns=["label", "group", "lat", "lon"]).groupby("track_id", sort=False).first()
+    tracks = voted.join(place, on="track_id").join(first, on="track_id")
+    voted = voted.assign(track_id=np.asarray(track_names, dtype=object)[voted["track_id"]],
+                         label=np.asarray(label_names, dtype=object)[voted["label"]])
+    tracks["track_id"], tracks["label"] = voted["track_id"].to_numpy(), voted["label"].to_numpy()
+    tracks["group"] = tracks["group"].replace("", pd.NA).astype("string")
+    return voted, tracks
+
+
 def load_mirage_tracks(params: MirageParams, extra_columns: list[str] | None = None) -> TrackTable:
     """MIRAGE events → one labelled row per track, with label purity and station/artist coordinates."""
     events = read_mirage_events(params.path, params, extra_columns)
@@ -199,13 +244,7 @@ def load_mirage_tracks(params: MirageParams, extra_columns: list[str] | None = N
         raise DataError(f"{path}: no event has both a track (track_sp_id or artist + title) and a label in "
                         f"'{events.attrs['label_column']}' after the reliability filter (≥ {params.min_reliability}). "
                         "Lower data.mirage.min_reliability or check the export.")
-    voted = majority_vote(usable)
-    majority = usable.merge(voted[["track_id", "label"]], on=["track_id", "label"])
-    place = majority.drop_duplicates("track_id").set_index("track_id")[["group", "lat", "lon"]]  # one event's, as a pair
-    first = majority.groupby("track_id", sort=False).first()  # track attributes: first non-empty value
-    extra = [c for c in first.columns if c not in {"label", "group", "lat", "lon"}]
-    tracks = voted.join(place, on="track_id").join(first[extra], on="track_id")
-    tracks["group"] = tracks["group"].replace("", pd.NA).astype("string")
+    voted, tracks = collapse_events(usable)
     tracks = drop_small_classes(tracks, params.min_tracks_per_class, source=str(path), column=events.attrs["label_column"])
     report = {
         "events_read": events.attrs.get("events_read"), "events_reliable": int(len(events)),

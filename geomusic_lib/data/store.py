@@ -42,7 +42,8 @@ def load_dataset(params: Params) -> TrackTable:
         table = load_folk_tracks(data.folk)
     else:
         from geomusic_lib.data.mirage import load_mirage_tracks
-        mirage = data.mirage.model_copy(update={"path": params.resolve(data.mirage.path)})
+        mirage = data.mirage.model_copy(update={"path": params.resolve(data.mirage.path), "cache_dir":
+                                                params.resolve(data.mirage.cache_dir) if data.mirage.cache_dir else None})
         table = load_mirage_tracks(mirage, extra_columns=params.features.metadata_fields)
     if data.max_tracks and len(table.frame) > data.max_tracks:
         table.frame = table.frame.sample(n=data.max_tracks, random_state=params.seed).sort_index().reset_index(drop=True)
