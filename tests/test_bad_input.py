@@ -417,7 +417,7 @@ def test_missing_spotify_credentials_fail_at_once(feature_run):
     start = time.monotonic()
     with pytest.raises(FeatureError, match=r"Spotify credentials not found: set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET") as err:
         extract_features(pd.read_csv(tracks), params, out)
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 10  # no retries: six tries with back-off (base 1 s) take longer; generous for a busy CI
     assert ".env" in one_line(err)
     assert {p: h for p, h in digest(tracks, out).items() if p.name != "cache.sqlite"} == before
 
