@@ -75,3 +75,29 @@ def test_the_book_loads_its_readability_css_and_has_no_empty_index():
     assert re.search(r"pre\s*\{[^}]*white-space:\s*pre-wrap", rules)
     assert re.search(r"overflow-x:\s*auto", rules)
     assert config["html_use_index"] is False and config["html_domain_indices"] is False
+
+
+def _plotly_extension():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plotly_offline", ROOT / "book" / "_ext" / "plotly_offline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plotly_js_is_added_only_to_pages_holding_a_plotly_figure():
+    ext = _plotly_extension()
+
+    class App:
+        def __init__(self):
+            self.scripts: list[str] = []
+
+        def add_js_file(self, name: str, **_: object) -> None:
+            self.scripts.append(name)
+
+    figure_page, text_page = App(), App()
+    body = '<div id="x" class="plotly-graph-div" style="height:100%"></div>'
+    ext._scripts_for_figures(figure_page, "07", "page.html", {"body": body}, None)
+    ext._scripts_for_figures(text_page, "data", "page.html", {"body": "<p>plotly is a library</p>"}, None)
+    assert figure_page.scripts == [ext.GEO_JS, ext.PLOTLY_JS] and text_page.scripts == []
