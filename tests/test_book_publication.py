@@ -101,3 +101,35 @@ def test_plotly_js_is_added_only_to_pages_holding_a_plotly_figure():
     ext._scripts_for_figures(figure_page, "07", "page.html", {"body": body}, None)
     ext._scripts_for_figures(text_page, "data", "page.html", {"body": "<p>plotly is a library</p>"}, None)
     assert figure_page.scripts == [ext.GEO_JS, ext.PLOTLY_JS] and text_page.scripts == []
+
+
+ROLE = re.compile(r"\{cite(?::(\w+))?\}`([^`]+)`")
+
+
+def test_book_pages_cite_through_bibtex_roles_with_known_keys():
+    keys = set(re.findall(r"@\w+\{([^,\s]+),", (ROOT / "book" / "references.bib").read_text(encoding="utf-8")))
+    cited = set()
+    for page in sorted((ROOT / "book").glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for kind, names in ROLE.findall(text):
+            assert kind in {"t", "p"}, f"{page.name}: use {{cite:t}} or {{cite:p}}, not {{cite{':' + kind if kind else ''}}}"
+            cited |= {name.strip() for name in names.split(",")}
+        prose = ROLE.sub("", text)
+        typed = re.findall(r"[A-Z][a-z]+(?:, [A-Z]\.)*(?: et al\.| & [A-Z][a-z]+)?,? \(?(?:19|20)\d\d[a-z]?\)", prose)
+        assert not typed, f"{page.name}: typed citation {typed}; cite with {{cite:t}}`key` from references.bib"
+    assert cited and cited <= keys, f"unknown keys: {sorted(cited - keys)}"
+    assert ":all:" in (ROOT / "book" / "references.md").read_text(encoding="utf-8")
+    assert _sphinx_config()["bibtex_reference_style"] == "author_year"
+
+
+def test_the_published_3113_km_figure_stays_out_of_our_tables_and_carries_its_protocol():
+    files = [ROOT / "README.md", *(ROOT / "book").glob("*.md"), *(ROOT / "benchmarks").glob("*.py"),
+             *(ROOT / "geomusic_lib").glob("*.py")]
+    def lines(path: Path) -> list[str]:  # Python string literals split over lines are joined first
+        return re.sub(r'"\s*\n\s*"', "", path.read_text(encoding="utf-8")).splitlines()
+
+    mentions = [(f.name, line) for f in files for line in lines(f) if re.search(r"3,113|3113", line) and "Zhou" in line]
+    assert mentions, "the published reference disappeared from README/benchmarks"
+    for name, line in mentions:
+        assert not line.lstrip().startswith("|"), f"{name}: the published figure sits in a table row"
+        assert "1,142" in line and "random-forest" in line and "1,059" in line, f"{name}: protocol missing: {line}"
