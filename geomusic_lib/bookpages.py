@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from geomusic_lib.bookconfig import install_markdown, repository_url, write_book_config
 from geomusic_lib.extras import require
 from geomusic_lib.fileio import atomic_write_bytes, atomic_write_text
 from geomusic_lib.manifest import accelerator, git_state, read_manifest
@@ -22,17 +23,18 @@ from geomusic_lib.params import Params
 from geomusic_lib.rundir import RunDir, read_run_csv
 from geomusic_lib.session import format_params
 
-BOOK_CONFIG = ("_config.yml", "_toc.yml")
-BOOK_PAGES = "book"  # prose pages, bibliography and the plotly extension
+BOOK_PAGES = "book"  # prose pages, bibliography, CSS and the Sphinx extensions
 
 
 def stage_book_sources(root: Path, run: RunDir) -> Path:
-    """Copy the book's config, table of contents and prose pages into the run's book folder
-    (its executed notebooks and generated pages stay); returns that folder."""
-    for name in BOOK_CONFIG:
-        atomic_write_bytes(run.book_dir / name, (root / name).read_bytes())
+    """Copy the book's config (with the repository links it implies), table of contents and prose
+    pages into the run's book folder, write the quick start's install steps, and show one
+    parameters cell per executed notebook (its generated pages stay); returns that folder."""
+    config = write_book_config(root / "_config.yml", run.book_dir / "_config.yml")
+    atomic_write_bytes(run.book_dir / "_toc.yml", (root / "_toc.yml").read_bytes())
     shutil.copytree(root / BOOK_PAGES, run.book_dir / BOOK_PAGES, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("notebooks", "_generated", ".ipynb_checkpoints", "__pycache__"))
+    atomic_write_text(run.book_generated / "install.md", install_markdown(repository_url(config)))
     for path in sorted(run.book_notebooks.glob("*.ipynb")):
         show_parameters_once(path)
     return run.book_dir

@@ -133,3 +133,60 @@ def test_the_published_3113_km_figure_stays_out_of_our_tables_and_carries_its_pr
     for name, line in mentions:
         assert not line.lstrip().startswith("|"), f"{name}: the published figure sits in a table row"
         assert "1,142" in line and "random-forest" in line and "1,059" in line, f"{name}: protocol missing: {line}"
+
+
+def _root_config(url: str) -> dict:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    config["repository"]["url"] = url
+    return config
+
+
+def test_without_a_repository_url_the_book_has_no_repository_link_launch_button_or_placeholder():
+    from geomusic_lib.bookconfig import book_config, install_markdown, repository_url
+
+    config = book_config(_root_config(""))
+    assert repository_url(yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))) == ""  # the default
+    assert not config["html"]["use_repository_button"] and not config["html"]["use_issues_button"]
+    assert not any(config["launch_buttons"].get(k) for k in ("binderhub_url", "jupyterhub_url", "colab_url", "thebe"))
+    assert config["repository"]["url"] == ""  # not Jupyter Book's default (its own repository)
+    text = install_markdown("")
+    assert "git clone" not in text and "<" not in text and "Clone the repository" in text
+    assert "pip install -e" in text
+
+
+def test_a_repository_url_turns_on_header_links_binder_and_the_clone_command(tmp_path):
+    from geomusic_lib.bookconfig import install_markdown, write_book_config
+
+    url = "https://github.com/someone/geomusic"
+    source = tmp_path / "_config.yml"
+    source.write_text(yaml.safe_dump(_root_config(url + "/")), encoding="utf-8")
+    config = write_book_config(source, tmp_path / "built.yml")
+    assert yaml.safe_load((tmp_path / "built.yml").read_text(encoding="utf-8")) == config
+    assert config["html"]["use_repository_button"] and config["html"]["use_issues_button"]
+    assert config["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
+    assert config["repository"]["url"] == url and config["sphinx"] == _root_config(url)["sphinx"]
+    assert f"git clone {url} geomusic" in install_markdown(url)
+
+
+def test_staging_writes_the_install_steps_the_quick_start_includes(tmp_path):
+    root = tmp_path / "src"
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("notebooks", "_generated"))
+    shutil.copy(ROOT / "_toc.yml", root / "_toc.yml")
+    (root / "_config.yml").write_text(yaml.safe_dump(_root_config("https://gitlab.com/x/geomusic")), encoding="utf-8")
+    run = RunDir(tmp_path / "runs" / "r")
+    bookpages.stage_book_sources(root, run)
+    assert "{include} _generated/install.md" in (run.book_dir / "book" / "quickstart.md").read_text(encoding="utf-8")
+    assert "git clone https://gitlab.com/x/geomusic" in (run.book_generated / "install.md").read_text(encoding="utf-8")
+    assert "<this repository>" not in (ROOT / "book" / "quickstart.md").read_text(encoding="utf-8")
+
+
+def test_launch_links_point_at_the_repository_s_notebook_not_the_executed_copy():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("repository_links", ROOT / "book" / "_ext" / "repository_links.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    context = {"header_buttons": [{"label": "launch-buttons", "buttons": [
+        {"url": "https://mybinder.org/v2/gh/o/geomusic/main?urlpath=lab/tree/book/notebooks/03_fcnn.ipynb"}]}]}
+    ext._launch_links_to_repository(None, "book/notebooks/03_fcnn", "page.html", context, None)
+    assert context["header_buttons"][0]["buttons"][0]["url"].endswith("urlpath=lab/tree/notebooks/03_fcnn.ipynb")
