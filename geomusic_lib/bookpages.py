@@ -16,6 +16,7 @@ import pandas as pd
 
 from geomusic_lib.bookfacts import write_book_facts
 from geomusic_lib.data.uci_features import shipped_dictionary
+from geomusic_lib.bookconfig import install_markdown, repository_url, write_book_config
 from geomusic_lib.extras import require
 from geomusic_lib.fileio import atomic_write_bytes, atomic_write_text
 from geomusic_lib.manifest import accelerator, git_state, read_manifest
@@ -24,18 +25,45 @@ from geomusic_lib.params import Params
 from geomusic_lib.rundir import RunDir, read_run_csv
 from geomusic_lib.session import format_params
 
-BOOK_CONFIG = ("_config.yml", "_toc.yml")
-BOOK_PAGES = "book"  # prose pages, bibliography and the plotly extension
+BOOK_PAGES = "book"  # prose pages, bibliography, CSS and the Sphinx extensions
 
 
 def stage_book_sources(root: Path, run: RunDir) -> Path:
-    """Copy the book's config, table of contents and prose pages into the run's book folder
-    (its executed notebooks and generated pages stay); returns that folder."""
-    for name in BOOK_CONFIG:
-        atomic_write_bytes(run.book_dir / name, (root / name).read_bytes())
+    """Copy the book's config (with the repository links it implies), table of contents and prose
+    pages into the run's book folder, write the quick start's install steps, and show one
+    parameters cell per executed notebook (its generated pages stay); returns that folder."""
+    config = write_book_config(root / "_config.yml", run.book_dir / "_config.yml")
+    atomic_write_bytes(run.book_dir / "_toc.yml", (root / "_toc.yml").read_bytes())
     shutil.copytree(root / BOOK_PAGES, run.book_dir / BOOK_PAGES, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("notebooks", "_generated", ".ipynb_checkpoints", "__pycache__"))
+    atomic_write_text(run.book_generated / "install.md", install_markdown(repository_url(config)))
+    for path in sorted(run.book_notebooks.glob("*.ipynb")):
+        show_parameters_once(path)
     return run.book_dir
+
+
+def hide_default_parameters(notebook: dict[str, Any]) -> bool:
+    """Tag the `parameters` cell (the defaults) `remove-cell` when papermill injected the values that
+    ran (`injected-parameters`), so the page shows one parameters cell: what ran. Returns whether it
+    changed the notebook; a copy papermill did not run keeps its defaults visible."""
+    def tags(cell: dict[str, Any]) -> list[str]:
+        return cell.get("metadata", {}).get("tags", [])
+
+    if not any("injected-parameters" in tags(cell) for cell in notebook.get("cells", [])):
+        return False
+    changed = False
+    for cell in notebook["cells"]:
+        if "parameters" in tags(cell) and "remove-cell" not in tags(cell):
+            cell.setdefault("metadata", {}).setdefault("tags", []).append("remove-cell")
+            changed = True
+    return changed
+
+
+def show_parameters_once(path: Path) -> None:
+    """`hide_default_parameters` on an executed copy, rewritten in place only when it changed."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    if hide_default_parameters(notebook):
+        atomic_write_text(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
 def notebook_origin(path: Path) -> tuple[str | None, bool]:
