@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from geomusic_lib.bookconfig import install_markdown, repository_url, write_book_config
 from geomusic_lib.bookfacts import write_book_facts
 from geomusic_lib.data.uci_features import shipped_dictionary
-from geomusic_lib.bookconfig import install_markdown, repository_url, write_book_config
 from geomusic_lib.extras import require
 from geomusic_lib.fileio import atomic_write_bytes, atomic_write_text
 from geomusic_lib.manifest import accelerator, git_state, read_manifest
@@ -128,29 +128,36 @@ def tuning_table_markdown(run: RunDir) -> str:
             "with the best settings. Every trial: `runs/<run_name>/tuning/<model>/study.db` (Optuna, SQLite).\n")
 
 
-RESULT_COLUMNS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "top5_accuracy": "top-5 accuracy",
-                  "macro_f1": "macro-F1",
-                  "region_accuracy": "region accuracy", "continent_accuracy": "continent accuracy",
-                  "mean_km": "mean error (km)", "median_km": "median error (km)", "ece": "ECE"}
+RESULT_TABLES = {  # two tables that each fit the page: is the class right; how far off, how confident
+    "Is the class right?": {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
+                            "top5_accuracy": "top-5 accuracy", "macro_f1": "macro-F1"},
+    "How far off, and how confident?": {"region_accuracy": "region accuracy", "continent_accuracy": "continent accuracy",
+                                        "mean_km": "mean error (km)", "median_km": "median error (km)", "ece": "ECE"},
+}
 
 
 def results_table_markdown(run: RunDir, root: Path | None = None) -> str:
-    """The headline metrics of `eval/metrics.csv` as a Markdown table, each with its 95 % CI;
-    a pointer to the fix when the file is missing. Paths are shown relative to `root`."""
+    """The headline metrics of `eval/metrics.csv` as two Markdown tables (rows by test accuracy),
+    each cell with its 95 % CI; a pointer to the fix when the file is missing. Paths are shown
+    relative to `root`."""
     run = run if isinstance(run, RunDir) else RunDir(run)
     path = run.metrics_csv
     shown = Path(os.path.relpath(path, root)).as_posix() if root else path.as_posix()
     if not path.is_file():
         return (f"```{{note}}\nNo metrics table yet: `{shown}` does not exist. "
                 "Run `make book` (or notebook 07_evaluation) to produce it.\n```\n")
-    metrics = read_run_csv(path)
-    table = metrics[[c for c in ("model", "kind", "n") if c in metrics.columns]].copy()
-    for column, title in RESULT_COLUMNS.items():
-        if column in metrics.columns:
-            digits = 0 if column.endswith("_km") else 3
-            table[title] = [_with_interval(row, column, digits) for _, row in metrics.iterrows()]
-    return (markdown_table(table) + f"\n\nEach cell: estimate (95 % bootstrap interval). All metrics, per-class "
-            f"tables included: `{shown}` and `eval/per_class/`, written by 07_evaluation.\n")
+    metrics = read_run_csv(path).sort_values("accuracy", ascending=False, kind="mergesort")
+    parts = []
+    for heading, columns in RESULT_TABLES.items():
+        table = metrics[[c for c in ("model", "kind") if c in metrics.columns]].copy()
+        for column, title in columns.items():
+            if column in metrics.columns:
+                digits = 0 if column.endswith("_km") else 3
+                table[title] = [_with_interval(row, column, digits) for _, row in metrics.iterrows()]
+        parts.append(f"**{heading}**\n\n" + markdown_table(table))
+    n = f"{int(metrics['n'].iloc[0]):,} test tracks; " if "n" in metrics.columns and metrics["n"].nunique() == 1 else ""
+    return ("\n\n".join(parts) + f"\n\nEach cell: estimate (95 % bootstrap interval); {n}rows by test accuracy. "
+            f"All metrics, per-class tables included: `{shown}` and `eval/per_class/`, written by 07_evaluation.\n")
 
 
 def _with_interval(row: Any, column: str, digits: int) -> str:

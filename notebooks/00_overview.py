@@ -48,8 +48,9 @@ from geomusic_lib.session import open_stage
 
 # %% [markdown]
 # ## Parameters
-# The cell below is tagged `parameters`: papermill replaces its values in batch runs
-# (look for the *injected parameters* cell after it). Interactively it runs as it is.
+# The notebook's own cell tagged `parameters` holds defaults for running it by hand; papermill
+# injects the values of a batch run in a cell after it. The book shows only the values this
+# run used (the injected cell) and hides the defaults.
 
 # %% tags=["parameters"]
 params_file: str = "../params/default.yaml"  # the run's params file, found from notebooks/ or the repository root
