@@ -2,7 +2,8 @@
 
 Reads each run's `eval/metrics.csv` (and tuning summary) from `make book PARAMS=...`, and the
 benchmark tables under `benchmarks/out/` (`make bench`, `bench_spotify_country.py`, `bench_folk.py`);
-nothing is typed by hand. Runs or tables that do not exist are skipped with a note.
+nothing is typed by hand. A section whose run or table is not on this machine keeps the README's
+earlier copy, marked as such (so one re-run does not erase the others).
 Usage: python benchmarks/update_readme.py [runs/default runs/tuned runs/folk ...]
 """
 from __future__ import annotations
@@ -44,6 +45,22 @@ def bench_sections() -> list[str]:
             for name, title in BENCH_TABLES.items() if (out / name).is_file()]
 
 
+KEPT = "*(Kept from an earlier update: not re-run at the commit of the sections above.)*"
+
+
+def earlier_sections(body: str) -> dict[str, str]:
+    """The README's current result sections by their `### ` heading line."""
+    parts = re.split(r"^(?=### )", body, flags=re.M)
+    return {p.splitlines()[0]: p.strip() for p in parts if p.startswith("### ")}
+
+
+def merged_sections(fresh: list[str], earlier: dict[str, str]) -> list[str]:
+    """Fresh sections first, each replacing its earlier copy; earlier ones not made again follow, marked."""
+    made = {section.splitlines()[0] for section in fresh}
+    kept = [text if KEPT in text else f"{text}\n\n{KEPT}" for head, text in earlier.items() if head not in made]
+    return fresh + kept
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", default=["runs/default"], help="run directories to report")
@@ -52,10 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     missing = [r.name for r in runs if not r.metrics_csv.is_file()]
     if missing:
         print(f"skipped (no eval/metrics.csv; run make book for them first): {', '.join(missing)}")
-    sections = [run_section(r) for r in runs if r.metrics_csv.is_file()] + bench_sections()
-    body = f"{START}\n" + "\n\n".join(sections) + f"\n{END}"
     readme = REPO / "README.md"
     text = readme.read_text(encoding="utf-8")
+    current = re.search(re.escape(START) + "(.*?)" + re.escape(END), text, flags=re.S)
+    fresh = [run_section(r) for r in runs if r.metrics_csv.is_file()] + bench_sections()
+    sections = merged_sections(fresh, earlier_sections(current.group(1) if current else ""))
+    body = f"{START}\n" + "\n\n".join(sections) + f"\n{END}"
     readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: body, text, flags=re.S),
                       encoding="utf-8")
     print(body)

@@ -190,3 +190,16 @@ def test_launch_links_point_at_the_repository_s_notebook_not_the_executed_copy()
         {"url": "https://mybinder.org/v2/gh/o/geomusic/main?urlpath=lab/tree/book/notebooks/03_fcnn.ipynb"}]}]}
     ext._launch_links_to_repository(None, "book/notebooks/03_fcnn", "page.html", context, None)
     assert context["header_buttons"][0]["buttons"][0]["url"].endswith("urlpath=lab/tree/notebooks/03_fcnn.ipynb")
+
+
+def test_update_readme_keeps_sections_it_cannot_make_again_and_marks_them():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "benchmarks" / "update_readme.py")
+    update = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(update)
+    earlier = update.earlier_sections("### Run `a`\nold a\n#### detail\nx\n### Run `b`\nold b\n")
+    merged = update.merged_sections(["### Run `b`\nnew b"], earlier)
+    assert merged[0] == "### Run `b`\nnew b"
+    assert merged[1].startswith("### Run `a`\nold a\n#### detail") and update.KEPT in merged[1]
+    assert update.merged_sections([], {"### x": merged[1]})[0].count(update.KEPT) == 1  # marked once
