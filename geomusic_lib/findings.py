@@ -79,8 +79,8 @@ def against_floor(row: Mapping, floor: Floor, detail: bool = True) -> str:
 
 
 def floors_sentence(floor: Floor) -> str:
-    return (f"{pct(floor.majority)}: always answering {floor.majority_class}; "
-            f"chance is {pct(floor.chance)} over {floor.n_classes} classes")
+    return (f"the majority floor is {pct(floor.majority)} (always answering {floor.majority_class}), "
+            f"chance {pct(floor.chance)} ({floor.n_classes} classes)")
 
 
 def named_list(names: Sequence[str], limit: int = 6) -> str:
@@ -109,7 +109,7 @@ def countries_sentence(per_class: pd.DataFrame, top: int = 3, min_support: int =
 def model_findings(scores: Mapping[str, Mapping], per_class: Mapping[str, pd.DataFrame], floor: Floor) -> str:
     """The end of a model notebook: each network's test accuracy against the floors, the
     countries it gets right and wrong, and whether the networks can be told apart."""
-    lines = [f"- The floors on these {floor.n_test} test tracks: {floors_sentence(floor)}."]
+    lines = [f"- On these {floor.n_test} test tracks {floors_sentence(floor)}."]
     for name, metrics in scores.items():
         lines.append(f"- **{name}**: {with_interval(metrics)} right, {against_floor(metrics, floor, detail=False)}. "
                      f"Top-5: {with_interval(metrics, 'top5_accuracy')}. "
@@ -189,8 +189,9 @@ def identical_column_groups(features: pd.DataFrame) -> list[list[str]]:
     return [g for g in groups if len(g) > 1 and all(features[g[0]].equals(features[c]) for c in g[1:])]
 
 
-def feature_findings(features: pd.DataFrame) -> str:
-    """The end of 02: how many columns the models read, and whether some are copies of others."""
+def feature_findings(features: pd.DataFrame, note: str | None = None) -> str:
+    """The end of 02: how many columns the models read, whether some are copies of others, and the
+    source's own note on copies it removed (`chroma_note` of UCI)."""
     groups = identical_column_groups(features)
     distinct = features.shape[1] - sum(len(g) - 1 for g in groups)
     lines = [f"- The models read {features.shape[1]} feature columns for {len(features):,} tracks."]
@@ -201,6 +202,8 @@ def feature_findings(features: pd.DataFrame) -> str:
                      "among them.")
     else:
         lines.append("- No column is a copy of another.")
+    if note:
+        lines.append(f"- {note}")
     return "\n".join(lines)
 
 
@@ -230,10 +233,21 @@ def attention_caveat(metrics: pd.DataFrame, model: str = "attention") -> str | N
             "show what this model attends to, not what makes a country recognisable.")
 
 
+def feature_label(name: str) -> str:
+    """`s3_timbre04` → `s3_timbre04 (spectral flux, 3: std of texture means)` for UCI columns; other names as they are."""
+    from geomusic_lib.data.uci_features import shipped_dictionary
+
+    table = shipped_dictionary().set_index("column")
+    if name not in table.index:
+        return name
+    row = table.loc[name]
+    return f"{name} ({row['descriptor']}, {row['statistic']})"
+
+
 def importance_agreement(network: pd.DataFrame, forest: pd.DataFrame, top: int = 10) -> str:
-    """How many of the network's `top` SHAP features are also among the forest's."""
+    """How many of the network's `top` SHAP features are also among the forest's (named by descriptor)."""
     net, tree = network["feature"].head(top).tolist(), set(forest["feature"].head(top))
-    shared = [f for f in net if f in tree]
+    shared = [feature_label(f) for f in net if f in tree]
     return (f"- Of the {len(net)} features the network relies on most, {len(shared)} are also among the random "
             f"forest's top {top}" + (f" ({named_list(shared)})." if shared else "."))
 

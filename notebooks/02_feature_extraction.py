@@ -116,7 +116,7 @@ else:
 # ## What this run shows
 
 # %% tags=["remove-input"]
-display(Markdown(feature_findings(table.frame[table.feature_names])))
+display(Markdown(feature_findings(table.frame[table.feature_names], table.notes.get("chroma_note"))))
 
 # %% [markdown]
 # ## Summary

@@ -19,8 +19,16 @@ LABEL_NOTE = (
 )
 N_STATISTICS = 4
 TIMBRAL, CHROMA = 17, 12
-CHROMA_NOTE = ("In the UCI file the 12 chroma columns of each statistic are identical copies (48 columns, "
-               "4 distinct values), so its 116 columns hold 72 distinct values (see the book's features page). ")
+def chroma_note(file_columns: np.ndarray, collapsed: bool) -> str:
+    """What the file's chroma columns are, counted from the file, and what the loader did with them."""
+    chroma = file_columns[:, [stat * (TIMBRAL + CHROMA) + TIMBRAL + d for stat in range(N_STATISTICS)
+                              for d in range(CHROMA)]]
+    distinct, distinct_chroma = (np.unique(m.T, axis=0).shape[0] for m in (file_columns, chroma))
+    what = (f"In the UCI file the {CHROMA} chroma columns of each statistic hold {distinct_chroma // N_STATISTICS} "
+            f"distinct value(s) ({chroma.shape[1]} columns, {distinct_chroma} distinct), so its "
+            f"{file_columns.shape[1]} columns hold {distinct} distinct values (see the book's features page). ")
+    return what + ("Each statistic's copies are collapsed into one column s<k>_chroma (data.uci.collapse_chroma: true)."
+                   if collapsed else f"All {file_columns.shape[1]} columns are kept (data.uci.collapse_chroma: false).")
 
 
 def _dataset_file(name: str):
@@ -97,7 +105,5 @@ def load_uci(chromatic: bool = True, collapse_chroma: bool = True) -> TrackTable
              "grid_note": "grid = 4 summary statistics x descriptors; this axis is not time",
              "groups": "UCI has no artist information, so splits are stratified but not grouped"}
     if chromatic:
-        notes["chroma_note"] = CHROMA_NOTE + (
-            "Each statistic's copies are collapsed into one column s<k>_chroma (data.uci.collapse_chroma: true)."
-            if collapse_chroma else "All 116 columns are kept (data.uci.collapse_chroma: false).")
+        notes["chroma_note"] = chroma_note(raw[:, :-2], collapse_chroma)
     return TrackTable(frame, list(features.columns), source="uci", notes=notes, grid_shape=grid)
