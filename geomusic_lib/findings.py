@@ -143,7 +143,9 @@ def comparison_findings(metrics: pd.DataFrame, floor: Floor, best_network: str |
         lines.append(f"- The best network by validation loss, {best_network}, is "
                      f"{countries_sentence(per_class_best)}.")
     if "median_km" in top and top["median_km"] == top["median_km"]:
-        lines.append(f"- {top['model']}'s median error is {top['median_km']:,.0f} km from the true place.")
+        mean = f", mean {top['mean_km']:,.0f} km" if "mean_km" in top else ""
+        lines.append(f"- {top['model']}'s distance from the true place: median {top['median_km']:,.0f} km{mean} "
+                     "(a right class counts as 0 km).")
     return "\n".join(lines)
 
 

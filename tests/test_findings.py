@@ -33,7 +33,7 @@ def test_countries_sentence_names_the_best_and_the_never_right():
 
 
 def test_comparison_findings_says_which_intervals_overlap():
-    metrics = pd.DataFrame([row("ensemble", 0.6, 0.5, 0.7, kind="ensemble", median_km=812.4),
+    metrics = pd.DataFrame([row("ensemble", 0.6, 0.5, 0.7, kind="ensemble", median_km=812.4, mean_km=2345.6),
                             row("fcnn", 0.55, 0.45, 0.65), row("attention", 0.3, 0.2, 0.4),
                             row("random_forest", 0.52, 0.42, 0.62, kind="baseline"),
                             row("majority", 0.4, 0.3, 0.5, kind="baseline")])
@@ -42,7 +42,7 @@ def test_comparison_findings_says_which_intervals_overlap():
     assert "overlaps those of fcnn, random_forest" in text
     assert "Clearly below it: attention" in text
     assert "5.0 points above the best single model (fcnn)" in text
-    assert "812 km" in text
+    assert "median 812 km, mean 2,346 km" in text
 
 
 def test_attention_caveat_places_the_model_below_the_baselines():
