@@ -1,5 +1,6 @@
 """MIRAGE loader on real pilot events (tests/fixtures/mirage, see SOURCE.md), v1 and legacy names."""
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -204,3 +205,12 @@ def test_the_per_track_table_is_cached_with_its_report_and_warnings_and_a_change
         load_mirage_tracks(p, extra_columns=["station_ar_genre"])
     with pytest.raises(AssertionError, match="ran again"):
         load_mirage_tracks(p.model_copy(update={"cache": False}))
+
+
+def test_tests_never_touch_the_users_cache(mirage_v1):
+    from geomusic_lib.data.mirage_read import default_cache_dir
+
+    assert not default_cache_dir().is_relative_to(Path.home() / ".cache")
+    before = set(default_cache_dir().glob("*")) if default_cache_dir().is_dir() else set()
+    load_mirage_tracks(params(mirage_v1, country_source="rg", min_tracks_per_class=1))  # cache on, no cache_dir
+    assert set(default_cache_dir().glob("*")) - before  # it wrote to the session's temporary cache
