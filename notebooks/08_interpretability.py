@@ -39,7 +39,7 @@ import numpy as np
 
 from IPython.display import Markdown, display
 
-from geomusic_lib import interpret, interpret_sequence, plots, plots_melody
+from geomusic_lib import interpret, interpret_sequence, plots, plots_melody, stages
 from geomusic_lib.baselines import fit_baseline
 from geomusic_lib.data import load_run_data
 from geomusic_lib.evaluate import best_network, load_metrics
@@ -107,16 +107,18 @@ plots.per_class_importance_figure(by_class).show()
 
 # %% [markdown]
 # ### A tree baseline for comparison
-# A random forest, fitted on the training and validation rows (as the baselines in 07
-# are; the network trained on the training rows and early-stopped on the validation
-# rows), explained with TreeExplainer. If
+# A random forest, fitted on the training and validation rows with the run's
+# `baseline_settings.random_forest` (as the baselines in 07 are; the network trained on
+# the training rows and early-stopped on the validation rows), explained with
+# TreeExplainer. If
 # the network and the forest agree on the important features, the signal is in the
 # features rather than in one model's quirks.
 
 # %%
 x, y = table.features, table.frame["label"].to_numpy()
 fit_rows = np.concatenate([split.train, split.val])
-forest = fit_baseline("random_forest", params.seed, x[fit_rows], y[fit_rows])
+forest_settings = stages.effective_params(params, run, ["random_forest"]).baseline_settings.get("random_forest")
+forest = fit_baseline("random_forest", params.seed, x[fit_rows], y[fit_rows], forest_settings)  # as in 07
 tree_rows = interpret.sample_split(split, ip.tree_shap_samples, params.seed, part="test")
 forest_importance = interpret.shap_importance_tree(forest, x[tree_rows], table.feature_names)
 plots.feature_importance_figure(forest_importance, title="Global feature importance of the random forest (mean |SHAP|)").show()

@@ -32,7 +32,8 @@ def test_the_whole_book_runs_on_a_10k_event_synthetic_export(tmp_path):
     smoke.update(run_name="mirage10k", models=["fcnn", "cnn", "rnn", "attention"], baselines=["majority", "logreg", "random_forest"],
                  data={"source": "mirage", "mirage": {"path": "data/MIRAGE.csv", "min_tracks_per_class": 30,
                                                       "cache_dir": "cache"}},
-                 features={"source": "columns"}, train={**smoke["train"], "epochs": 3, "batch_size": 256})
+                 features={"source": "columns"}, train={**smoke["train"], "epochs": 3, "batch_size": 256},
+                 baseline_settings={"random_forest": {"n_estimators": 50, "max_train_rows": 2000}})  # 07, its ensemble and 08
     for name in ("cnn", "rnn", "attention"):
         smoke["model"][name]["view"] = "tokens"
     (root / "params" / "mirage10k.yaml").write_text(yaml.safe_dump(smoke))
