@@ -37,11 +37,11 @@ book: $(STAMP)  ## run every notebook with papermill on $(PARAMS), then build th
 lab: $(STAMP)  ## explore the notebooks in JupyterLab
 	$(PY) -m jupyter lab notebooks/
 
-bench: $(STAMP)  ## print the benchmark figures (UCI 10-fold CV, throughput, Spotify extraction, MIRAGE at 100K and 1M events)
+bench: $(STAMP)  ## print the benchmark figures (UCI 10-fold CV, throughput, Spotify extraction, MIRAGE at 10K, 100K and 1M events)
 	$(PY) benchmarks/bench_uci_cv.py
 	$(PY) benchmarks/bench_throughput.py
 	$(PY) benchmarks/bench_spotify_extraction.py
-	$(PY) benchmarks/bench_mirage_scale.py --sizes 100000 1000000 --jobs 2  # hours on 2 cores: see benchmarks/README.md
+	$(PY) benchmarks/bench_mirage_scale.py --sizes 10000 100000 1000000 --jobs 2  # hours on 2 cores: see benchmarks/README.md
 
 clean:
 	rm -rf _build book/notebooks runs/smoke

@@ -10,8 +10,9 @@ Finally, how each stage grows between sizes: the exponent b of time ∝ n^b (1 =
     python benchmarks/bench_mirage_scale.py --sizes 100000 1000000 --jobs 2
     python benchmarks/bench_mirage_scale.py --sizes 10000 --params params/mirage_cpu.yaml
 
-Writes `benchmarks/out/mirage_scale.md` (README via update_readme.py, and the book's MIRAGE page)
-and keeps every run under `benchmarks/out/mirage_scale/<size>/`. On a shared machine wall times
+Writes `benchmarks/out/mirage_scale.md` (README via update_readme.py) and the committed copy
+`benchmarks/results/mirage_scale.md` (with the command, date, machine and load average; the book's
+MIRAGE page includes it), and keeps every run under `benchmarks/out/mirage_scale/<size>/`. On a shared machine wall times
 include waiting for the CPU: the CPU-seconds column of the loader is the load-independent figure.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 WORK = OUT / "mirage_scale"
+RESULTS = REPO / "benchmarks" / "results" / "mirage_scale.md"
 TARGETS = {"load_s": 60, "load_gb": 4, "cached_s": 10, "book_min": 60, "html_mb": 20}
 
 
@@ -65,10 +67,12 @@ class KernelSampler(threading.Thread):
     def __init__(self, pid: int, every: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.root, self.every, self.peak, self.stop = pid, every, {}, threading.Event()
+        self.loads: list[float] = []  # 1-minute load average, every sample
 
     def run(self) -> None:
         names: dict[int, str] = {}
         while not self.stop.is_set():
+            self.loads.append(os.getloadavg()[0])
             try:
                 children = psutil.Process(self.root).children(recursive=True)
             except psutil.NoSuchProcess:
@@ -86,8 +90,8 @@ class KernelSampler(threading.Thread):
             time.sleep(self.every)
 
 
-def run_book(params_file: Path, jobs: int, build: bool) -> tuple[dict[str, float], dict[str, int], float, str]:
-    """Run the book; (seconds per notebook, peak kernel RSS per notebook, total wall s, output tail)."""
+def run_book(params_file: Path, jobs: int, build: bool) -> tuple[dict[str, float], dict[str, int], float, str, list[float]]:
+    """Run the book; (seconds per notebook, peak kernel RSS per notebook, total wall s, status, load averages)."""
     cmd = [sys.executable, "-m", "geomusic_lib.run", "--params", str(params_file), "--jobs", str(jobs)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
@@ -103,7 +107,7 @@ def run_book(params_file: Path, jobs: int, build: bool) -> tuple[dict[str, float
     run = yaml.safe_load(params_file.read_text())
     manifest = Path(run["runs_dir"]) / run["run_name"] / "manifest.json"
     timings = json.loads(manifest.read_text()).get("timings_s", {}) if manifest.is_file() else {}
-    return timings, sampler.peak, total, ("ok" if proc.returncode == 0 else f"FAILED ({proc.returncode})")
+    return timings, sampler.peak, total, ("ok" if proc.returncode == 0 else f"FAILED ({proc.returncode})"), sampler.loads
 
 
 def measure_loader(params_file: Path) -> dict[str, float]:
@@ -192,18 +196,42 @@ def markdown(rows: dict[int, dict], jobs: int, params: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def machine() -> str:
+    """Cores, memory and accelerator of this machine, in words."""
+    gpu = "no GPU"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = f"GPU {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return f"{os.cpu_count()} CPU cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, {gpu}"
+
+
+def results_header(rows: dict[int, dict], argv: list[str]) -> str:
+    """The committed copy's header: command, dates, machine, and the load average while the book ran."""
+    load = "; ".join(f"{n:,} events: mean {rows[n]['load']['mean']:.1f}, max {rows[n]['load']['max']:.1f}"
+                     if rows[n].get("load") else f"{n:,} events: not recorded" for n in sorted(rows))
+    dates = sorted({rows[n].get("date", "?") for n in rows})
+    return ("<!-- written by benchmarks/bench_mirage_scale.py: rerun it (`make bench`) rather than editing -->\n\n"
+            f"- command: `python benchmarks/bench_mirage_scale.py {' '.join(argv)}`\n- date: {', '.join(dates)}\n"
+            f"- machine: {machine()}\n- load average while the book ran (1-minute, sampled every 0.5 s): {load}\n\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--params", type=Path, default=REPO / "params" / "mirage_cpu.yaml")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-book", action="store_true", help="run the notebooks but skip jupyter-book build")
     ap.add_argument("--out", type=Path, default=OUT / "mirage_scale.md")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the reports from mirage_scale.json, run nothing")
     args = ap.parse_args(argv)
     results = OUT / "mirage_scale.json"
     rows = {int(k): v for k, v in json.loads(results.read_text()).items()} if results.is_file() else {}
-    for events in args.sizes:
+    for events in [] if args.report_only else args.sizes:
         root = WORK / str(events)
         root.mkdir(parents=True, exist_ok=True)
         params_file = write_params(args.params.resolve(), events, synthetic(events, args.seed), root)
@@ -211,13 +239,18 @@ def main(argv: list[str] | None = None) -> None:
         loader = measure_loader(params_file)
         print(json.dumps(loader), flush=True)
         print(f"== {events:,} events: the book (--jobs {args.jobs})", flush=True)
-        timings, rss, total, status = run_book(params_file, args.jobs, not args.no_book)
+        timings, rss, total, status, loads = run_book(params_file, args.jobs, not args.no_book)
         rows[events] = {"loader": loader, "timings": timings, "rss": rss, "total": total, "status": status,
-                        "sizes": output_sizes(params_file)}
+                        "sizes": output_sizes(params_file), "date": str(dt.date.today()),
+                        "load": {"mean": sum(loads) / len(loads), "max": max(loads)} if loads else None}
         results.write_text(json.dumps(rows, indent=1))
         print(json.dumps(rows[events], indent=1), flush=True)
+    if not rows:
+        raise SystemExit(f"{results}: no measurement yet. Run without --report-only first.")
     text = markdown({n: rows[n] for n in sorted(rows)}, args.jobs, args.params.resolve())
     args.out.write_text(text, encoding="utf-8")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(results_header(rows, argv if argv is not None else sys.argv[1:]) + text, encoding="utf-8")
     print(text)
 
 

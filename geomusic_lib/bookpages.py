@@ -97,7 +97,16 @@ def write_generated_pages(root: Path, run: RunDir, params: Params, params_file: 
     atomic_write_text(run.book_generated / "run_info.md", run_info_markdown(root, params, params_file, seconds, rerun))
     atomic_write_text(run.book_generated / "tuning_table.md", tuning_table_markdown(run))
     atomic_write_text(run.book_generated / "feature_dictionary.md", feature_dictionary_markdown())
+    atomic_write_text(run.book_generated / "mirage_scale.md", mirage_scale_markdown(root))
     write_book_facts(run)  # the prose pages' numbers and findings, from this run
+
+
+def mirage_scale_markdown(root: Path) -> str:
+    """The committed MIRAGE scale measurement (`benchmarks/results/mirage_scale.md`), or a note that there is none."""
+    path = root / "benchmarks" / "results" / "mirage_scale.md"
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    return "```{note}\nNo scale measurement in this checkout: run `make bench`.\n```\n"
 
 
 def feature_dictionary_markdown() -> str:

@@ -351,6 +351,7 @@ def tsne_embeddings(
 ) -> pd.DataFrame:
     """2-D t-SNE of the embeddings of at most `n` tracks: columns `x, y, country, region`."""
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     total = len(x)
     if len(countries) != total or len(regions) != total:
@@ -362,7 +363,8 @@ def tsne_embeddings(
     m_rows = None if mask is None else torch.as_tensor(mask)[torch.as_tensor(rows)]
     emb = embeddings(model, x_rows, m_rows)
     perplexity = min(perplexity, (len(rows) - 1) / 3)
-    xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(emb)
+    with threadpool_limits(1):  # its OpenMP threads spin on a busy machine: 100 points took 68 s on 2 shared cores, 1 s on one
+        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(emb)
     return pd.DataFrame({
         "x": xy[:, 0], "y": xy[:, 1],
         "country": np.asarray(countries, dtype=object)[rows], "region": np.asarray(regions, dtype=object)[rows],

@@ -170,12 +170,18 @@ def _network_objective(name: str, params: Params, data: RunData, frames) -> Call
     return objective
 
 
+def trial_settings(name: str, params: Params, trial) -> dict[str, Any]:
+    """Tree baseline `name`'s settings for a trial: the params file's (`max_train_rows` and any key the
+    search does not cover) with the trial's suggestions on top."""
+    return {**params.baseline_settings.get(name, {}), **SPACES[name](trial)["baseline_settings"][name]}
+
+
 def _baseline_objective(name: str, params: Params, data: RunData) -> Callable[[Any], float]:
     """Validation log-loss (mean over the tuned splits) of the baseline fitted on the training rows."""
     x, y, n_classes = data.table.features, data.table.label_indices(), len(data.table.classes())
 
     def objective(trial) -> float:
-        settings = SPACES[name](trial)["baseline_settings"][name]
+        settings = trial_settings(name, params, trial)
         losses = []
         for split in data.splits[:params.tune.splits]:
             fitted = fit_baseline(name, params.seed + max(split.fold, 0), x[split.train], y[split.train], settings)

@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the small real data copies in tests/fixtures/."""
+"""Shared fixtures: paths to the small real data copies in tests/fixtures/; caches go to a temporary folder."""
 from __future__ import annotations
 
 from collections import Counter
@@ -8,6 +8,15 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """`GEOMUSIC_CACHE` points at a temporary folder for the whole session (subprocesses and notebook
+    kernels inherit it), so tests never read or write the user's ~/.cache/geomusic."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GEOMUSIC_CACHE", str(tmp_path_factory.mktemp("geomusic_cache")))
+        yield
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """MIRAGE loader on real pilot events (tests/fixtures/mirage, see SOURCE.md), v1 and legacy names."""
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -174,3 +175,42 @@ def test_numbers_are_parsed_and_junk_in_a_number_column_becomes_missing(tmp_path
     assert events["track_sp_tempo"].dtype == np.float64 and events["track_sp_tempo"].isna().sum() == (len(raw) + 9) // 10
     assert events["track_sp_genre"].eq("pop").all()  # text stays text
     assert np.isnan(events["event_ma_metadatareliability"].iloc[0])
+
+
+def test_the_per_track_table_is_cached_with_its_report_and_warnings_and_a_changed_setting_misses(tmp_path, mirage_v1, monkeypatch):
+    from geomusic_lib.data import mirage
+
+    raw = pd.read_csv(mirage_v1)
+    raw["location_rg_latitude"], raw["location_rg_longitude"] = raw["location_rg_longitude"] * 3, raw["location_rg_latitude"]
+    path = tmp_path / "MIRAGE.csv"
+    raw.to_csv(path, index=False)
+    p = params(path, cache_dir=tmp_path / "cache", min_tracks_per_class=1)
+    with pytest.warns(UserWarning, match="look swapped"):
+        first = load_mirage_tracks(p)
+    assert len(list((tmp_path / "cache").glob("MIRAGE-tracks-*.parquet"))) == 1
+
+    def no_vote(*args, **kwargs):
+        raise AssertionError("the majority vote ran again")
+
+    monkeypatch.setattr(mirage, "collapse_tracks", no_vote)
+    with pytest.warns(UserWarning, match="look swapped"):  # the cached table shows the load's warnings again
+        again = load_mirage_tracks(p)
+    pd.testing.assert_frame_equal(first.frame, again.frame)
+    assert again.notes == first.notes and again.notes["report"]["events_read"] == len(raw)
+    for changed in ({"min_tracks_per_class": 2}, {"level": "continent"}, {"min_reliability": 0.5}, {"max_events": 50},
+                    {"country_source": "rg"}):
+        with pytest.raises(AssertionError, match="ran again"):
+            load_mirage_tracks(p.model_copy(update=changed))
+    with pytest.raises(AssertionError, match="ran again"):
+        load_mirage_tracks(p, extra_columns=["station_ar_genre"])
+    with pytest.raises(AssertionError, match="ran again"):
+        load_mirage_tracks(p.model_copy(update={"cache": False}))
+
+
+def test_tests_never_touch_the_users_cache(mirage_v1):
+    from geomusic_lib.data.mirage_read import default_cache_dir
+
+    assert not default_cache_dir().is_relative_to(Path.home() / ".cache")
+    before = set(default_cache_dir().glob("*")) if default_cache_dir().is_dir() else set()
+    load_mirage_tracks(params(mirage_v1, country_source="rg", min_tracks_per_class=1))  # cache on, no cache_dir
+    assert set(default_cache_dir().glob("*")) - before  # it wrote to the session's temporary cache

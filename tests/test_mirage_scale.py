@@ -32,7 +32,8 @@ def test_the_whole_book_runs_on_a_10k_event_synthetic_export(tmp_path):
     smoke.update(run_name="mirage10k", models=["fcnn", "cnn", "rnn", "attention"], baselines=["majority", "logreg", "random_forest"],
                  data={"source": "mirage", "mirage": {"path": "data/MIRAGE.csv", "min_tracks_per_class": 30,
                                                       "cache_dir": "cache"}},
-                 features={"source": "columns"}, train={**smoke["train"], "epochs": 3, "batch_size": 256})
+                 features={"source": "columns"}, train={**smoke["train"], "epochs": 3, "batch_size": 256},
+                 baseline_settings={"random_forest": {"n_estimators": 50, "max_train_rows": 2000}})  # 07, its ensemble and 08
     for name in ("cnn", "rnn", "attention"):
         smoke["model"][name]["view"] = "tokens"
     (root / "params" / "mirage10k.yaml").write_text(yaml.safe_dump(smoke))
@@ -72,3 +73,15 @@ def test_the_cpu_profile_keeps_the_four_network_families_and_bounds_the_trees():
     assert set(cpu.models) == set(full.models) == {"fcnn", "cnn", "rnn", "attention"}
     for p in (cpu, full):
         assert all("max_train_rows" in p.baseline_settings[b] for b in ("random_forest", "hist_gb"))
+
+
+def test_the_book_includes_the_committed_scale_table_or_says_there_is_none(tmp_path):
+    from geomusic_lib.bookpages import mirage_scale_markdown
+
+    assert "No scale measurement in this checkout: run `make bench`" in mirage_scale_markdown(tmp_path)
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "mirage_scale.md").write_text("| notebook | 10,000 events |\n", encoding="utf-8")
+    assert mirage_scale_markdown(tmp_path) == "| notebook | 10,000 events |\n"
+    assert (REPO / "benchmarks" / "results" / "mirage_scale.md").is_file()
+    page = (REPO / "book" / "mirage.md").read_text(encoding="utf-8")
+    assert "```{include} _generated/mirage_scale.md" in page.split("## How long it takes")[1]

@@ -135,3 +135,30 @@ def test_killed_tuning_resumes_from_the_stored_trials(tmp_path):
     settings = [tuple(sorted(row.items())) for row in trials_table(RunDir(db.parents[2]), "fcnn")
                 .drop(columns=["trial", "state", "validation log-loss", "seconds"]).to_dict("records")]
     assert len(set(settings)) == len(settings), "a resumed study proposed a stored trial's settings again"
+
+
+def test_tuned_tree_settings_keep_the_params_files_max_train_rows(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import numpy as np
+    import optuna
+
+    from geomusic_lib import tune
+    from geomusic_lib.data.splits import Split
+
+    raw = tune_params(tmp_path / "runs", baselines=["majority", "random_forest", "hist_gb"],
+                      baseline_settings={"random_forest": {"max_train_rows": 123, "n_estimators": 50},
+                                         "hist_gb": {"max_train_rows": 77}})
+    params, run = params_from_dict(raw), RunDir(tmp_path / "runs" / "tuned")
+    best = {"n_estimators": 200, "max_features": 0.3, "min_samples_leaf": 4}
+    seen = []
+    monkeypatch.setattr(tune, "fit_baseline", lambda name, seed, x, y, settings: seen.append(settings))
+    monkeypatch.setattr(tune, "baseline_proba", lambda fitted, x, n: np.full((len(x), n), 1 / n))
+    table = SimpleNamespace(features=np.zeros((6, 2)), label_indices=lambda: np.array([0, 1] * 3), classes=lambda: ["a", "b"])
+    data = SimpleNamespace(table=table, splits=[Split(-1, np.arange(4), np.arange(4, 6), np.array([], dtype=int))])
+    tune._baseline_objective("random_forest", params, data)(optuna.trial.FixedTrial(best))
+    assert seen == [{"max_train_rows": 123, **best}]  # trials fit on the bounded subsample too
+    run.tuning_best("random_forest").parent.mkdir(parents=True)
+    run.tuning_best("random_forest").write_text(json.dumps({"overrides": tune.overrides_of("random_forest", best)}))
+    tuned = tuned_params(params, run, ["random_forest", "hist_gb"]).baseline_settings
+    assert tuned["random_forest"] == {"max_train_rows": 123, **best} and tuned["hist_gb"] == {"max_train_rows": 77}

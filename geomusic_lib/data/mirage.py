@@ -1,11 +1,13 @@
 """MIRAGE-MetaCorpus loader: v1 (`<entity>_<source>_<field>`) or legacy flat column names.
 
 Reads only the columns it needs (pyarrow, cached as parquet: `mirage_read`), filters on metadata reliability, and collapses
-radio events to one row per track labelled by majority vote.
+radio events to one row per track labelled by majority vote (that table is cached too, keyed on every loader setting).
 """
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import re
 import warnings
 from importlib import resources
@@ -18,7 +20,7 @@ import pyarrow.compute as pc
 
 from geomusic_lib.data.io import DataError, check_file
 from geomusic_lib.data.labels import drop_small_classes, majority_vote, normalise_text, purity_report
-from geomusic_lib.data.mirage_read import default_cache_dir, read_columns
+from geomusic_lib.data.mirage_read import cache_file, default_cache_dir, read_columns, read_frame_cache, write_frame_cache
 from geomusic_lib.data.table import TrackTable
 from geomusic_lib.params import MirageParams
 
@@ -71,9 +73,8 @@ def _wanted(canonical: set[str], params: MirageParams, extra: list[str]) -> set[
     return want & canonical
 
 
-def read_mirage_events(path: str | Path, params: MirageParams, extra_columns: list[str] | None = None) -> pd.DataFrame:
-    """Read the needed columns of MIRAGE.csv (v1 or legacy; pyarrow, parquet cache), filtering on reliability."""
-    path = check_file(path, "MIRAGE export")
+def _columns_to_read(path: Path, params: MirageParams, extra_columns: list[str]) -> tuple[dict[str, str], list[str], str]:
+    """(raw → v1 name, raw columns to read, label column) from the header; clear errors for a wrong file."""
     try:
         header = pd.read_csv(path, nrows=0, encoding="utf-8").columns.tolist()
     except UnicodeDecodeError as err:
@@ -88,8 +89,14 @@ def read_mirage_events(path: str | Path, params: MirageParams, extra_columns: li
     if params.min_reliability > 0 and RELIABILITY not in names.values():
         raise DataError(f"{path}: missing column '{RELIABILITY}' (legacy 'metadata_editdist'). "
                         "Set data.mirage.min_reliability: 0 to use every event without filtering.")
-    keep = _wanted(set(names.values()), params, extra_columns or [])
-    usecols = [raw for raw, name in names.items() if name in keep]
+    keep = _wanted(set(names.values()), params, extra_columns)
+    return names, [raw for raw, name in names.items() if name in keep], label
+
+
+def read_mirage_events(path: str | Path, params: MirageParams, extra_columns: list[str] | None = None) -> pd.DataFrame:
+    """Read the needed columns of MIRAGE.csv (v1 or legacy; pyarrow, parquet cache), filtering on reliability."""
+    path = check_file(path, "MIRAGE export")
+    names, usecols, label = _columns_to_read(path, params, extra_columns or [])
     table, cached = read_columns(path, usecols, _numeric(names, usecols), params.max_events, _cache_dir(params))
     table = table.rename_columns([names[c] for c in table.column_names])
     total = table.num_rows
@@ -226,8 +233,48 @@ def collapse_events(usable: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return voted, tracks
 
 
+def tracks_cache_file(params: MirageParams, extra_columns: list[str] | None = None) -> Path | None:
+    """The per-track cache of these loader settings: keyed on the events cache key (file, columns), every
+    loader setting and the code and tables the collapse uses (an edit to them is a new key); None when off."""
+    cache_dir = _cache_dir(params)
+    if cache_dir is None:
+        return None
+    path = check_file(params.path, "MIRAGE export")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the load shows them (or the cache's copy)
+        names, usecols, _ = _columns_to_read(path, params, extra_columns or [])
+    here = Path(__file__).parent
+    code = hashlib.sha1(b"".join((here / f).read_bytes() for f in (
+        "mirage.py", "labels.py", "geo.py", "countries.csv", "country_aliases.csv", "mirage_exportvariables.csv")))
+    settings = params.model_dump(mode="json", exclude={"path", "cache", "cache_dir"})
+    key = [*usecols, json.dumps(_numeric(names, usecols), sort_keys=True), json.dumps(settings, sort_keys=True),
+           code.hexdigest()]
+    return cache_file(path, key, params.max_events, cache_dir, kind="tracks")
+
+
 def load_mirage_tracks(params: MirageParams, extra_columns: list[str] | None = None) -> TrackTable:
-    """MIRAGE events → one labelled row per track, with label purity and station/artist coordinates."""
+    """MIRAGE events → one labelled row per track, with label purity and station/artist coordinates;
+    from the per-track cache when these settings were loaded before (its warnings are shown again)."""
+    target = tracks_cache_file(params, extra_columns)
+    hit = read_frame_cache(target) if target is not None else None
+    if hit is not None:
+        frame, notes = hit
+        for message in notes.pop("warnings", []):
+            warnings.warn(message)
+        return TrackTable(frame, [], source="mirage", notes=notes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = collapse_tracks(params, extra_columns)
+    for w in caught:  # shown now, and again on a cache hit
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if target is not None:
+        shown = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        write_frame_cache(target, table.frame, {**table.notes, "warnings": shown})
+    return table
+
+
+def collapse_tracks(params: MirageParams, extra_columns: list[str] | None = None) -> TrackTable:
+    """Read the events and collapse them: one labelled row per track (no per-track cache)."""
     events = read_mirage_events(params.path, params, extra_columns)
     path = params.path
     events["track_id"] = track_keys(events)

@@ -1,6 +1,8 @@
 """Reading the needed columns of a large MIRAGE export fast: pyarrow's multithreaded CSV reader
 with `include_columns`, numbers parsed in Arrow, and a parquet cache of those columns keyed on
 the file (path, size, modification time) and the column set, so a second run skips the CSV.
+A second cache (`write_frame_cache` / `read_frame_cache`) keeps the collapsed per-track table
+with its notes, so a rerun with the same loader settings also skips the majority vote.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -27,11 +30,33 @@ def default_cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "geomusic") / "mirage"
 
 
-def cache_file(path: Path, columns: list[str], max_events: int | None, cache_dir: Path) -> Path:
-    """The parquet cache of `columns` of `path`: a new name whenever the file or the column set changes."""
+def cache_file(path: Path, columns: list[str], max_events: int | None, cache_dir: Path, kind: str = "") -> Path:
+    """The parquet cache of `columns` of `path`: a new name whenever the file or the column set changes
+    (`kind` names a derived table, e.g. "tracks", whose `columns` also carry its settings)."""
     stat = path.stat()
     key = json.dumps([CACHE_VERSION, str(path.resolve()), stat.st_size, stat.st_mtime_ns, sorted(columns), max_events])
-    return cache_dir / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.parquet"
+    return cache_dir / f"{path.stem}{'-' + kind if kind else ''}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.parquet"
+
+
+def write_frame_cache(target: Path, frame: pd.DataFrame, notes: dict) -> None:
+    """`frame` as parquet at `target`, with `notes` (JSON) in the file's metadata."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**table.schema.metadata, b"geomusic": json.dumps(notes).encode()})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_with(target, lambda tmp: pq.write_table(table, tmp))
+
+
+def read_frame_cache(target: Path) -> tuple[pd.DataFrame, dict] | None:
+    """(frame, notes) written by `write_frame_cache`; None when absent or unreadable (a broken file is removed)."""
+    if not target.is_file():
+        return None
+    try:
+        table = pq.read_table(target)
+        notes = json.loads(table.schema.metadata[b"geomusic"])
+    except (OSError, pa.ArrowInvalid, KeyError, TypeError, ValueError):
+        target.unlink(missing_ok=True)
+        return None
+    return table.to_pandas(), notes
 
 
 def _read_csv(path: Path, columns: list[str], max_events: int | None) -> pa.Table:
