@@ -57,8 +57,8 @@ params_file: str = "../params/default.yaml"  # the run's params file, found from
 run_name: str = "lab"  # run folder under runs/; "lab" keeps hand runs apart from the book's run (the orchestrator sets it)
 
 # %% [markdown]
-# `open_stage` reads the params file, applies `run_name` and prints the effective
-# settings: every default filled in, nothing hidden. Relative paths in the params file are
+# `open_stage` reads the params file, applies `run_name` and shows the effective
+# settings as a table: every default filled in, nothing hidden. Relative paths in the params file are
 # resolved against the repository root, so they mean the same thing wherever the notebook
 # runs. It also returns the run directory, `run`, which knows where every file of the run lives.
 
