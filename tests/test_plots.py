@@ -319,3 +319,15 @@ def test_top_k_labels_and_titles_never_reach_a_neighbouring_panel(n: int, cols: 
         assert len(lines) <= 3
     with pytest.raises(ValueError, match="true labels"):
         plots.top_k_figure(result, truth[:-1])
+
+
+def test_distance_cdf_stays_small_at_any_test_size():
+    import numpy as np
+
+    from geomusic_lib.plots_eval import cdf_steps
+
+    values = np.random.default_rng(0).exponential(1000, 80_000)
+    x, share = cdf_steps(values)
+    assert len(x) <= 1002 and share[-1] == 1.0 and np.all(np.diff(share) >= 0)
+    exact_x, exact_share = cdf_steps(np.array([0.0, 0.0, 5.0, 7.0]))
+    assert exact_x.tolist() == [0.0, 5.0, 7.0] and exact_share.tolist() == [0.5, 0.75, 1.0]
