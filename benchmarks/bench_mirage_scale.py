@@ -184,7 +184,7 @@ def markdown(rows: dict[int, dict], jobs: int, params: Path) -> str:
               "|---|" + "---|" * (len(sizes) + 1)]
     slope = growth(rows, "timings")
     for stage in sorted({s for n in sizes for s in rows[n]["timings"]}):
-        cells = [f"{rows[n]['timings'].get(stage, float('nan')):.0f} / {rows[n]['rss'].get(stage, 0) / 1e9:.2f}" for n in sizes]
+        cells = [f"{rows[n]['timings'].get(stage, float('nan')):.0f} / {_gb(rows[n]['rss'].get(stage))}" for n in sizes]
         lines.append(f"| {stage} | " + " | ".join(cells) + f" | {slope.get(stage, '–')} |")
     lines.append("| **whole run (wall)** | " + " | ".join(f"{rows[n]['total'] / 60:.1f} min ({rows[n]['status']})" for n in sizes) + " | |")
     lines += ["", "#### Output sizes (MB)", "", f"| | {head} |", "|---|" + "---|" * len(sizes)]
@@ -193,7 +193,13 @@ def markdown(rows: dict[int, dict], jobs: int, params: Path) -> str:
     lines += ["", f"Targets at 1M events: load ≤ {TARGETS['load_s']} s and ≤ {TARGETS['load_gb']} GB, cached ≤ "
               f"{TARGETS['cached_s']} s, whole book ≤ {TARGETS['book_min']} min on 2 cores, HTML ≤ {TARGETS['html_mb']} MB. "
               "b ≈ 1 is linear; b > 1.2 would be worse than n log n (– : stage under 0.5 s or not run)."]
+    lines += [f"- {n:,} events: {note}" for n in sizes for note in rows[n].get("notes", [])]
     return "\n".join(lines) + "\n"
+
+
+def _gb(rss: float | None) -> str:
+    """Peak RSS in GB, or a dash when the notebook's memory was not sampled (e.g. re-run alone)."""
+    return "–" if not rss or rss != rss else f"{rss / 1e9:.2f}"
 
 
 def machine() -> str:
@@ -215,8 +221,14 @@ def results_header(rows: dict[int, dict], argv: list[str]) -> str:
                      if rows[n].get("load") else f"{n:,} events: not recorded" for n in sorted(rows))
     dates = sorted({rows[n].get("date", "?") for n in rows})
     return ("<!-- written by benchmarks/bench_mirage_scale.py: rerun it (`make bench`) rather than editing -->\n\n"
-            f"- command: `python benchmarks/bench_mirage_scale.py {' '.join(argv)}`\n- date: {', '.join(dates)}\n"
+            f"- command: `{_command(rows, argv)}`\n- date: {', '.join(dates)}\n"
             f"- machine: {machine()}\n- load average while the book ran (1-minute, sampled every 0.5 s): {load}\n\n")
+
+
+def _command(rows: dict[int, dict], argv: list[str]) -> str:
+    """The command that measured the rows (kept in the JSON), else this invocation's."""
+    stored = sorted({rows[n]["command"] for n in rows if rows[n].get("command")})
+    return "; ".join(stored) if stored else "python benchmarks/bench_mirage_scale.py " + " ".join(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -242,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         timings, rss, total, status, loads = run_book(params_file, args.jobs, not args.no_book)
         rows[events] = {"loader": loader, "timings": timings, "rss": rss, "total": total, "status": status,
                         "sizes": output_sizes(params_file), "date": str(dt.date.today()),
+                        "command": " ".join(["python benchmarks/bench_mirage_scale.py", *(argv or sys.argv[1:])]),
                         "load": {"mean": sum(loads) / len(loads), "max": max(loads)} if loads else None}
         results.write_text(json.dumps(rows, indent=1))
         print(json.dumps(rows[events], indent=1), flush=True)
