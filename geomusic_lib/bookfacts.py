@@ -3,47 +3,33 @@ substitutions such as `{{ run_tracks }}` in the run's `_config.yml`, and the hea
 findings fragments that the intro and the results page include."""
 from __future__ import annotations
 
-from importlib import resources
-
-import numpy as np
-import pandas as pd
 import yaml
 
 from geomusic_lib.data.store import load_run_data
-from geomusic_lib.data.uci import N_STATISTICS
+from geomusic_lib.data.uci import N_STATISTICS, load_uci
 from geomusic_lib.evaluate import best_network, load_metrics
 from geomusic_lib.fileio import atomic_write_text
 from geomusic_lib.findings import (comparison_findings, floor_of, identical_column_groups, named_list, pct,
                                    with_interval)
 from geomusic_lib.rundir import RunDir
 
-UCI_FILE = "default_plus_chromatic_features_1059_tracks.txt"
-UCI_TIMBRE_FILE = "default_features_1059_tracks.txt"
-STATISTICS = N_STATISTICS  # summary statistics per descriptor, stored statistic-major
-
-
-def _uci_matrix(name: str) -> np.ndarray:
-    path = resources.files("geomusic_lib.datasets") / "uci_geo_music" / name
-    with path.open("r", encoding="utf-8") as fh:
-        return np.loadtxt(fh, delimiter=",", dtype=np.float64)
-
 
 def uci_facts() -> dict[str, str]:
-    """Facts of the shipped UCI file, computed from it: tracks, classes, columns, distinct columns."""
-    raw = _uci_matrix(UCI_FILE)
-    timbre = _uci_matrix(UCI_TIMBRE_FILE).shape[1] - 2
-    features = pd.DataFrame(raw[:, :-2])
+    """Facts of the shipped UCI file, counted from it by the loader: tracks, classes, columns, copies."""
+    table = load_uci(chromatic=True, collapse_chroma=False)
+    features = table.frame[table.feature_names]
+    timbre = len(load_uci(chromatic=False).feature_names)
     groups = identical_column_groups(features)
     distinct = features.shape[1] - sum(len(g) - 1 for g in groups)
     size = max((len(g) for g in groups), default=1)
-    places = {(round(a, 2), round(b, 2)) for a, b in raw[:, -2:]}
-    return {"uci_tracks": f"{len(raw):,}", "uci_classes": str(len(places)), "uci_columns": str(features.shape[1]),
+    return {"uci_tracks": f"{len(features):,}", "uci_classes": str(table.frame["label"].nunique()),
+            "uci_columns": str(features.shape[1]),
             "uci_timbre_columns": str(timbre), "uci_chroma_columns": str(features.shape[1] - timbre),
             "uci_distinct_columns": str(distinct), "uci_identical_groups": str(len(groups)),
             "uci_group_size": str(size), "uci_identical_pairs": str(sum(len(g) * (len(g) - 1) // 2 for g in groups)),
-            "uci_statistics": str(STATISTICS), "uci_timbre_descriptors": str(timbre // STATISTICS),
-            "uci_file_descriptors": str(features.shape[1] // STATISTICS),
-            "uci_collapsed_grid": f"{STATISTICS} × {distinct // STATISTICS}"}
+            "uci_statistics": str(N_STATISTICS), "uci_timbre_descriptors": str(timbre // N_STATISTICS),
+            "uci_file_descriptors": str(features.shape[1] // N_STATISTICS),
+            "uci_collapsed_grid": f"{N_STATISTICS} × {distinct // N_STATISTICS}"}
 
 
 def run_facts(run: RunDir) -> dict[str, str]:

@@ -277,18 +277,14 @@ def interpretation_findings(metrics: pd.DataFrame, explained: str, network: pd.D
 def plan_findings(params: "Params") -> str:
     """The end of 00: what this run is set to do, from its params (results come from 07 on)."""
     source = params.data.source
-    split = (f"one held-out split ({sp_pct(params.split.train)} / {sp_pct(params.split.val)} / "
-             f"{sp_pct(params.split.test)} train / validation / test)" if params.split.strategy == "holdout"
+    split = (f"one held-out split ({pct(params.split.train, 0)} / {pct(params.split.val, 0)} / "
+             f"{pct(params.split.test, 0)} train / validation / test)" if params.split.strategy == "holdout"
              else f"{params.split.folds}-fold cross-validation")
     return "\n".join([
         f"- Run `{params.run_name}` reads the `{source}` source and trains {len(params.models)} networks "
         f"({', '.join(params.models)}) against {len(params.baselines)} baselines ({', '.join(params.baselines)}), "
         f"on {split}, seed {params.seed}.",
-        f"- Every score comes with a {sp_pct(params.evaluate.ci)} bootstrap interval "
+        f"- Every score comes with a {pct(params.evaluate.ci, 0)} bootstrap interval "
         f"({params.evaluate.bootstrap} resamples); tuning is {'on' if params.tune.enabled else 'off'}.",
         "- [07](07_evaluation.ipynb) and the [results page](../results.md) report what it found.",
     ])
-
-
-def sp_pct(share: float) -> str:
-    return f"{100 * share:.0f} %"
