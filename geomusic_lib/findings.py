@@ -7,6 +7,7 @@ returns Markdown; nothing here trains or evaluates, and no number in the text is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
@@ -14,6 +15,7 @@ import pandas as pd
 
 from geomusic_lib.data.splits import Split
 from geomusic_lib.data.store import RunData, load_run_data
+from geomusic_lib.data.uci_features import shipped_dictionary
 from geomusic_lib.metrics import per_class_metrics
 from geomusic_lib.predictions import read_predictions
 from geomusic_lib.rundir import RunDir
@@ -237,13 +239,15 @@ def attention_caveat(metrics: pd.DataFrame, model: str = "attention") -> str | N
 
 def feature_label(name: str) -> str:
     """`s3_timbre04` → `s3_timbre04 (spectral flux, 3: std of texture means)` for UCI columns; other names as they are."""
-    from geomusic_lib.data.uci_features import shipped_dictionary
+    described = _uci_descriptions()
+    return f"{name} ({described[name]})" if name in described else name
 
-    table = shipped_dictionary().set_index("column")
-    if name not in table.index:
-        return name
-    row = table.loc[name]
-    return f"{name} ({row['descriptor']}, {row['statistic']})"
+
+@lru_cache(maxsize=1)
+def _uci_descriptions() -> dict[str, str]:
+    """Column → "descriptor, statistic" from the shipped UCI dictionary, read once."""
+    table = shipped_dictionary()
+    return {c: f"{d}, {s}" for c, d, s in zip(table["column"], table["descriptor"], table["statistic"])}
 
 
 def importance_agreement(network: pd.DataFrame, forest: pd.DataFrame, top: int = 10) -> str:
@@ -263,7 +267,7 @@ def interpretation_findings(metrics: pd.DataFrame, explained: str, network: pd.D
              if own is not None else f"- The explained network is {explained}."]
     if by_family is not None and len(by_family):
         top = by_family.iloc[0]
-        share = by_family["share"] if "share" in by_family else by_family["importance"] / by_family["importance"].sum()
+        share = by_family["share"]
         lines.append(f"- By descriptor family, {top['family']} carries the most SHAP weight "
                      f"({pct(float(share.iloc[0]), 0)}), then " + ", ".join(
                          f"{f} ({pct(float(s), 0)})" for f, s in zip(by_family["family"].iloc[1:4], share.iloc[1:4])) + ".")

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from geomusic_lib.interpret import distinctive_classes
 from geomusic_lib.predict import Predictor
 
 
@@ -48,10 +49,10 @@ def choose_showcase(validation: pd.DataFrame, n: int, min_support: int, pinned: 
         eligible, rule = validation, "any number of validation tracks (no class has enough for the minimum)"
     if present_set is not None:
         eligible = eligible[eligible["class"].isin(present_set)]
-    ranked = eligible.sort_values(["recall", "support"], ascending=False, kind="mergesort").head(n)
+    ranked = distinctive_classes(eligible, n)
     how = (f"the {len(ranked)} classes the model gets right most often on the {int(validation['support'].sum())} "
            f"validation tracks, among classes with {rule}")
-    return Showcase(ranked["class"].astype(str).tolist(), how, validation)
+    return Showcase(ranked, how, validation)
 
 
 def showcase_rows(tracks: pd.DataFrame, classes: Sequence[str], per_class: int) -> pd.DataFrame:

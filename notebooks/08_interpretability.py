@@ -171,13 +171,13 @@ else:
 
 # %%
 for model, method in [("attention", "attention"), ("rnn", "integrated_gradients")]:
-    shown = interpret_sequence.melody_showcase(run, data, split, model, method, params.device, ip.top_countries)
-    if shown is None:
+    melodies = interpret_sequence.melody_showcase(run, data, split, model, method, params.device, ip.top_countries)
+    if melodies is None:
         print(f"No melodies for {model}: no note sequences (see params/folk.yaml), no {model} on frames, "
               "or no validation tune it got right.")
         continue
     label = method.replace("_", " ").replace("attention", "attention weight")
-    plots_melody.melody_weight_figure(shown.melodies, shown.weights, shown.titles, label, signed=method != "attention",
+    plots_melody.melody_weight_figure(melodies.melodies, melodies.weights, melodies.titles, label, signed=method != "attention",
                                       title=f"{model}: {label} per note, validation tunes").show()
 
 # %% [markdown]
