@@ -3,9 +3,10 @@ substitutions such as `{{ run_tracks }}` in the run's `_config.yml`, and the hea
 findings fragments that the intro and the results page include."""
 from __future__ import annotations
 
+import pandas as pd
 import yaml
 
-from geomusic_lib.data.store import load_run_data
+from geomusic_lib.data.store import RunData, load_run_data
 from geomusic_lib.data.uci import N_STATISTICS, load_uci
 from geomusic_lib.evaluate import best_network, load_metrics
 from geomusic_lib.fileio import atomic_write_text
@@ -32,9 +33,8 @@ def uci_facts() -> dict[str, str]:
             "uci_collapsed_grid": f"{N_STATISTICS} × {distinct // N_STATISTICS}"}
 
 
-def run_facts(run: RunDir) -> dict[str, str]:
+def run_facts(run: RunDir, data: RunData) -> dict[str, str]:
     """Facts of the run that built the book: its data, split, floors and smallest test classes."""
-    data = load_run_data(run)
     split, frame = data.splits[0], data.table.frame
     labels = frame["label"].astype(str)
     test_sizes = labels.iloc[split.test].value_counts().reindex(labels.unique(), fill_value=0)
@@ -48,10 +48,8 @@ def run_facts(run: RunDir) -> dict[str, str]:
             "run_majority_class": floor.majority_class}
 
 
-def headline_markdown(run: RunDir) -> str:
+def headline_markdown(run: RunDir, data: RunData, metrics: pd.DataFrame) -> str:
     """The intro's opening: the run's best test accuracy as a large figure, and one sentence of result."""
-    metrics = load_metrics(run)
-    data = load_run_data(run)
     floor = floor_of(data)
     ranked = metrics[metrics["model"] != "majority"].sort_values("accuracy", ascending=False)
     if ranked.empty:
@@ -64,22 +62,23 @@ def headline_markdown(run: RunDir) -> str:
             f"scores {pct(floor.majority)}. The [results page](results.md) has every model with its interval.\n```\n")
 
 
-def results_findings_markdown(run: RunDir) -> str:
+def results_findings_markdown(run: RunDir, data: RunData, metrics: pd.DataFrame) -> str:
     """07's findings, for the results page."""
-    data = load_run_data(run)
     try:
         best, _ = best_network(run)
         per_class = run.read_per_class(best)
     except (FileNotFoundError, ValueError):
         best, per_class = None, None
-    return comparison_findings(load_metrics(run), floor_of(data), best, per_class) + "\n"
+    return comparison_findings(metrics, floor_of(data), best, per_class) + "\n"
 
 
 def write_book_facts(run: RunDir) -> None:
-    """Write the substitutions into the run's `_config.yml` and the headline and findings fragments."""
+    """Write the substitutions into the run's `_config.yml` and the headline and findings fragments
+    (the run's data and metrics are read once for all three)."""
+    data, metrics = load_run_data(run), load_metrics(run)
     config_path = run.book_dir / "_config.yml"
     config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    config.setdefault("parse", {})["myst_substitutions"] = {**uci_facts(), **run_facts(run)}
+    config.setdefault("parse", {})["myst_substitutions"] = {**uci_facts(), **run_facts(run, data)}
     atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    atomic_write_text(run.book_generated / "headline.md", headline_markdown(run))
-    atomic_write_text(run.book_generated / "findings.md", results_findings_markdown(run))
+    atomic_write_text(run.book_generated / "headline.md", headline_markdown(run, data, metrics))
+    atomic_write_text(run.book_generated / "findings.md", results_findings_markdown(run, data, metrics))
