@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -104,8 +105,8 @@ def write_generated_pages(root: Path, run: RunDir, params: Params, params_file: 
 def mirage_scale_markdown(root: Path) -> str:
     """The committed MIRAGE scale measurement (`benchmarks/results/mirage_scale.md`), or a note that there is none."""
     path = root / "benchmarks" / "results" / "mirage_scale.md"
-    if path.is_file():
-        return path.read_text(encoding="utf-8")
+    if path.is_file():  # its tables sit under the page's H2 section: H4 headings become H3
+        return re.sub(r"^#### ", "### ", path.read_text(encoding="utf-8"), flags=re.M)
     return "```{note}\nNo scale measurement in this checkout: run `make bench`.\n```\n"
 
 
