@@ -203,3 +203,9 @@ def test_update_readme_keeps_sections_it_cannot_make_again_and_marks_them():
     assert merged[0] == "### Run `b`\nnew b"
     assert merged[1].startswith("### Run `a`\nold a\n#### detail") and update.KEPT in merged[1]
     assert update.merged_sections([], {"### x": merged[1]})[0].count(update.KEPT) == 1  # marked once
+
+
+def test_substitutions_in_prose_pages_are_never_inside_code_spans():
+    """MyST leaves `{{ key }}` inside backticks as literal text, so a run's number would not appear."""
+    for page in (ROOT / "book").glob("*.md"):
+        assert not re.search(r"`[^`\n]*\{\{[^`\n]*`", page.read_text(encoding="utf-8")), page.name
