@@ -7,7 +7,7 @@ JOBS   ?= 1
 TEST_JOBS ?= 2  # pytest workers; each test file runs whole on one worker (the smoke book is shared in its file)
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test test-fast test-slow book lab bench clean
+.PHONY: install lint-imports test test-fast test-slow book lab bench clean
 
 install: $(STAMP)
 
@@ -22,17 +22,20 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 	@echo "Installed into $(VENV)."
 
-test: $(STAMP)  ## every test, offline: unit tests, then the smoke book via papermill, kill-and-resume, browser check
+lint-imports: $(STAMP)  ## the library's layers (import-linter contracts in pyproject.toml)
+	$(VENV)/bin/lint-imports --no-cache
+
+test: lint-imports  ## the layers, then every test, offline: unit tests, the smoke book via papermill, kill-and-resume, browser check
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
-test-fast: $(STAMP)  ## the unit tests only (about a minute)
+test-fast: lint-imports  ## the layers and the unit tests (about two minutes)
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "not slow"
 
 test-slow: $(STAMP)  ## the end-to-end tests only
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile -m slow
 
 book: $(STAMP)  ## run every notebook with papermill on $(PARAMS), then build the Jupyter Book
-	$(PY) -m geomusic_lib.run --params $(PARAMS) --jobs $(JOBS)
+	$(VENV)/bin/geomusic run --params $(PARAMS) --jobs $(JOBS)
 
 lab: $(STAMP)  ## explore the notebooks in JupyterLab
 	$(PY) -m jupyter lab notebooks/

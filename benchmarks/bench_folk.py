@@ -10,7 +10,7 @@ tune variant). Networks early-stop on each fold's validation rows; sklearn basel
 validation for the test rows, and on the training rows alone for their validation probabilities.
 The best sequence model and the best global-feature model are chosen by mean validation balanced
 accuracy; the ensemble's member temperatures and weights are fitted on validation rows
-(`geomusic_lib.ensemble.fit_ensemble`). Test rows choose nothing. Writes `out/folk.md`.
+(`geomusic_lib.training.ensemble.fit_ensemble`). Test rows choose nothing. Writes `out/folk.md`.
 """
 from __future__ import annotations
 
@@ -27,17 +27,17 @@ import yaml
 from sklearn.metrics import balanced_accuracy_score
 from threadpoolctl import threadpool_limits
 
-from geomusic_lib.baselines import baseline_proba, fit_baseline, make_baseline
+from geomusic_lib.training import baseline_proba, fit_baseline, make_baseline
 from geomusic_lib.data import Split, TrackTable, make_splits
-from geomusic_lib.data.folk import load_folk_tracks
-from geomusic_lib.data.store import class_table
-from geomusic_lib.ensemble import fit_ensemble
-from geomusic_lib.evaluate import evaluate_predictions
-from geomusic_lib.features.notes import notes_features
-from geomusic_lib.params import Params, deep_merge, params_from_dict
+from geomusic_lib.data import load_folk_tracks
+from geomusic_lib.data import build_class_table
+from geomusic_lib.training import fit_ensemble
+from geomusic_lib.evaluation import evaluate_predictions
+from geomusic_lib.features import notes_features
+from geomusic_lib.core import Params, deep_merge, params_from_dict
 from geomusic_lib.predict import Predictor
-from geomusic_lib.results import Predictions
-from geomusic_lib.train import train_model
+from geomusic_lib.predict import Predictions
+from geomusic_lib.training import train_model
 
 HERE = Path(__file__).resolve().parent
 SEQUENCE = ["cnn", "rnn", "attention"]
@@ -182,7 +182,7 @@ FILE_MODEL = "logreg_balanced"
 
 def file_report(table: TrackTable, splits, args) -> list[str]:
     """What the source file alone predicts, and `FILE_MODEL` on collections held out of training."""
-    classes = class_table(table.frame)
+    classes = build_class_table(table.frame)
     y = table.label_indices()
     alone = metric_row(oof(table, splits, file_alone(table, splits, args.seed)), classes, args)
     files_per_class = table.frame.groupby("label")["source_file"].agg(lambda s: (s.value_counts() >= 20).sum())
@@ -218,7 +218,7 @@ def files_level(params: Params, args) -> list[str]:
 def country_level(params: Params, args, out: Path) -> list[str]:
     table, frames, info = load_level(params)
     splits = make_splits(table.frame, params.split, params.seed)
-    classes = class_table(table.frame)
+    classes = build_class_table(table.frame)
     print(f"country level: {len(table.frame)} tunes, {len(classes)} classes, {info['groups']} groups "
           f"(largest {info['largest_group']}), {len(table.feature_names)} global features, frames "
           f"{frames[0].shape[1]} channels; cached load {info['load_seconds']:.1f} s", flush=True)
@@ -254,7 +254,7 @@ def country_level(params: Params, args, out: Path) -> list[str]:
 def province_level(params: Params, args, out: Path) -> list[str]:
     table, frames, info = load_level(params)
     splits = make_splits(table.frame, params.split, params.seed)
-    classes = class_table(table.frame)
+    classes = build_class_table(table.frame)
     print(f"province level: {len(table.frame)} tunes, {len(classes)} provinces", flush=True)
     seconds: dict[str, float] = {}
     members = run_members(["majority", "logreg", "random_forest", "random_forest_balanced", *GLOBAL_NETS,

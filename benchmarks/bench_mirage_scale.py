@@ -1,4 +1,4 @@
-"""MIRAGE at full scale: the real book (`python -m geomusic_lib.run`) on synthetic v1 exports of
+"""MIRAGE at full scale: the real book (`geomusic run`) on synthetic v1 exports of
 10K, 100K and 1M events (`make_mirage_synthetic.py`), measured stage by stage.
 
 Per size and notebook: wall time (the orchestrator's `timings_s` in the run's manifest), peak
@@ -92,7 +92,7 @@ class KernelSampler(threading.Thread):
 
 def run_book(params_file: Path, jobs: int, build: bool) -> tuple[dict[str, float], dict[str, int], float, str, list[float]]:
     """Run the book; (seconds per notebook, peak kernel RSS per notebook, total wall s, status, load averages)."""
-    cmd = [sys.executable, "-m", "geomusic_lib.run", "--params", str(params_file), "--jobs", str(jobs)]
+    cmd = [sys.executable, "-m", "geomusic_lib", "run", "--params", str(params_file), "--jobs", str(jobs)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd + ([] if build else ["--no-book"]), cwd=REPO, env=env, stdout=subprocess.PIPE,
@@ -112,8 +112,8 @@ def run_book(params_file: Path, jobs: int, build: bool) -> tuple[dict[str, float
 
 def measure_loader(params_file: Path) -> dict[str, float]:
     """Load + prepare (notebook 01's work) in a fresh process, twice: from the CSV (cache cleared), then cached."""
-    code = ("import json,resource,sys,time\nfrom geomusic_lib.params import load_params\n"
-            "from geomusic_lib.data.store import load_dataset\nfrom geomusic_lib.data.splits import make_splits\n"
+    code = ("import json,resource,sys,time\nfrom geomusic_lib.core import load_params\n"
+            "from geomusic_lib.data import load_dataset, make_splits\n"
             "p=load_params(sys.argv[1]);w,c=time.perf_counter(),time.process_time()\n"
             "t=load_dataset(p);s=make_splits(t.frame,p.split,p.seed)\n"
             "print(json.dumps({'wall':time.perf_counter()-w,'cpu':time.process_time()-c,"
@@ -136,7 +136,7 @@ def folder_mb(path: Path) -> float:
 
 def output_sizes(params_file: Path) -> dict[str, float]:
     """MB of the run's data, models, eval, executed notebooks and built HTML."""
-    from geomusic_lib.rundir import RunDir
+    from geomusic_lib.core import RunDir
 
     p = yaml.safe_load(params_file.read_text())
     run = RunDir(Path(p["runs_dir"]) / p["run_name"])

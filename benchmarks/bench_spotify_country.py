@@ -29,13 +29,13 @@ import torch
 import yaml
 from threadpoolctl import threadpool_limits
 
-from geomusic_lib import stages
+from geomusic_lib.pipeline import stages
 from geomusic_lib.data import load_run_data
-from geomusic_lib.metrics import evaluate_predictions
-from geomusic_lib.params import deep_merge, params_from_dict
-from geomusic_lib.predictions import read_predictions
-from geomusic_lib.rundir import RunDir
-from geomusic_lib.train import train_model
+from geomusic_lib.evaluation import evaluate_predictions
+from geomusic_lib.core import deep_merge, params_from_dict
+from geomusic_lib.predict import read_predictions
+from geomusic_lib.core import RunDir
+from geomusic_lib.training import train_model
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent.parent / "shared" / "data" / "spotify_country" / "top50_41countries_2025-02-12.csv"

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fake_spotify import CLIENT_ID, CLIENT_SECRET, FakeSpotify, synthetic_id  # noqa: E402
 
 from geomusic_lib.features import extract_features  # noqa: E402
-from geomusic_lib.features.spotify import RetryPolicy, make_client  # noqa: E402
-from geomusic_lib.params import FeatureParams  # noqa: E402
+from geomusic_lib.features import RetryPolicy, make_client  # noqa: E402
+from geomusic_lib.core import FeatureParams  # noqa: E402
 
 MIRAGE_TRACKS = 414_886
 

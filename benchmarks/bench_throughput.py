@@ -1,7 +1,7 @@
 """Training throughput on CPU. (1) The FCNN with in-memory tensors batched by indexing (the
 trainer's loop) against a plain per-item `DataLoader` over the same data and model. (2) Threads:
 FCNN, TabM and CNN with 1 and 2 torch threads, alone and next to one competing CPU-bound process,
-and the count `train.threads: auto` picks (`geomusic_lib.threads`).
+and the count `train.threads: auto` picks (`geomusic_lib.core.threads`).
 
     .venv/bin/python benchmarks/bench_throughput.py
     .venv/bin/python benchmarks/bench_throughput.py --skip-loops     # the thread table only
@@ -20,9 +20,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from geomusic_lib.data import Normalizer, load_uci, make_view
 from geomusic_lib.models import build_model
-from geomusic_lib.models.tabm import piecewise_bins
-from geomusic_lib.params import params_from_dict
-from geomusic_lib.threads import choose_threads, free_cores, macs_per_row
+from geomusic_lib.models import piecewise_bins
+from geomusic_lib.core import params_from_dict
+from geomusic_lib.core import choose_threads, free_cores, macs_per_row
 
 
 def _step(model, optimizer, xb, yb) -> None:

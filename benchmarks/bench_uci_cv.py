@@ -21,7 +21,7 @@ Networks early-stop on the fold's validation rows; baselines fit on train + vali
 ensemble never sees test rows while it is fitted: for each fold, every member's probabilities on
 that fold's *validation* rows (networks: the early-stopped checkpoint; baselines: a second fit on
 the training rows only) give a temperature per member, greedy log-loss weights and a final
-temperature (`geomusic_lib.ensemble.fit_ensemble`), which are then applied to the member's test
+temperature (`geomusic_lib.training.ensemble.fit_ensemble`), which are then applied to the member's test
 probabilities of the same fold.
 """
 from __future__ import annotations
@@ -40,17 +40,17 @@ import torch
 import yaml
 from threadpoolctl import threadpool_limits
 
-from geomusic_lib.baselines import make_baseline, run_baselines
+from geomusic_lib.training import make_baseline, run_baselines
 from geomusic_lib.data import Split, load_uci, make_splits
-from geomusic_lib.data.store import build_class_table
-from geomusic_lib.ensemble import MemberProbabilities, ensemble_over_splits
-from geomusic_lib.ensemble_members import network_validation_proba
-from geomusic_lib.metrics import evaluate_predictions
-from geomusic_lib.params import deep_merge, params_from_dict
+from geomusic_lib.data import build_class_table
+from geomusic_lib.training import MemberProbabilities, ensemble_over_splits
+from geomusic_lib.training import network_validation_proba
+from geomusic_lib.evaluation import evaluate_predictions
+from geomusic_lib.core import deep_merge, params_from_dict
 from geomusic_lib.predict import Predictor
-from geomusic_lib.predictions import Predictions, read_predictions
-from geomusic_lib.rundir import RunDir, predictions_path
-from geomusic_lib.train import train_model
+from geomusic_lib.predict import Predictions, read_predictions
+from geomusic_lib.core import RunDir, predictions_path
+from geomusic_lib.training import train_model
 
 HERE = Path(__file__).resolve().parent
 MODELS = ["fcnn", "tabm", "cnn", "rnn", "attention"]
@@ -227,7 +227,7 @@ def _validation_probas(args, m: str, table, splits, params, run: RunDir, extra) 
 
 
 def _ensemble(args, table, splits, params, run: RunDir, extra, preds) -> tuple[Predictions, list, list[str]]:
-    """The validation-fitted ensemble of the candidates (`geomusic_lib.ensemble.ensemble_over_splits`)."""
+    """The validation-fitted ensemble of the candidates (`geomusic_lib.training.ensemble.ensemble_over_splits`)."""
     members = [m for m in CANDIDATES if m in preds]
     val = {m: _validation_probas(args, m, table, splits, params, run, extra) for m in members}
     ref = preds[members[0]]

@@ -87,7 +87,7 @@ def load_stations(shared: Path = SHARED) -> tuple[pd.DataFrame, str]:
         stations, source = pd.read_csv(FIXTURE, dtype=str, keep_default_na=False), str(FIXTURE)
     else:
         raise SystemExit(f"No station list: neither {shared}/mirage_stations_listed_2023.csv nor {FIXTURE} exists.")
-    from geomusic_lib.data.geo import lookup_country
+    from geomusic_lib.data import lookup_country
 
     info = {c: lookup_country(c) for c in stations["location_rg_country"].unique()}
     for column, field in (("location_ne_country", "country"), ("location_ne_region", "region"),

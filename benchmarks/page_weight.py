@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("html_dir", type=Path, help="a built book, e.g. runs/smoke/book/_build/html")
     html_dir = parser.parse_args().html_dir
     if not (html_dir / "index.html").is_file():
-        parser.error(f"{html_dir}: no index.html; build the book first (python -m geomusic_lib.run --params ...)")
+        parser.error(f"{html_dir}: no index.html; build the book first (geomusic run --params ...)")
     rows, shared = weigh(html_dir)
     print(markdown(["page", "HTML KiB", "own files KiB", "shared files KiB", "first visit KiB"], rows))
     print("\nShared files (downloaded once, then cached by the browser):\n")

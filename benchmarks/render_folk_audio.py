@@ -26,15 +26,14 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from geomusic_lib.data import TrackTable, make_splits
-from geomusic_lib.data.folk import load_folk_tracks
-from geomusic_lib.data.store import class_table
-from geomusic_lib.evaluate import evaluate_predictions
-from geomusic_lib.features import load_features
-from geomusic_lib.features.base import frames_for_tracks
-from geomusic_lib.features.notes import notes_features
-from geomusic_lib.params import deep_merge, params_from_dict
-from geomusic_lib.results import read_predictions
-from geomusic_lib.train import train_model
+from geomusic_lib.data import load_folk_tracks
+from geomusic_lib.data import build_class_table
+from geomusic_lib.evaluation import evaluate_predictions
+from geomusic_lib.data import frames_for_tracks
+from geomusic_lib.features import notes_features
+from geomusic_lib.core import deep_merge, params_from_dict
+from geomusic_lib.predict import read_predictions
+from geomusic_lib.training import train_model
 
 HERE = Path(__file__).resolve().parent
 SAMPLE_RATE = 22050
@@ -89,7 +88,7 @@ def extract_with_kill(tunes: pd.DataFrame, manifest: Path, out: Path, kill_after
     tracks = out / "tracks.parquet"
     out.mkdir(parents=True, exist_ok=True)
     tunes[["track_id", "label"]].to_parquet(tracks)
-    cmd = [sys.executable, "-m", "geomusic_lib.features", "--input", str(tracks), "--out", str(out / "features"),
+    cmd = [sys.executable, "-m", "geomusic_lib", "features", "--input", str(tracks), "--out", str(out / "features"),
            "--source", "audio", "--audio-manifest", str(manifest)]
     env = {**os.environ, "TQDM_DISABLE": "1"}
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -110,7 +109,7 @@ def extract_with_kill(tunes: pd.DataFrame, manifest: Path, out: Path, kill_after
 def frames_model(name: str, table: TrackTable, frames: list[np.ndarray], params, out: Path) -> dict:
     splits = make_splits(table.frame, params.split, params.seed)
     train_model(name, table, splits, params, out, frames=frames, progress=False)
-    m = evaluate_predictions(read_predictions(out / "predictions.parquet"), class_table(table.frame), bootstrap=1000)
+    m = evaluate_predictions(read_predictions(out / "predictions.parquet"), build_class_table(table.frame), bootstrap=1000)
     return {k: (m[k], m[f"{k}_ci_low"], m[f"{k}_ci_high"]) for k in ("balanced_accuracy", "accuracy")}
 
 
@@ -142,7 +141,7 @@ def main() -> None:
              f"{ext['status'].get('fetched', 0) / max(ext['extract_seconds'], 1e-9):.2f} clips/s extracted "
              "(librosa, one process). Nothing lost: every clip has features."
              if sum(ext["status"].get(s, 0) for s in ("fetched", "cached")) == n else "SOME CLIPS HAVE NO FEATURES"]
-    feats = load_features(args.out / "features")
+    feats = pd.read_parquet(args.out / "features" / "features.parquet")  # index track_id
     audio = TrackTable(tunes[["track_id", "label", "group", "lat", "lon"]].join(feats, on="track_id"),
                        list(feats.columns), "folk-audio")
     audio_frames = frames_for_tracks(audio.frame["track_id"], args.out / "features")

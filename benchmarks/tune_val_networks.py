@@ -20,9 +20,9 @@ import pandas as pd
 import torch
 
 from geomusic_lib.data import load_uci, make_splits
-from geomusic_lib.params import load_params
-from geomusic_lib.rundir import history_path
-from geomusic_lib.train import train_model
+from geomusic_lib.core import load_params
+from geomusic_lib.core import history_path
+from geomusic_lib.training import train_model
 
 
 def main() -> None:

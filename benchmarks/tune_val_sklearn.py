@@ -18,10 +18,10 @@ from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
 from geomusic_lib.data import load_uci, make_splits
-from geomusic_lib.data.geo import great_circle_km
-from geomusic_lib.data.store import build_class_table
-from geomusic_lib.decision import class_distance_matrix
-from geomusic_lib.params import params_from_dict
+from geomusic_lib.data import great_circle_km
+from geomusic_lib.data import build_class_table
+from geomusic_lib.predict import class_distance_matrix
+from geomusic_lib.core import params_from_dict
 
 
 def main() -> None:

@@ -41,10 +41,9 @@
 # %%
 from IPython.display import Markdown, display
 
-from geomusic_lib.findings import plan_findings
-from geomusic_lib.manifest import read_manifest
-from geomusic_lib.notebook_list import STAGES
-from geomusic_lib.session import open_stage
+from geomusic_lib.book import plan_findings, STAGES
+from geomusic_lib.core import read_manifest
+from geomusic_lib.pipeline import open_stage
 
 # %% [markdown]
 # ## Parameters

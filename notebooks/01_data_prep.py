@@ -38,10 +38,10 @@ import json
 
 from IPython.display import Markdown, display
 
-from geomusic_lib import plots, stages
-from geomusic_lib.findings import data_findings
-from geomusic_lib.data.splits import split_groups
-from geomusic_lib.session import open_stage
+from geomusic_lib import plots
+from geomusic_lib.book import data_findings
+from geomusic_lib.data import split_groups
+from geomusic_lib.pipeline import open_stage, stages
 
 # %% [markdown]
 # ## Parameters

@@ -41,11 +41,11 @@ import json
 
 from IPython.display import Markdown, display
 
-from geomusic_lib import plots, stages
+from geomusic_lib import plots
+from geomusic_lib.book import feature_findings
 from geomusic_lib.data import load_run_data
 from geomusic_lib.features import SPOTIFY_NOTICE
-from geomusic_lib.findings import feature_findings
-from geomusic_lib.session import open_stage
+from geomusic_lib.pipeline import open_stage, stages
 
 # %% [markdown]
 # ## Parameters

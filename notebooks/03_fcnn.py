@@ -40,14 +40,12 @@
 import pandas as pd
 from IPython.display import Markdown, display
 
-from geomusic_lib import plots, stages, tune
-from geomusic_lib.docs import show_model_source
-from geomusic_lib.evaluate import load_history
-from geomusic_lib.findings import network_findings
-from geomusic_lib.metrics import evaluate_predictions
-from geomusic_lib.predictions import read_predictions
-from geomusic_lib.session import open_stage
-from geomusic_lib.summaries import headline_table
+from geomusic_lib import plots
+from geomusic_lib.book import headline_table, network_findings, show_model_source
+from geomusic_lib.evaluation import evaluate_predictions, load_history
+from geomusic_lib.pipeline import open_stage, stages
+from geomusic_lib.predict import read_predictions
+from geomusic_lib.training import tune
 
 # %% [markdown]
 # ## Parameters
@@ -113,7 +111,7 @@ if len(tuned):
 
 # %% [markdown]
 # ## Train
-# The trainer (`geomusic_lib.train`) uses AdamW, a learning-rate schedule (`train.scheduler`),
+# The trainer (`geomusic_lib.training.trainer`) uses AdamW, a learning-rate schedule (`train.scheduler`),
 # gradient clipping, cross-entropy (class-weighted when `train.class_weights` is on) and
 # early stopping on the validation split; it saves a checkpoint every epoch, so an interrupted run resumes where it
 # stopped. Normalisation statistics (and TabM's bins) come from the training rows only. With

@@ -40,13 +40,13 @@
 # %%
 from IPython.display import Markdown, display
 
-from geomusic_lib import plots, stages, tune
+from geomusic_lib import plots
+from geomusic_lib.book import comparison_findings, floor_of, shown
 from geomusic_lib.data import load_run_data
-from geomusic_lib.evaluate import best_network, evaluate_run, prediction_files
-from geomusic_lib.findings import comparison_findings, floor_of
-from geomusic_lib.predictions import read_predictions
-from geomusic_lib.session import open_stage
-from geomusic_lib.summaries import shown
+from geomusic_lib.evaluation import best_network, evaluate_run, prediction_files
+from geomusic_lib.pipeline import open_stage, stages
+from geomusic_lib.predict import read_predictions
+from geomusic_lib.training import tune
 
 # %% [markdown]
 # ## Parameters

@@ -36,18 +36,15 @@
 
 # %%
 import numpy as np
-
 from IPython.display import Markdown, display
 
-from geomusic_lib import interpret, interpret_sequence, plots, plots_melody, stages
-from geomusic_lib.baselines import fit_baseline
+from geomusic_lib import plots
+from geomusic_lib.book import attention_caveat, choose_showcase, interpretation_findings, shown, validation_recall
 from geomusic_lib.data import load_run_data
-from geomusic_lib.evaluate import best_network, load_metrics
-from geomusic_lib.findings import attention_caveat, interpretation_findings
+from geomusic_lib.evaluation import best_network, interpret, interpret_sequence, load_metrics
+from geomusic_lib.pipeline import open_stage, stages
 from geomusic_lib.predict import Predictor
-from geomusic_lib.session import open_stage
-from geomusic_lib.showcase import choose_showcase, validation_recall
-from geomusic_lib.summaries import shown
+from geomusic_lib.training import fit_baseline
 
 # %% [markdown]
 # ## Parameters
@@ -177,8 +174,8 @@ for model, method in [("attention", "attention"), ("rnn", "integrated_gradients"
               "or no validation tune it got right.")
         continue
     label = method.replace("_", " ").replace("attention", "attention weight")
-    plots_melody.melody_weight_figure(melodies.melodies, melodies.weights, melodies.titles, label, signed=method != "attention",
-                                      title=f"{model}: {label} per note, validation tunes").show()
+    plots.melody_weight_figure(melodies.melodies, melodies.weights, melodies.titles, label, signed=method != "attention",
+                               title=f"{model}: {label} per note, validation tunes").show()
 
 # %% [markdown]
 # ## t-SNE of the learnt representation

@@ -27,7 +27,7 @@
 # | concept | importance | notes |
 # |---|---|---|
 # | [07 · Evaluation](07_evaluation.ipynb) | necessary | picks the best network |
-# | `python -m geomusic_lib.predict` | helpful | the same predictor from the command line |
+# | `geomusic predict` | helpful | the same predictor from the command line |
 #
 # **Time to run**: seconds.
 
@@ -38,12 +38,13 @@
 from IPython.display import Markdown, display
 
 from geomusic_lib import plots
+from geomusic_lib.book import (
+    choose_showcase, compact_guesses, prediction_findings, showcase_rows, shown, validation_recall,
+)
 from geomusic_lib.data import load_run_data
-from geomusic_lib.evaluate import best_network
+from geomusic_lib.evaluation import best_network
+from geomusic_lib.pipeline import open_stage
 from geomusic_lib.predict import Predictor
-from geomusic_lib.session import open_stage
-from geomusic_lib.showcase import choose_showcase, compact_guesses, prediction_findings, showcase_rows, validation_recall
-from geomusic_lib.summaries import shown
 
 # %% [markdown]
 # ## Parameters
@@ -119,7 +120,7 @@ display(Markdown(prediction_findings(result, chosen["label"], showcase, best)))
 # ## Summary
 # - The checkpoint alone is enough to predict new tracks.
 # - Top-5 lists show how close the model came when it was wrong.
-# - The same predictor runs from the shell: `python -m geomusic_lib.predict --checkpoint
+# - The same predictor runs from the shell: `geomusic predict --checkpoint
 #   runs/<run_name>/models/<model>/checkpoint_best.pt --input tracks.csv --top-k 5`.
 #
 # ## What's next

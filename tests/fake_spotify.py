@@ -9,7 +9,7 @@ Run it by hand to rehearse a large extraction offline:
 
     python tests/fake_spotify.py --port 8765 --faults 429,500,timeout --fault-every 10 \\
         --latency-ms 50 --client-id X --client-secret Y
-    SPOTIPY_CLIENT_ID=X SPOTIPY_CLIENT_SECRET=Y python -m geomusic_lib.features --source spotify \\
+    SPOTIPY_CLIENT_ID=X SPOTIPY_CLIENT_SECRET=Y geomusic features --source spotify \\
         --api-base http://127.0.0.1:8765 --input tracks.csv --out /tmp/features --timeout 2
 
 `--faults` names faults in order: an HTTP status (429 answers with Retry-After: --retry-after),

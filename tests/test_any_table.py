@@ -27,7 +27,7 @@ def test_every_notebook_runs_on_a_table_with_only_data_set(tmp_path):
             shutil.copy2(src, tmp_path / name)
     data = {"source": "table", "table": {"path": str(FIXTURE), "label_column": "country", "group_column": "artists"}}
     (tmp_path / "params" / "table.yaml").write_text(yaml.safe_dump({"data": data}), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/table.yaml", "--no-book"],
+    done = subprocess.run([sys.executable, "-m", "geomusic_lib", "run", "--params", "params/table.yaml", "--no-book"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     run_dir = tmp_path / "runs" / "default"

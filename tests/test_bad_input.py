@@ -18,13 +18,13 @@ import torch
 
 from geomusic_lib.data import DataError, load_table, make_splits
 from geomusic_lib.features import FeatureError, extract_features
-from geomusic_lib.features.__main__ import main as features_main
+from geomusic_lib.features.cli import main as features_main
 from geomusic_lib.models import build_model
-from geomusic_lib.models.checkpoint import CheckpointError, load_checkpoint
-from geomusic_lib.params import FeatureParams, ParamsError, SplitParams, load_params, params_from_dict
+from geomusic_lib.models import CheckpointError, load_checkpoint
+from geomusic_lib.core import FeatureParams, ParamsError, SplitParams, load_params, params_from_dict
 from geomusic_lib.predict import PredictionError, Predictor
-from geomusic_lib.predict import main as predict_main
-from geomusic_lib.runlock import ENV_VAR, LOCK_FILE, RunLock, RunLockError
+from geomusic_lib.predict.cli import main as predict_main
+from geomusic_lib.core import ENV_VAR, LOCK_FILE, RunLock, RunLockError
 
 REPO = Path(__file__).resolve().parents[1]
 TOP50 = REPO / "tests" / "fixtures" / "spotify_country" / "top50_8countries_2025-02-12.csv"
@@ -444,7 +444,7 @@ def test_features_cli_exits_2_with_one_line(feature_run, capsys, change, args, m
 def test_features_cli_as_a_process_has_no_traceback(feature_run):
     tracks, out = feature_run
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIPY_")}
-    done = subprocess.run([sys.executable, "-m", "geomusic_lib.features", "--input", str(tracks), "--out", str(out),
+    done = subprocess.run([sys.executable, "-m", "geomusic_lib", "features", "--input", str(tracks), "--out", str(out),
                            "--source", "spotify", "--api-base", "http://127.0.0.1:9"],
                           cwd=tracks.parent, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "error: Spotify credentials not found" in done.stderr
@@ -455,7 +455,7 @@ def test_features_cli_as_a_process_has_no_traceback(feature_run):
 def test_run_in_use_by_a_live_process_is_refused(tmp_path):
     run_dir = tmp_path / "runs" / "smoke"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys,time; from geomusic_lib.runlock import RunLock\n"
+        [sys.executable, "-c", "import sys,time; from geomusic_lib.core import RunLock\n"
          "with RunLock(sys.argv[1]):\n print('locked', flush=True); time.sleep(60)", str(run_dir)],
         cwd=REPO, env={k: v for k, v in os.environ.items() if k != ENV_VAR}, stdout=subprocess.PIPE, text=True)
     try:
@@ -482,7 +482,7 @@ def test_stale_lock_is_taken_over_with_a_note(tmp_path):
 
 def test_temporary_files_have_unique_names(tmp_path):
     """Unique temporary names: a second writer never renames the first one's half-written file."""
-    from geomusic_lib.fileio import atomic_path
+    from geomusic_lib.core import atomic_path
 
     target = tmp_path / "data" / "splits.json"
     with atomic_path(target) as first, atomic_path(target) as second:

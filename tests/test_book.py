@@ -18,9 +18,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from geomusic_lib import bookpages, run, session
-from geomusic_lib.params import load_params, project_root_for
-from geomusic_lib.rundir import RunDir
+from geomusic_lib.book import pages as bookpages
+
+from geomusic_lib.pipeline import run
+
+from geomusic_lib.pipeline import session
+from geomusic_lib.core import load_params, project_root_for
+from geomusic_lib.core import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 DUMMY_ID, DUMMY_SECRET = "dummy-id-XYZ123", "dummy-secret-ABC789"
@@ -131,10 +135,10 @@ def _copy_book_sources(dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_book(tmp_path_factory):
-    """Run `python -m geomusic_lib.run --params params/smoke.yaml` once, with dummy Spotify credentials."""
+    """Run `geomusic run --params params/smoke.yaml` once, with dummy Spotify credentials."""
     root = _copy_book_sources(tmp_path_factory.mktemp("book"))
     env = {**os.environ, "SPOTIPY_CLIENT_ID": DUMMY_ID, "SPOTIPY_CLIENT_SECRET": DUMMY_SECRET}
-    done = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml"],
+    done = subprocess.run([sys.executable, "-m", "geomusic_lib", "run", "--params", "params/smoke.yaml"],
                           cwd=root, env=env, capture_output=True, text=True, timeout=900)
     print(done.stdout[-4000:])
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -288,15 +292,17 @@ def test_a_book_mixing_runs_or_holding_a_failed_notebook_is_refused(tmp_path):
     assert problems == ["00_overview comes from run 'other'", "07_evaluation failed", "09_predict has not run for 'mine'"]
 
 
-def _orchestrator(root: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml", *args],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def _orchestrator(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "geomusic_lib", "run", "--params", "params/smoke.yaml", *args],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=None if env is None else {**os.environ, **env})
 
 
 @pytest.mark.slow
 def test_runs_keep_their_own_files_refuse_a_second_process_and_resume_after_kill_9(smoke_book):
     """A second process on a busy run is refused at once and changes nothing; kill -9 of the whole
-    run mid-notebook (after 04_cnn's first epoch), then the same command, reuses what had
+    run mid-notebook (held after 04_cnn's first epoch by the trainer's test hook, so the kill point does not
+    depend on the machine's speed), then the same command, reuses what had
     finished and gives the predictions of an uninterrupted run; the other run's book is untouched;
     a book that would mix runs is refused."""
     import signal
@@ -305,18 +311,22 @@ def test_runs_keep_their_own_files_refuse_a_second_process_and_resume_after_kill
     root, _ = smoke_book
     other, lone = RunDir(root / "runs" / "other"), RunDir(root / "runs" / "smoke")
     chain = ("--run-name", "other", "--only", "01,02,03,04", "--no-book")
-    first = _orchestrator(root, *chain)
+    from geomusic_lib.core.killpoint import HELD_FILE, HOLD_ENV
+
+    first = _orchestrator(root, *chain, env={HOLD_ENV: "cnn:1"})
     deadline = time.time() + 600
     while not other.lock.exists():  # the run has started (01_data_prep takes seconds)
         assert first.poll() is None and time.time() < deadline, "run ended before it took its lock"
         time.sleep(0.05)
-    second = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml", *chain],
+    second = subprocess.run([sys.executable, "-m", "geomusic_lib", "run", "--params", "params/smoke.yaml", *chain],
                             cwd=root, capture_output=True, text=True, timeout=120)
     assert second.returncode == 2 and f"run 'other' is in use by pid {first.pid}" in second.stderr
-    while not other.checkpoint("cnn", kind="last").is_file():  # 04_cnn has finished its first epoch
+    held = other.checkpoint("cnn", kind="last").parent / HELD_FILE
+    while not held.is_file():  # 04_cnn has written its first epoch's checkpoint and waits there
         assert first.poll() is None and time.time() < deadline, "run finished or stalled before 04_cnn trained"
-        time.sleep(0.02)
+        time.sleep(0.05)
     os.killpg(first.pid, signal.SIGKILL)  # mid-training
+    held.unlink()
     first.wait(timeout=60)
     assert not other.predictions("cnn").exists()
     resumed = _orchestrator(root, *chain)
@@ -327,7 +337,7 @@ def test_runs_keep_their_own_files_refuse_a_second_process_and_resume_after_kill
         pd.testing.assert_frame_equal(pd.read_parquet(other.predictions(model)), pd.read_parquet(lone.predictions(model)))
     assert bookpages.book_problems(lone) == [] and (lone.book_html / "index.html").is_file()  # untouched
     assert bookpages.book_problems(other, ("01_data_prep", "04_cnn")) == []  # its own copies, from run 'other'
-    mixed = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/smoke.yaml",
+    mixed = subprocess.run([sys.executable, "-m", "geomusic_lib", "run", "--params", "params/smoke.yaml",
                             "--run-name", "third", "--only", "00"], cwd=root, capture_output=True, text=True,
                            timeout=300)
     assert mixed.returncode == 2 and "not building the book of run 'third'" in mixed.stderr
@@ -349,7 +359,7 @@ def test_the_console_shows_the_latest_progress_line_of_the_newest_kernel_log(tmp
 
 
 def test_progress_bars_write_plain_text_to_the_kernel_log_under_the_orchestrator(monkeypatch, capfd, tmp_path):
-    from geomusic_lib.progress import PROGRESS_ENV, progress_bar
+    from geomusic_lib.core import PROGRESS_ENV, progress_bar
 
     monkeypatch.setenv(PROGRESS_ENV, "log")
     monkeypatch.setenv("TQDM_DISABLE", "1")  # other libraries' bars stay off

@@ -11,8 +11,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from geomusic_lib import bookpages
-from geomusic_lib.rundir import RunDir
+from geomusic_lib.book import pages as bookpages
+from geomusic_lib.core import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,7 +142,7 @@ def _root_config(url: str) -> dict:
 
 
 def test_without_a_repository_url_the_book_has_no_repository_link_launch_button_or_placeholder():
-    from geomusic_lib.bookconfig import book_config, install_markdown, repository_url
+    from geomusic_lib.book import book_config, install_markdown, repository_url
 
     config = book_config(_root_config(""))
     assert repository_url(yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))) == ""  # the default
@@ -155,7 +155,7 @@ def test_without_a_repository_url_the_book_has_no_repository_link_launch_button_
 
 
 def test_a_repository_url_turns_on_header_links_binder_and_the_clone_command(tmp_path):
-    from geomusic_lib.bookconfig import install_markdown, write_book_config
+    from geomusic_lib.book import install_markdown, write_book_config
 
     url = "https://github.com/someone/geomusic"
     source = tmp_path / "_config.yml"

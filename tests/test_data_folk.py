@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geomusic_lib.data.folk import clean_beat_strength, tonic_pitch_class
-from geomusic_lib.data.folk_labels import china_provinces, origin_country, origin_province
-from geomusic_lib.data.geo import great_circle_km
+from geomusic_lib.data import clean_beat_strength, tonic_pitch_class
+from geomusic_lib.data import china_provinces, origin_country, origin_province
+from geomusic_lib.data import great_circle_km
 
 #: Four small files of the corpus: 52 tunes from Germany, China, Mexico, the USA, Hungary, Ireland, ...
 SUBSET = ["test0", "test1", "testd", "teste"]
@@ -27,7 +27,7 @@ def music21():
 
 @pytest.fixture(scope="module")
 def folk_params(music21, tmp_path_factory):
-    from geomusic_lib.params import FolkParams
+    from geomusic_lib.core import FolkParams
 
     return FolkParams(files=SUBSET, cache_dir=tmp_path_factory.mktemp("folk_cache"), workers=1,
                       min_tracks_per_class=3)
@@ -35,7 +35,7 @@ def folk_params(music21, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def folk_table(folk_params):
-    from geomusic_lib.data.folk import load_folk_tracks
+    from geomusic_lib.data import load_folk_tracks
 
     return load_folk_tracks(folk_params, progress=False)
 
@@ -119,9 +119,9 @@ def test_labels_and_exclusions_add_up(folk_table):
 
 
 def test_title_variants_share_a_group_and_no_group_straddles_train_and_test(folk_table):
-    from geomusic_lib.data.folk_labels import normalise_title
-    from geomusic_lib.data.splits import make_splits
-    from geomusic_lib.params import SplitParams
+    from geomusic_lib.data import normalise_title
+    from geomusic_lib.data import make_splits
+    from geomusic_lib.core import SplitParams
 
     frame = folk_table.frame
     titles = frame["title"].map(normalise_title)
@@ -133,7 +133,7 @@ def test_title_variants_share_a_group_and_no_group_straddles_train_and_test(folk
 
 
 def test_cached_load_parses_nothing_and_a_lost_file_is_parsed_alone(folk_params, folk_table):
-    from geomusic_lib.data.folk import cache_path, essen_dir, essen_files, load_folk_tracks
+    from geomusic_lib.data import cache_path, essen_dir, essen_files, load_folk_tracks
 
     again = load_folk_tracks(folk_params, progress=False)
     assert again.notes["report"]["parse"]["parsed_files"] == 0
@@ -159,7 +159,7 @@ def test_skipping_beams_keeps_the_same_note_events(music21):
 
 
 def test_note_frames_and_global_features_are_finite_and_transposition_free(folk_table):
-    from geomusic_lib.features.notes import FRAME_CHANNELS, MAX_FRAMES, notes_features
+    from geomusic_lib.features import FRAME_CHANNELS, MAX_FRAMES, notes_features
 
     features, frames = notes_features(folk_table.frame, progress=False)
     assert list(features.index) == list(folk_table.frame["track_id"])
@@ -178,12 +178,12 @@ def test_note_frames_and_global_features_are_finite_and_transposition_free(folk_
 
 def test_run_pipeline_trains_a_sequence_model_on_note_frames(folk_params, tmp_path):
     from geomusic_lib.data import load_run_data
-    from geomusic_lib.data.frames import frames_for_tracks
-    from geomusic_lib.data.views import pad_frames
-    from geomusic_lib.rundir import RunDir
-    from geomusic_lib.stages import extract_features, prepare_data
-    from geomusic_lib.params import params_from_dict
-    from geomusic_lib.train import train_model
+    from geomusic_lib.data import frames_for_tracks
+    from geomusic_lib.data import pad_frames
+    from geomusic_lib.core import RunDir
+    from geomusic_lib.pipeline import extract_features, prepare_data
+    from geomusic_lib.core import params_from_dict
+    from geomusic_lib.training import train_model
 
     params = params_from_dict({
         "run_name": "folk_test", "runs_dir": str(tmp_path), "device": "cpu",
@@ -202,7 +202,7 @@ def test_run_pipeline_trains_a_sequence_model_on_note_frames(folk_params, tmp_pa
     result = train_model("attention", data.table, data.splits, params, run.model_dir("attention"), frames=frames,
                          progress=False)
     assert result.predictions.is_file() and np.isfinite(result.test_accuracy)
-    from geomusic_lib.interpret_sequence import melody_showcase
+    from geomusic_lib.evaluation import melody_showcase
     from geomusic_lib.predict import Predictor
 
     predictor = Predictor.from_checkpoint(run.checkpoint("attention"), device="cpu")
@@ -220,7 +220,7 @@ def test_run_pipeline_trains_a_sequence_model_on_note_frames(folk_params, tmp_pa
 
 
 def test_unknown_files_and_missing_corpus_name_the_key(music21, tmp_path):
-    from geomusic_lib.data.folk import FolkError, essen_dir, essen_files
+    from geomusic_lib.data import FolkError, essen_dir, essen_files
 
     with pytest.raises(FolkError, match="data.folk.files: \\['nope'\\]"):
         essen_files(essen_dir(), ["nope"])
@@ -229,7 +229,7 @@ def test_unknown_files_and_missing_corpus_name_the_key(music21, tmp_path):
 
 
 def test_titles_in_dos_code_page_are_repaired_and_real_text_is_kept():
-    from geomusic_lib.data.folk import repair_dos_letters
+    from geomusic_lib.data import repair_dos_letters
 
     assert repair_dos_letters("Sch\x94nes Himmelreich") == "Schönes Himmelreich"
     assert repair_dos_letters("Schönes Himmelreich, Zhe cha") == "Schönes Himmelreich, Zhe cha"

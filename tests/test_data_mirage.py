@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from geomusic_lib.data import DataError, make_splits
-from geomusic_lib.data.mirage import canonical_names, load_mirage_tracks, read_mirage_events, track_keys
-from geomusic_lib.params import MirageParams, SplitParams
+from geomusic_lib.data import canonical_names, load_mirage_tracks, read_mirage_events, track_keys
+from geomusic_lib.core import MirageParams, SplitParams
 
 
 def params(path, **kw):
@@ -208,7 +208,7 @@ def test_the_per_track_table_is_cached_with_its_report_and_warnings_and_a_change
 
 
 def test_tests_never_touch_the_users_cache(mirage_v1):
-    from geomusic_lib.data.mirage_read import default_cache_dir
+    from geomusic_lib.data import default_cache_dir
 
     assert not default_cache_dir().is_relative_to(Path.home() / ".cache")
     before = set(default_cache_dir().glob("*")) if default_cache_dir().is_dir() else set()

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 
 from geomusic_lib.data import attach_features, load_run_data, prepare_run_data
-from geomusic_lib.params import params_from_dict
-from geomusic_lib.rundir import RunDir
+from geomusic_lib.core import params_from_dict
+from geomusic_lib.core import RunDir
 
 
 def test_prepare_and_load_uci_run(tmp_path):
@@ -39,7 +39,7 @@ def test_mirage_run_gets_its_table_from_feature_extraction(tmp_path, mirage_v1):
 
 
 def test_feature_stage_extracts_in_file_columns_for_a_mirage_run(tmp_path, mirage_v1):
-    from geomusic_lib.stages import extract_features as run_feature_stage
+    from geomusic_lib.pipeline import extract_features as run_feature_stage
 
     raw = pd.read_csv(mirage_v1)
     rng = np.random.default_rng(0)
@@ -60,7 +60,7 @@ def test_feature_stage_extracts_in_file_columns_for_a_mirage_run(tmp_path, mirag
 
 
 def test_feature_stage_is_a_no_op_for_uci(tmp_path):
-    from geomusic_lib.stages import extract_features as run_feature_stage
+    from geomusic_lib.pipeline import extract_features as run_feature_stage
 
     params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "u"})
     prepare_run_data(params, RunDir(params.run_dir))
@@ -68,7 +68,7 @@ def test_feature_stage_is_a_no_op_for_uci(tmp_path):
 
 
 def test_region_classes_know_their_continent():
-    from geomusic_lib.data.store import build_class_table as class_table
+    from geomusic_lib.data import build_class_table as class_table
 
     frame = pd.DataFrame({"label": ["Western Africa", "Northern Europe", "Caribbean"], "lat": np.nan, "lon": np.nan})
     table = class_table(frame).set_index("class")

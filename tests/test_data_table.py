@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from geomusic_lib.data import DataError, load_table, make_splits
-from geomusic_lib.params import SplitParams
+from geomusic_lib.core import SplitParams
 
 FEATURES = ["danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness",
             "liveness", "valence", "tempo"]
@@ -124,7 +124,7 @@ def test_classes_too_small_to_split_are_dropped_with_a_note(tmp_path, top50, cap
 
 
 def test_every_class_reaches_train_validation_and_test(top50, caplog):
-    from geomusic_lib.data.splits import split_gaps
+    from geomusic_lib.data import split_gaps
 
     frame = load_table(top50, "country", FEATURES).frame
     splits = make_splits(frame, SplitParams(), seed=0)

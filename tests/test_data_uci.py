@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from geomusic_lib.data import DataError, load_dataset, load_uci, make_splits, make_view, Normalizer
-from geomusic_lib.data.uci import LABEL_NOTE, collapse_chroma_copies
-from geomusic_lib.params import ParamsError, SplitParams, params_from_dict
+from geomusic_lib.data import LABEL_NOTE, collapse_chroma_copies
+from geomusic_lib.core import ParamsError, SplitParams, params_from_dict
 
 
 def test_uci_loader_returns_1059_tracks_and_33_classes():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geomusic_lib.ensemble import (
+from geomusic_lib.training import (
     apply_temperature,
     combine,
     fit_ensemble,
@@ -12,10 +12,10 @@ from geomusic_lib.ensemble import (
     fit_weights,
     log_loss,
 )
-from geomusic_lib.models.checkpoint import CheckpointError
-from geomusic_lib.rundir import RunDir
-from geomusic_lib.stages import fit_ensemble as ensemble_stage
-from geomusic_lib.stages import run_ensemble
+from geomusic_lib.models import CheckpointError
+from geomusic_lib.core import RunDir
+from geomusic_lib.pipeline import fit_ensemble as ensemble_stage
+from geomusic_lib.pipeline import run_ensemble
 
 
 def _overconfident(n: int = 600, k: int = 5, seed: int = 0):
@@ -79,10 +79,10 @@ def small_run(tmp_path_factory):
     """A run directory with a briefly trained FCNN and three baselines on the 68-feature UCI set."""
     from types import SimpleNamespace
 
-    from geomusic_lib.baselines import run_baselines
+    from geomusic_lib.training import run_baselines
     from geomusic_lib.data import load_uci, make_splits
-    from geomusic_lib.params import params_from_dict
-    from geomusic_lib.train import train_model
+    from geomusic_lib.core import params_from_dict
+    from geomusic_lib.training import train_model
 
     run_dir = tmp_path_factory.mktemp("run")
     params = params_from_dict({"train": {"epochs": 4, "batch_size": 64}, "model": {"fcnn": {"hidden": [32]}},
@@ -97,8 +97,8 @@ def small_run(tmp_path_factory):
 def test_run_ensemble_writes_calibrated_test_predictions_fitted_on_validation_rows(small_run):
     import json
 
-    from geomusic_lib.evaluate import model_kind
-    from geomusic_lib.predictions import read_predictions
+    from geomusic_lib.evaluation import model_kind
+    from geomusic_lib.predict import read_predictions
 
     run, data, params = small_run
     fitted = run_ensemble(run, data, params)

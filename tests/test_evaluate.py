@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, top_k_accuracy_score
 
-from geomusic_lib import metrics as evaluate
-from geomusic_lib.evaluate import evaluate_run
-from geomusic_lib.metrics import (
+from geomusic_lib.evaluation import metrics as evaluate
+from geomusic_lib.evaluation import evaluate_run
+from geomusic_lib.evaluation import (
     HEADLINE,
     error_km,
     evaluate_predictions,
@@ -20,8 +20,8 @@ from geomusic_lib.metrics import (
     per_class_metrics,
     top_k_hits,
 )
-from geomusic_lib.params import EvaluateParams
-from geomusic_lib.predictions import Predictions, read_predictions, write_predictions
+from geomusic_lib.core import EvaluateParams
+from geomusic_lib.predict import Predictions, read_predictions, write_predictions
 
 LONDON = (51.5074, -0.1278)
 PARIS = (48.8566, 2.3522)
@@ -202,9 +202,9 @@ def test_distance_decision_uses_the_decision_module(monkeypatch):
     import sys
     import types
 
-    fake = types.ModuleType("geomusic_lib.decision")
+    fake = types.ModuleType("geomusic_lib.predict.decision")
     fake.distance_aware_predict = lambda proba, lat, lon: np.zeros(len(proba), dtype=int)
-    monkeypatch.setitem(sys.modules, "geomusic_lib.decision", fake)
+    monkeypatch.setitem(sys.modules, "geomusic_lib.predict.decision", fake)
     m = evaluate_predictions(tiny_predictions(), CLASSES, decision="distance", bootstrap=0)
     assert m["accuracy"] == pytest.approx(2 / 5)  # every row predicted UK: rows 0 and 1
     assert m["top3_accuracy"] == pytest.approx(4 / 5)  # top-k does not depend on the decision
@@ -255,7 +255,7 @@ def test_round_trip_through_the_predictions_file(tmp_path):
 def test_shown_table_hides_the_index_and_rounds_kilometres():
     import pandas as pd
 
-    from geomusic_lib.summaries import shown
+    from geomusic_lib.book import shown
 
     html = shown(pd.DataFrame({"model": ["fcnn"], "accuracy": [0.47619], "median_km": [1234.567]})).to_html()
     assert "0.476" in html and "1,235" in html and "1234.567" not in html
@@ -265,7 +265,7 @@ def test_shown_table_hides_the_index_and_rounds_kilometres():
 def test_unknown_regions_never_count_as_a_match():
     import numpy as np
 
-    from geomusic_lib.metrics import _same_known
+    from geomusic_lib.evaluation.metrics import _same_known
 
     continent = np.array(["", "", "Asia"])
     assert _same_known(continent, np.array([1, 2, 2]), np.array([0, 2, 2])).tolist() == [False, True, True]
@@ -274,7 +274,7 @@ def test_unknown_regions_never_count_as_a_match():
 def test_best_network_can_pass_over_frames_models(tmp_path):
     import torch
 
-    from geomusic_lib.evaluate import best_network
+    from geomusic_lib.evaluation import best_network
 
     run = tmp_path / "run"
     (run / "eval").mkdir(parents=True)

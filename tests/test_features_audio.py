@@ -9,7 +9,7 @@ pytest.importorskip("librosa")
 sf = pytest.importorskip("soundfile")
 
 from geomusic_lib.features import extract_features, frame_channels, load_frames  # noqa: E402
-from geomusic_lib.params import AudioParams, FeatureParams  # noqa: E402
+from geomusic_lib.core import AudioParams, FeatureParams  # noqa: E402
 
 SR = 22050
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from geomusic_lib.features import AUDIO_FEATURE_COLUMNS, FeatureError, extract_features
-from geomusic_lib.features.__main__ import main
-from geomusic_lib.features.columns import normalise_columns
-from geomusic_lib.params import FeatureParams
+from geomusic_lib.features.cli import main
+from geomusic_lib.features import normalise_columns
+from geomusic_lib.core import FeatureParams
 
 FIXTURE = Path(__file__).parent / "fixtures" / "features" / "top50_sample.csv"
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from geomusic_lib.features import FeatureError, extract_features
-from geomusic_lib.features.base import is_target_proxy
-from geomusic_lib.features.metadata import parse_list
-from geomusic_lib.params import FeatureParams
+from geomusic_lib.features import is_target_proxy
+from geomusic_lib.features import parse_list
+from geomusic_lib.core import FeatureParams
 
 LEAKY = ["location_ne_country", "location_rg_latitude", "station_rg_id", "station_ar_genre",
          "artist_wd_country", "artist_wd_coordinates"]

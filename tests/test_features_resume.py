@@ -29,7 +29,7 @@ def write_tracks(path: Path) -> None:
 def cli(fake: FakeSpotify, tracks: Path, out: Path, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "SPOTIPY_CLIENT_ID": CLIENT_ID, "SPOTIPY_CLIENT_SECRET": CLIENT_SECRET,
            "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "geomusic_lib.features", "--input", str(tracks), "--source", "spotify",
+    command = [sys.executable, "-m", "geomusic_lib", "features", "--input", str(tracks), "--source", "spotify",
                "--out", str(out), "--api-base", fake.url, "--sample-size", "2500", "--seed", "7"]
     return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -14,9 +14,9 @@ from fake_spotify import CLIENT_ID, CLIENT_SECRET, TOKEN, FakeSpotify, Fault, sy
 from geomusic_lib.features import (
     SPOTIFY_NOTICE, FeatureError, SpotifyForbiddenError, SpotifyUnavailableError, extract_features,
 )
-from geomusic_lib.features.matching import best_match, normalise_title
-from geomusic_lib.features.spotify import read_credentials
-from geomusic_lib.params import FeatureParams
+from geomusic_lib.features import best_match, normalise_title
+from geomusic_lib.features import read_credentials
+from geomusic_lib.core import FeatureParams
 
 
 @pytest.fixture()
@@ -274,7 +274,7 @@ def test_fake_server_cli_injects_faults_and_features_cli_maps_request_flags(tmp_
         tracks_with_ids(25).to_csv(tmp_path / "tracks.csv", index=False)
         env = {"SPOTIPY_CLIENT_ID": "id-X", "SPOTIPY_CLIENT_SECRET": "secret-Y", "PATH": "/usr/bin:/bin"}
         done = subprocess.run(
-            [sys.executable, "-m", "geomusic_lib.features", "--source", "spotify", "--api-base", url,
+            [sys.executable, "-m", "geomusic_lib", "features", "--source", "spotify", "--api-base", url,
              "--input", str(tmp_path / "tracks.csv"), "--out", str(tmp_path / "out"), "--batch-size", "10",
              "--timeout", "2", "--backoff-base", "0.01", "--backoff-max", "0.05", "--max-tries", "5"],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geomusic_lib import findings
-from geomusic_lib.data.splits import Split
-from geomusic_lib.showcase import choose_showcase, compact_guesses, prediction_findings, showcase_rows
+from geomusic_lib.book import findings
+from geomusic_lib.data import Split
+from geomusic_lib.book import choose_showcase, compact_guesses, prediction_findings, showcase_rows
 
 
 def row(model, acc, low, high, kind="model", **extra):
@@ -96,7 +96,7 @@ def test_prediction_findings_count_the_shown_tracks():
 
 
 def test_plan_findings_come_from_the_params():
-    from geomusic_lib.params import Params
+    from geomusic_lib.core import Params
 
     params = Params(run_name="x", models=["fcnn", "cnn"], baselines=["majority"], seed=7)
     text = findings.plan_findings(params)

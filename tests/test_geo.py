@@ -143,7 +143,7 @@ def test_lookup_country_returns_default_for_unknown_names():
 # --- nearest country -----------------------------------------------------------------------------
 
 def test_nearest_country_names_all_uci_classes():
-    with (resources.files("geomusic_lib.datasets") / "uci_geo_music" / "classes_derived.csv").open() as fh:
+    with (resources.files("geomusic_lib.data") / "uci_geo_music" / "classes_derived.csv").open() as fh:
         classes = pd.read_csv(fh)
     assert len(classes) == 33
     named = [geo.nearest_country(lat, lon, min_population=1000) for lat, lon in classes[["lat", "lon"]].to_numpy()]

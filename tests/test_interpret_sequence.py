@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from geomusic_lib import interpret_sequence as iseq
-from geomusic_lib.plots_melody import melody_weight_figure, pitch_name
+from geomusic_lib.evaluation import interpret_sequence as iseq
+from geomusic_lib.plots import melody_weight_figure, pitch_name
 
 SUBSET = ["test0", "test1", "testd", "teste"]
 
@@ -18,11 +18,11 @@ def trained(tmp_path_factory):
     pytest.importorskip("music21", reason="the folk source reads the Essen corpus inside music21: "
                                           "pip install -e '.[folk]'")
     from geomusic_lib.data import TrackTable, make_splits
-    from geomusic_lib.data.folk import load_folk_tracks
-    from geomusic_lib.features.notes import notes_features
-    from geomusic_lib.params import FolkParams, params_from_dict
+    from geomusic_lib.data import load_folk_tracks
+    from geomusic_lib.features import notes_features
+    from geomusic_lib.core import FolkParams, params_from_dict
     from geomusic_lib.predict import Predictor
-    from geomusic_lib.train import train_model
+    from geomusic_lib.training import train_model
 
     folk = FolkParams(files=SUBSET, cache_dir=tmp_path_factory.getbasetemp() / "folk_cache", workers=1,
                       min_tracks_per_class=3)

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from geomusic_lib.rundir import RunDir
+from geomusic_lib.core import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ["_config.yml", "_toc.yml", "jupytext.toml", "book", "notebooks", "params"]

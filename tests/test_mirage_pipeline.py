@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from test_book import _copy_book_sources
-from geomusic_lib.rundir import RunDir
+from geomusic_lib.core import RunDir
 
 
 @pytest.mark.slow
@@ -36,7 +36,7 @@ def test_notebooks_run_on_a_mirage_export_at_region_level(tmp_path, mirage_v1):
     smoke["model"]["rnn"]["view"] = "tokens"
     (root / "params" / "mirage_smoke.yaml").write_text(yaml.safe_dump(smoke))
     # 01-07: data, features, training and evaluation at region level (08 and 09 on another source: test_any_table)
-    done = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/mirage_smoke.yaml",
+    done = subprocess.run([sys.executable, "-m", "geomusic_lib", "run", "--params", "params/mirage_smoke.yaml",
                            "--only", "01,02,03,04,05,06,07", "--no-book"], cwd=root, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -69,7 +69,7 @@ def test_spotify_source_in_the_notebooks_never_shows_the_credentials(tmp_path, m
                      features={"source": "spotify", "spotify": {"api_base": fake.url, "max_tries": 2}})
         (root / "params" / "spotify_smoke.yaml").write_text(yaml.safe_dump(smoke))
         env = {**__import__("os").environ, "SPOTIPY_CLIENT_ID": CLIENT_ID, "SPOTIPY_CLIENT_SECRET": CLIENT_SECRET}
-        done = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/spotify_smoke.yaml",
+        done = subprocess.run([sys.executable, "-m", "geomusic_lib", "run", "--params", "params/spotify_smoke.yaml",
                                "--only", "00,01,02", "--no-book"], cwd=root, env=env, capture_output=True, text=True,
                               timeout=600)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

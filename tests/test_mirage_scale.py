@@ -37,7 +37,7 @@ def test_the_whole_book_runs_on_a_10k_event_synthetic_export(tmp_path):
     for name in ("cnn", "rnn", "attention"):
         smoke["model"][name]["view"] = "tokens"
     (root / "params" / "mirage10k.yaml").write_text(yaml.safe_dump(smoke))
-    done = subprocess.run([sys.executable, "-m", "geomusic_lib.run", "--params", "params/mirage10k.yaml", "--no-book"],
+    done = subprocess.run([sys.executable, "-m", "geomusic_lib", "run", "--params", "params/mirage10k.yaml", "--no-book"],
                           cwd=root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run_dir = root / "runs" / "mirage10k"
@@ -54,7 +54,7 @@ def test_the_whole_book_runs_on_a_10k_event_synthetic_export(tmp_path):
 def test_a_tree_baseline_with_max_train_rows_fits_on_a_subsample_and_a_big_svm_is_refused():
     import numpy as np
 
-    from geomusic_lib.baselines import SVM_MAX_ROWS, fit_baseline
+    from geomusic_lib.training import SVM_MAX_ROWS, fit_baseline
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(400, 3)), rng.integers(0, 3, 400)
@@ -67,7 +67,7 @@ def test_a_tree_baseline_with_max_train_rows_fits_on_a_subsample_and_a_big_svm_i
 
 
 def test_the_cpu_profile_keeps_the_four_network_families_and_bounds_the_trees():
-    from geomusic_lib.params import load_params
+    from geomusic_lib.core import load_params
 
     cpu, full = load_params(REPO / "params" / "mirage_cpu.yaml"), load_params(REPO / "params" / "mirage.yaml")
     assert set(cpu.models) == set(full.models) == {"fcnn", "cnn", "rnn", "attention"}
@@ -76,7 +76,7 @@ def test_the_cpu_profile_keeps_the_four_network_families_and_bounds_the_trees():
 
 
 def test_the_book_includes_the_committed_scale_table_or_says_there_is_none(tmp_path):
-    from geomusic_lib.bookpages import mirage_scale_markdown
+    from geomusic_lib.book import mirage_scale_markdown
 
     assert "No scale measurement in this checkout: run `make bench`" in mirage_scale_markdown(tmp_path)
     (tmp_path / "benchmarks" / "results").mkdir(parents=True)

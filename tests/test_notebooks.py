@@ -13,9 +13,9 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from geomusic_lib.docs import model_source, show_model_source
+from geomusic_lib.book import model_source, show_model_source
 from geomusic_lib.models import MODELS
-from geomusic_lib.notebook_list import MODEL_NOTEBOOKS, NOTEBOOKS
+from geomusic_lib.book import MODEL_NOTEBOOKS, NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
@@ -29,7 +29,7 @@ def _code_cells(nb) -> list:
 
 def test_every_book_notebook_is_a_pair_and_nothing_else_is_numbered():
     numbered = sorted(p.stem for p in NB_DIR.glob("[0-9][0-9]_*.py"))
-    assert numbered == list(NOTEBOOKS), "notebooks/ and geomusic_lib.notebook_list.NOTEBOOKS disagree"
+    assert numbered == list(NOTEBOOKS), "notebooks/ and geomusic_lib.book.notebooks.NOTEBOOKS disagree"
     for name in NOTEBOOKS:
         assert (NB_DIR / f"{name}.ipynb").is_file(), f"{name}.py has no paired .ipynb: run jupytext --sync"
 
@@ -114,7 +114,7 @@ def test_code_cells_stay_short_and_call_the_library(name):
         defined = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))]
         assert not defined, f"{name}: functions and classes belong in geomusic_lib"
     assert any("params, run = open_stage(params_file, run_name" in c.source for c in _code_cells(nb)), \
-        f"{name}: open the stage with `params, run = geomusic_lib.session.open_stage(params_file, run_name, ...)`"
+        f"{name}: open the stage with `params, run = geomusic_lib.pipeline.session.open_stage(params_file, run_name, ...)`"
 
 
 def _imported_modules(source: str) -> set[str]:
@@ -131,8 +131,8 @@ def _imported_modules(source: str) -> set[str]:
 def test_notebooks_never_import_the_orchestrator(name):
     nb = jupytext.read(NB_DIR / f"{name}.py")
     imported = set().union(*(_imported_modules(c.source) for c in _code_cells(nb)))
-    assert "geomusic_lib.run" not in imported, \
-        f"{name}: imports geomusic_lib.run (the orchestrator); use geomusic_lib.session and geomusic_lib.stages"
+    assert "geomusic_lib.pipeline.run" not in imported, \
+        f"{name}: imports geomusic_lib.pipeline.run (the orchestrator); use geomusic_lib.pipeline.session and geomusic_lib.pipeline.stages"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -140,7 +140,7 @@ def test_notebooks_ask_the_run_directory_for_paths(name):
     nb = jupytext.read(NB_DIR / f"{name}.py")
     for cell in _code_cells(nb):
         joins = re.findall(r"run_dir\s*/|\.path\s*/|[\"'](?:data|models|eval|features)/", cell.source)
-        assert not joins, f"{name}: builds a run path by hand ({joins}); ask `run` (geomusic_lib.rundir.RunDir)"
+        assert not joins, f"{name}: builds a run path by hand ({joins}); ask `run` (geomusic_lib.core.rundir.RunDir)"
         assert "params.run_dir" not in cell.source, f"{name}: use `run` from open_stage, not params.run_dir"
 
 

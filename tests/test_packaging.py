@@ -60,7 +60,7 @@ def write_tiny_checkpoint(folder: Path) -> tuple[Path, Path]:
     import torch
 
     from geomusic_lib.models import build_model
-    from geomusic_lib.models.checkpoint import save_checkpoint
+    from geomusic_lib.models import save_checkpoint
 
     torch.manual_seed(0)
     features = [f"{s}_{d}" for s in ("mean", "std") for d in ("a", "b", "c")]
@@ -87,9 +87,9 @@ def test_predictor_cli_runs_without_any_extra(tmp_path):
     output = tmp_path / "predictions.csv"
     code = """
 import runpy
-sys.argv = ["geomusic_lib.predict", *sys.argv[1:]]
+sys.argv = ["geomusic", "predict", *sys.argv[1:]]
 try:
-    runpy.run_module("geomusic_lib.predict", run_name="__main__", alter_sys=True)
+    runpy.run_module("geomusic_lib", run_name="__main__", alter_sys=True)
     status = 0
 except SystemExit as exit:
     status = exit.code
@@ -142,8 +142,8 @@ print("optional modules loaded:", loaded_optional())
 
 
 def test_missing_extra_is_one_line_naming_the_extra(monkeypatch):
-    from geomusic_lib.extras import MissingExtraError
-    from geomusic_lib.interpret import shap_values_tree
+    from geomusic_lib.core import MissingExtraError
+    from geomusic_lib.evaluation import shap_values_tree
 
     monkeypatch.setitem(sys.modules, "shap", None)  # `import shap` now fails as if it were not installed
     with pytest.raises(MissingExtraError) as info:
@@ -154,7 +154,7 @@ def test_missing_extra_is_one_line_naming_the_extra(monkeypatch):
 
 def test_require_keeps_the_traceback_of_a_broken_package(tmp_path, monkeypatch):
     """An installed package that fails inside is a real bug, not a missing extra."""
-    from geomusic_lib.extras import MissingExtraError, require
+    from geomusic_lib.core import MissingExtraError, require
 
     (tmp_path / "broken_extra_pkg.py").write_text("import no_such_dependency_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from geomusic_lib.params import ParamsError, load_params, params_from_dict
+from geomusic_lib.core import ParamsError, load_params, params_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,12 +6,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from geomusic_lib import plots, plots_predict
-from geomusic_lib.data.uci import load_uci
-from geomusic_lib.evaluate import evaluate_run, load_history
-from geomusic_lib.metrics import per_class_metrics
-from geomusic_lib.params import EvaluateParams
-from geomusic_lib.predictions import Predictions
+from geomusic_lib import plots
+
+from geomusic_lib.plots import predict as plots_predict
+from geomusic_lib.data import load_uci
+from geomusic_lib.evaluation import evaluate_run, load_history
+from geomusic_lib.evaluation import per_class_metrics
+from geomusic_lib.core import EvaluateParams
+from geomusic_lib.predict import Predictions
 from test_evaluate import CLASSES, random_predictions, tiny_predictions, write_run
 
 
@@ -130,7 +132,7 @@ def test_interpretability_figures_build():
 
 
 def test_tsne_regions_never_share_colour_and_symbol_and_a_continent_shares_a_colour():
-    from geomusic_lib.data.geo import country_table
+    from geomusic_lib.data import country_table
 
     table = country_table()
     table = table[table["continent"] != "Antarctica"].groupby("region").head(2)  # every UN region, 2 countries
@@ -164,7 +166,7 @@ def test_tsne_uses_a_continent_column_and_names_regions_it_cannot_place():
 
 
 def test_every_colour_bar_title_runs_along_its_bar(uci):
-    from geomusic_lib.plots_melody import melody_weight_figure
+    from geomusic_lib.plots import melody_weight_figure
 
     notes = pd.DataFrame({"step": range(4), "onset": [0.0, 1, 2, 3], "duration": 1.0, "midi": [60, 62, 64, 65],
                           "is_rest": False})
@@ -324,7 +326,7 @@ def test_top_k_labels_and_titles_never_reach_a_neighbouring_panel(n: int, cols: 
 def test_distance_cdf_stays_small_at_any_test_size():
     import numpy as np
 
-    from geomusic_lib.plots_eval import cdf_steps
+    from geomusic_lib.plots import cdf_steps
 
     values = np.random.default_rng(0).exponential(1000, 80_000)
     x, share = cdf_steps(values)

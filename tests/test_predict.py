@@ -13,17 +13,18 @@ import torch
 
 from geomusic_lib.data import load_uci, make_splits
 from geomusic_lib.models import build_model
-from geomusic_lib.models.checkpoint import CheckpointError
-from geomusic_lib.params import params_from_dict
-from geomusic_lib.predict import PredictionError, Predictor, main
-from geomusic_lib.predictions import read_predictions
+from geomusic_lib.models import CheckpointError
+from geomusic_lib.core import params_from_dict
+from geomusic_lib.predict import PredictionError, Predictor
+from geomusic_lib.predict.cli import main
+from geomusic_lib.predict import read_predictions
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def train_tiny(out_dir: Path, name: str = "fcnn", epochs: int = 2, **model_hp) -> tuple[Path, object, list]:
     """Train a small model on the 68-feature UCI set (holdout split) with the real trainer."""
-    from geomusic_lib.train import train_model
+    from geomusic_lib.training import train_model
 
     hp = {"fcnn": {"hidden": [32], "dropout": 0.1}, "attention": {"hidden": 8, "view": "grid"},
           "rnn": {"hidden": 8, "layers": 1}, "cnn": {"channels": [4, 8]}}
@@ -88,7 +89,7 @@ def test_cli_round_trips_on_the_uci_test_split(trained, test_split, tmp_path):
     csv_in, csv_out = tmp_path / "tracks.csv", tmp_path / "out.csv"
     test_split.to_csv(csv_in, index=False)
     done = subprocess.run(
-        [sys.executable, "-m", "geomusic_lib.predict", "--checkpoint", str(ckpt), "--input", str(csv_in),
+        [sys.executable, "-m", "geomusic_lib", "predict", "--checkpoint", str(ckpt), "--input", str(csv_in),
          "--top-k", "5", "--output", str(csv_out), "--device", "cpu", "--batch-size", "50"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
@@ -158,7 +159,7 @@ def test_input_of_another_feature_set(trained):
 def test_cli_reports_errors_without_a_traceback(trained, tmp_path):
     np.save(tmp_path / "wide.npy", np.zeros((2, 10)))
     done = subprocess.run(
-        [sys.executable, "-m", "geomusic_lib.predict", "--checkpoint", str(trained[0]), "--input",
+        [sys.executable, "-m", "geomusic_lib", "predict", "--checkpoint", str(trained[0]), "--input",
          str(tmp_path / "wide.npy")], cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 2
@@ -217,7 +218,7 @@ def _frames_checkpoint() -> dict:
 
 
 def test_frames_model_predicts_from_the_feature_folder_and_from_arrays(tmp_path):
-    from geomusic_lib.data.frames import write_frames
+    from geomusic_lib.data import write_frames
 
     rng = np.random.default_rng(3)
     frames = {f"t{i}": rng.normal(size=(5 + 3 * i, 2)).astype(np.float32) for i in range(4)}

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from geomusic_lib.runlock import ENV_VAR, LOCK_FILE, RunLock, RunLockError, read_lock_info
+from geomusic_lib.core import ENV_VAR, LOCK_FILE, RunLock, RunLockError, read_lock_info
 
 REPO = Path(__file__).resolve().parents[1]
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from geomusic_lib.runlock import RunLock
+    from geomusic_lib.core import RunLock
     with RunLock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(float(sys.argv[2]))

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from geomusic_lib.data import load_uci, make_splits
-from geomusic_lib.data.geo import geo_soft_targets
+from geomusic_lib.data import geo_soft_targets
 from geomusic_lib.models import build_model
-from geomusic_lib.params import params_from_dict
+from geomusic_lib.core import params_from_dict
 from geomusic_lib.predict import Predictor
-from geomusic_lib.predictions import read_predictions
-from geomusic_lib.threads import SMALL_MODEL_MACS, choose_threads, macs_per_row, torch_threads
-from geomusic_lib.train import model_view, train_model
+from geomusic_lib.predict import read_predictions
+from geomusic_lib.core import SMALL_MODEL_MACS, choose_threads, macs_per_row, torch_threads
+from geomusic_lib.training import model_view, train_model
 
 TINY_TABM = {"k": 4, "n_blocks": 1, "d_block": 32, "n_bins": 8, "d_embedding": 4}
 
@@ -48,7 +48,7 @@ def test_tabm_checkpoint_loads_with_weights_only_and_predicts_as_trained(uci68, 
 
 
 def test_tabm_train_accuracy_is_the_mean_over_its_members_not_their_sum(tmp_path):
-    from geomusic_lib.data.table import TrackTable
+    from geomusic_lib.data import TrackTable
 
     rng = np.random.default_rng(0)
     label = np.repeat(["A", "B"], 100)
@@ -134,7 +134,7 @@ def test_on_epoch_sees_every_epoch_and_can_stop_training(uci68, tmp_path):
 
 
 def test_tabm_is_explained_by_shap_and_embedded_like_any_tabular_network(uci68, tmp_path):
-    from geomusic_lib import interpret
+    from geomusic_lib.evaluation import interpret
 
     table, splits = uci68
     result = train_model("tabm", table, splits, _params(), tmp_path / "tabm", progress=False)

@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 import torch
 
-import geomusic_lib.train as train_mod
+import geomusic_lib.training.trainer as train_mod
 from geomusic_lib.data import Split, load_uci, make_splits
-from geomusic_lib.inference import batch_probabilities
-from geomusic_lib.models.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from geomusic_lib.predict import batch_probabilities
+from geomusic_lib.models import CheckpointError, load_checkpoint, model_from_checkpoint
 from geomusic_lib.predict import PredictionError, Predictor
-from geomusic_lib.params import params_from_dict
-from geomusic_lib.predictions import read_predictions
-from geomusic_lib.train import train_model
+from geomusic_lib.core import params_from_dict
+from geomusic_lib.predict import read_predictions
+from geomusic_lib.training import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,8 +133,8 @@ def _assert_same_run(a: Path, b: Path) -> None:
 SCRIPT = textwrap.dedent("""
     import sys
     from geomusic_lib.data import load_uci, make_splits
-    from geomusic_lib.params import params_from_dict
-    from geomusic_lib.train import train_model
+    from geomusic_lib.core import params_from_dict
+    from geomusic_lib.training import train_model
     table = load_uci()
     params = params_from_dict({"device": "cpu", "seed": 5, "split": {"strategy": "kfold", "folds": 2},
                                "train": {"epochs": 12, "batch_size": 16, "patience": 100}})
@@ -179,8 +179,8 @@ def test_checkpoint_normalisation_comes_from_training_rows_only(tmp_path):
     import torch
 
     from geomusic_lib.data import load_uci, make_splits
-    from geomusic_lib.params import params_from_dict
-    from geomusic_lib.train import train_model
+    from geomusic_lib.core import params_from_dict
+    from geomusic_lib.training import train_model
 
     table = load_uci()
     params = params_from_dict({"seed": 0, "train": {"epochs": 1}, "model": {"fcnn": {"hidden": [8]}}})

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from geomusic_lib import stages
-from geomusic_lib.params import params_from_dict
-from geomusic_lib.rundir import RunDir
-from geomusic_lib.tune import trials_table, tuned_params, tuning_summary
+from geomusic_lib.pipeline import stages
+from geomusic_lib.core import params_from_dict
+from geomusic_lib.core import RunDir
+from geomusic_lib.training import trials_table, tuned_params, tuning_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,9 +95,9 @@ SCRIPT = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from test_tune import tune_params
-    from geomusic_lib import stages
-    from geomusic_lib.params import params_from_dict
-    from geomusic_lib.rundir import RunDir
+    from geomusic_lib.pipeline import stages
+    from geomusic_lib.core import params_from_dict
+    from geomusic_lib.core import RunDir
     params = params_from_dict(tune_params(Path(sys.argv[1]), trials=int(sys.argv[2])))
     run = RunDir(params.run_dir)
     if not run.splits.is_file():
@@ -143,8 +143,8 @@ def test_tuned_tree_settings_keep_the_params_files_max_train_rows(tmp_path, monk
     import numpy as np
     import optuna
 
-    from geomusic_lib import tune
-    from geomusic_lib.data.splits import Split
+    from geomusic_lib.training import tune
+    from geomusic_lib.data import Split
 
     raw = tune_params(tmp_path / "runs", baselines=["majority", "random_forest", "hist_gb"],
                       baseline_settings={"random_forest": {"max_train_rows": 123, "n_estimators": 50},

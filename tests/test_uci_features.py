@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import skew
 
 from geomusic_lib.data import DataError, load_uci
-from geomusic_lib.data.uci_features import family_of, feature_dictionary, shipped_dictionary
+from geomusic_lib.data import family_of, feature_dictionary, shipped_dictionary
 
 
 def test_every_column_the_loader_can_produce_has_one_entry():
@@ -51,7 +51,7 @@ def test_the_data_agree_with_the_documented_layout():
 def test_the_features_page_includes_the_dictionary_written_at_build_time():
     from pathlib import Path
 
-    from geomusic_lib.bookpages import feature_dictionary_markdown
+    from geomusic_lib.book import feature_dictionary_markdown
 
     text = feature_dictionary_markdown()
     assert all(f"| {c} |" in text for c in feature_dictionary()["column"])

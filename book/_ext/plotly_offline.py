@@ -1,7 +1,7 @@
 """Sphinx extension: serve plotly.js from the book itself, only to the pages with figures.
 
 The notebooks render figures as HTML that expects `window.Plotly` (see
-`geomusic_lib.session`). This extension copies the plotly.js bundled with the installed
+`geomusic_lib.pipeline.session`). This extension copies the plotly.js bundled with the installed
 `plotly` package into `_static/` (one file the browser caches, not a 4.6 MB copy per page)
 and loads it, with the world map geometry that plotly.js would otherwise fetch from a CDN,
 only on pages whose body holds a plotly figure: text pages load none of it.
@@ -23,7 +23,7 @@ def _bundled_plotly_js() -> Path:
 
 def _world_map_js() -> str:
     """plotly.js fetches its world geometry from a CDN; preload the copy shipped in geomusic_lib."""
-    from geomusic_lib.plots import WORLD_TOPOJSON
+    from geomusic_lib.plots.data import WORLD_TOPOJSON
 
     data = Path(WORLD_TOPOJSON).read_text(encoding="utf-8")
     return ("window.PlotlyGeoAssets = window.PlotlyGeoAssets || {topojson: {}};\n"

@@ -12,7 +12,7 @@ import unicodedata
 from pathlib import Path
 from typing import Sequence
 
-from geomusic_lib.extras import MissingExtraError, require
+from geomusic_lib.core.extras import MissingExtraError, require
 
 M49 = {  # region name, M49 code -> iso3 list (intermediate region in Sub-Saharan Africa / Latin America)
     ("Northern Africa", "015"): "DZA EGY LBY MAR SDN TUN ESH",

@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 
 from geomusic_lib.data.io import DataError
-from geomusic_lib.progress import progress_bar
+from geomusic_lib.core.progress import progress_bar
 
 if TYPE_CHECKING:
     from geomusic_lib.data.table import TrackTable
-    from geomusic_lib.params import FolkParams
+    from geomusic_lib.core.params import FolkParams
 
 #: Bump when the note-event columns or their meaning change: old cache files are then ignored.
 PARSER_VERSION = 1

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from geomusic_lib.data.io import DataError
-from geomusic_lib.fileio import atomic_write_bytes, atomic_write_json, atomic_write_parquet
+from geomusic_lib.core.fileio import atomic_write_bytes, atomic_write_json, atomic_write_parquet
 
 FRAMES_DIR = "frames"
 

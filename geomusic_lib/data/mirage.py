@@ -22,7 +22,7 @@ from geomusic_lib.data.io import DataError, check_file
 from geomusic_lib.data.labels import drop_small_classes, majority_vote, normalise_text, purity_report
 from geomusic_lib.data.mirage_read import cache_file, default_cache_dir, read_columns, read_frame_cache, write_frame_cache
 from geomusic_lib.data.table import TrackTable
-from geomusic_lib.params import MirageParams
+from geomusic_lib.core.params import MirageParams
 
 RELIABILITY = "event_ma_metadatareliability"
 ID_COLUMNS = ["track_sp_id", "artist_sp_id", "artist_sp_name", "track_sp_name", "artist_wd_name", "track_wd_name",

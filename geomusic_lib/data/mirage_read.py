@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from geomusic_lib.data.io import DataError
-from geomusic_lib.fileio import atomic_write_with
+from geomusic_lib.core.fileio import atomic_write_with
 
 CACHE_VERSION = 1
 NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"

@@ -12,8 +12,8 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from geomusic_lib.data.io import DataError
-from geomusic_lib.fileio import atomic_path
-from geomusic_lib.params import SplitParams
+from geomusic_lib.core.fileio import atomic_path
+from geomusic_lib.core.params import SplitParams
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from geomusic_lib.data.io import DataError
 from geomusic_lib.data.splits import Split, load_splits, make_splits, save_splits, split_gaps
 from geomusic_lib.data.table import BASE_COLUMNS, TrackTable, load_table
 from geomusic_lib.data.uci import load_uci
-from geomusic_lib.fileio import atomic_write_csv, atomic_write_json, atomic_write_parquet
-from geomusic_lib.params import Params
-from geomusic_lib.rundir import RunDir
+from geomusic_lib.core.fileio import atomic_write_csv, atomic_write_json, atomic_write_parquet
+from geomusic_lib.core.params import Params
+from geomusic_lib.core.rundir import RunDir
 
 
 @dataclass
@@ -108,7 +108,7 @@ def read_meta(run: RunDir) -> dict:
     """`data/meta.json`: source, feature names, notes, grid shape and counts."""
     if not run.meta.is_file():
         raise DataError(f"{run.meta}: not found. Run notebook 01_data_prep for run '{run.name}' first, e.g. "
-                        f"python -m geomusic_lib.run --params <params file> --run-name {run.name} --only 01 --no-book")
+                        f"geomusic run --params <params file> --run-name {run.name} --only 01 --no-book")
     return json.loads(run.meta.read_text(encoding="utf-8"))
 
 
@@ -140,7 +140,7 @@ def load_run_data(run: RunDir | str | Path) -> RunData:
     run = run if isinstance(run, RunDir) else RunDir(run)
     if not run.table.is_file():
         raise DataError(f"{run.table}: not found. Run notebooks 01_data_prep and 02_feature_extraction for run "
-                        f"'{run.name}' first, e.g. python -m geomusic_lib.run --params <params file> "
+                        f"'{run.name}' first, e.g. geomusic run --params <params file> "
                         f"--run-name {run.name} --only 01,02 --no-book")
     meta = read_meta(run)
     frame = pd.read_parquet(run.table)

@@ -32,7 +32,7 @@ def chroma_note(file_columns: np.ndarray, collapsed: bool) -> str:
 
 
 def _dataset_file(name: str):
-    return resources.files("geomusic_lib.datasets") / "uci_geo_music" / name
+    return resources.files("geomusic_lib.data") / "uci_geo_music" / name
 
 
 def uci_feature_names(chromatic: bool = True, collapse_chroma: bool = False) -> list[str]:

@@ -105,7 +105,7 @@ def feature_dictionary() -> pd.DataFrame:
 
 def shipped_dictionary() -> pd.DataFrame:
     """The dictionary as shipped in `datasets/uci_geo_music/feature_dictionary.csv` (the book reads it)."""
-    path = resources.files("geomusic_lib.datasets") / "uci_geo_music" / DICTIONARY_FILE
+    path = resources.files("geomusic_lib.data") / "uci_geo_music" / DICTIONARY_FILE
     with path.open("r", encoding="utf-8") as fh:
         return pd.read_csv(fh, dtype=str, keep_default_na=False)
 

@@ -17,17 +17,23 @@ from tqdm.auto import tqdm
 
 from geomusic_lib.data.frames import frame_channels, load_frames
 from geomusic_lib.features.base import (
-    FeatureError, FeatureResult, check_no_target_leak, check_tracks, sample_tracks,
+    FeatureError, FeatureResult, check_no_target_leak, check_tracks, is_target_proxy, sample_tracks,
 )
 from geomusic_lib.features.columns import AUDIO_FEATURE_COLUMNS, normalise_columns
 from geomusic_lib.features.spotify import (
     SPOTIFY_NOTICE, SpotifyForbiddenError, SpotifyUnavailableError,
 )
-from geomusic_lib.params import FeatureParams
+from geomusic_lib.features.matching import best_match, normalise_title
+from geomusic_lib.features.metadata import parse_list
+from geomusic_lib.features.notes import FRAME_CHANNELS, MAX_FRAMES, notes_features
+from geomusic_lib.features.spotify import RetryPolicy, make_client, read_credentials
+from geomusic_lib.core.params import FeatureParams
 
 __all__ = [
     "AUDIO_FEATURE_COLUMNS", "FeatureError", "FeatureResult", "SPOTIFY_NOTICE", "SpotifyForbiddenError",
     "SpotifyUnavailableError", "extract_features", "frame_channels", "load_frames", "summary_line",
+    "is_target_proxy", "normalise_columns", "best_match", "normalise_title", "parse_list", "FRAME_CHANNELS",
+    "MAX_FRAMES", "notes_features", "RetryPolicy", "make_client", "read_credentials",
 ]
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from geomusic_lib.progress import progress_bar
+from geomusic_lib.core.progress import progress_bar
 
 from geomusic_lib.features.base import (
     CACHE_FILE, FeatureError, FeatureResult, coverage_summary, write_frames, write_outputs,
 )
-from geomusic_lib.extras import require
+from geomusic_lib.core.extras import require
 from geomusic_lib.features.cache import CacheEntry, FeatureCache
-from geomusic_lib.params import AudioParams
+from geomusic_lib.core.params import AudioParams
 
 logger = logging.getLogger(__name__)
 NS_AUDIO = "audio.frames"

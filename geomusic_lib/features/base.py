@@ -9,7 +9,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from geomusic_lib.data.frames import FRAMES_DIR, write_frames  # noqa: F401 - the sources write frames
-from geomusic_lib.fileio import atomic_write_json, atomic_write_parquet
+from geomusic_lib.core.fileio import atomic_write_json, atomic_write_parquet
 
 FEATURES_FILE = "features.parquet"
 STATUS_FILE = "status.parquet"

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from geomusic_lib.features.base import FeatureError, FeatureResult, coverage_summary, write_frames, write_outputs
-from geomusic_lib.progress import progress_bar
+from geomusic_lib.core.progress import progress_bar
 
 ARRAYS = ["notes_onset", "notes_bar_offset", "notes_bar_length", "notes_midi", "notes_duration", "notes_beat_strength"]
 #: Per-note channels, in column order.

@@ -17,15 +17,15 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 import pandas as pd
 
-from geomusic_lib.extras import require
-from geomusic_lib.progress import progress_bar
+from geomusic_lib.core.extras import require
+from geomusic_lib.core.progress import progress_bar
 from geomusic_lib.features.base import (
     CACHE_FILE, FeatureError, FeatureResult, coverage_summary, write_frames, write_outputs,
 )
 from geomusic_lib.features.matching import best_match, search_query
 from geomusic_lib.features.cache import CacheEntry, FeatureCache
 from geomusic_lib.features.columns import API_TO_V1, AUDIO_FEATURE_COLUMNS
-from geomusic_lib.params import SpotifyParams
+from geomusic_lib.core.params import SpotifyParams
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -10,13 +10,15 @@ from geomusic_lib.models.attention import ATTENTION_TYPES, AttentionConfig, Atte
 from geomusic_lib.models.cnn import Cnn, CnnConfig
 from geomusic_lib.models.fcnn import Fcnn, FcnnConfig
 from geomusic_lib.models.rnn import BiLstm, RnnConfig
-from geomusic_lib.models.tabm import Tabm, TabmConfig
+from geomusic_lib.models.tabm import Tabm, TabmConfig, piecewise_bins
 
 MODELS: dict[str, type[nn.Module]] = {"fcnn": Fcnn, "cnn": Cnn, "rnn": BiLstm, "attention": AttentionLstm,
                                    "tabm": Tabm}
 
 __all__ = ["MODELS", "ATTENTION_TYPES", "build_model", "count_parameters", "Fcnn", "FcnnConfig", "Cnn", "CnnConfig",
-           "BiLstm", "RnnConfig", "AttentionLstm", "AttentionConfig", "Tabm", "TabmConfig"]
+           "BiLstm", "RnnConfig", "AttentionLstm", "AttentionConfig", "Tabm", "TabmConfig",
+           "CheckpointError", "FORMAT_VERSION", "check_fingerprint", "fingerprint", "load_checkpoint",
+           "model_from_checkpoint", "save_checkpoint", "piecewise_bins"]
 
 
 def build_model(name: str, config: dict[str, Any]) -> nn.Module:
@@ -42,3 +44,10 @@ def count_parameters(model: nn.Module) -> int:
 def model_config_dict(model: nn.Module) -> dict[str, Any]:
     """The plain-dict config that `build_model` accepts."""
     return dataclasses.asdict(model.config)
+
+
+# last: checkpoint.py builds models through `build_model` above
+from geomusic_lib.models.checkpoint import (  # noqa: E402
+    FORMAT_VERSION, CheckpointError, check_fingerprint, fingerprint, load_checkpoint, model_from_checkpoint,
+    save_checkpoint,
+)

@@ -14,11 +14,11 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from geomusic_lib.fileio import atomic_write_with
+from geomusic_lib.core.fileio import atomic_write_with
 from geomusic_lib.models import build_model
 
 FORMAT_VERSION = 1
-TRAINER_FILES = ("checkpoint_best.pt", "checkpoint_last.pt")  # written by geomusic_lib.train, one pair per folder
+TRAINER_FILES = ("checkpoint_best.pt", "checkpoint_last.pt")  # written by geomusic_lib.training.trainer, one pair per folder
 REQUIRED_KEYS = ("format_version", "model_name", "model_config", "state_dict", "classes", "feature_names", "view")
 
 
@@ -35,7 +35,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a checkpoint with `weights_only=True`; any failure becomes a `CheckpointError` naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found. Train the model first (notebooks 03-06 or geomusic_lib.train.train_model).")
+        raise CheckpointError(f"{path}: checkpoint not found. Train the model first (notebooks 03-06 or geomusic_lib.training.trainer.train_model).")
     try:
         with warnings.catch_warnings():  # torch's note on a bare pickle's protocol: our message says more
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)

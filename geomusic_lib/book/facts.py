@@ -1,0 +1,84 @@
+"""The numbers and sentences the book's prose pages take from the run (never typed): MyST
+substitutions such as `{{ run_tracks }}` in the run's `_config.yml`, and the headline and
+findings fragments that the intro and the results page include."""
+from __future__ import annotations
+
+import pandas as pd
+import yaml
+
+from geomusic_lib.data.store import RunData, load_run_data
+from geomusic_lib.data.uci import N_STATISTICS, load_uci
+from geomusic_lib.evaluation.evaluate import best_network, load_metrics
+from geomusic_lib.core.fileio import atomic_write_text
+from geomusic_lib.book.findings import (comparison_findings, floor_of, identical_column_groups, named_list, pct,
+                                   with_interval)
+from geomusic_lib.core.rundir import RunDir
+
+
+def uci_facts() -> dict[str, str]:
+    """Facts of the shipped UCI file, counted from it by the loader: tracks, classes, columns, copies."""
+    table = load_uci(chromatic=True, collapse_chroma=False)
+    features = table.frame[table.feature_names]
+    timbre = len(load_uci(chromatic=False).feature_names)
+    groups = identical_column_groups(features)
+    distinct = features.shape[1] - sum(len(g) - 1 for g in groups)
+    size = max((len(g) for g in groups), default=1)
+    return {"uci_tracks": f"{len(features):,}", "uci_classes": str(table.frame["label"].nunique()),
+            "uci_columns": str(features.shape[1]),
+            "uci_timbre_columns": str(timbre), "uci_chroma_columns": str(features.shape[1] - timbre),
+            "uci_distinct_columns": str(distinct), "uci_identical_groups": str(len(groups)),
+            "uci_group_size": str(size), "uci_identical_pairs": str(sum(len(g) * (len(g) - 1) // 2 for g in groups)),
+            "uci_statistics": str(N_STATISTICS), "uci_timbre_descriptors": str(timbre // N_STATISTICS),
+            "uci_file_descriptors": str(features.shape[1] // N_STATISTICS),
+            "uci_collapsed_grid": f"{N_STATISTICS} × {distinct // N_STATISTICS}"}
+
+
+def run_facts(run: RunDir, data: RunData) -> dict[str, str]:
+    """Facts of the run that built the book: its data, split, floors and smallest test classes."""
+    split, frame = data.splits[0], data.table.frame
+    labels = frame["label"].astype(str)
+    test_sizes = labels.iloc[split.test].value_counts().reindex(labels.unique(), fill_value=0)
+    floor = floor_of(data)
+    return {"run_name": run.name, "run_source": data.table.source, "run_tracks": f"{len(frame):,}",
+            "run_classes": str(floor.n_classes), "run_features": str(len(data.table.feature_names)),
+            "run_test_tracks": f"{len(split.test):,}", "run_test_share": pct(len(split.test) / len(frame), 0),
+            "run_min_test_support": str(int(test_sizes.min())),
+            "run_min_test_classes": named_list(sorted(test_sizes[test_sizes == test_sizes.min()].index)),
+            "run_chance": pct(floor.chance), "run_majority": pct(floor.majority),
+            "run_majority_class": floor.majority_class}
+
+
+def headline_markdown(run: RunDir, data: RunData, metrics: pd.DataFrame) -> str:
+    """The intro's opening: the run's best test accuracy as a large figure, and one sentence of result."""
+    floor = floor_of(data)
+    ranked = metrics[metrics["model"] != "majority"].sort_values("accuracy", ascending=False)
+    if ranked.empty:
+        return ""
+    top = ranked.iloc[0]
+    return (f"```{{admonition}} This run: {pct(top['accuracy'], 0)} of held-out tracks placed in the right class\n"
+            f":class: tip\n**{top['model']}** names the right one of {floor.n_classes} classes for "
+            f"{with_interval(top)} of the {floor.n_test} test tracks of run `{run.name}` "
+            f"(`{data.table.source}` data): chance is {pct(floor.chance)} and always answering the largest class "
+            f"scores {pct(floor.majority)}. The [results page](results.md) has every model with its interval.\n```\n")
+
+
+def results_findings_markdown(run: RunDir, data: RunData, metrics: pd.DataFrame) -> str:
+    """07's findings, for the results page."""
+    try:
+        best, _ = best_network(run)
+        per_class = run.read_per_class(best)
+    except (FileNotFoundError, ValueError):
+        best, per_class = None, None
+    return comparison_findings(metrics, floor_of(data), best, per_class) + "\n"
+
+
+def write_book_facts(run: RunDir) -> None:
+    """Write the substitutions into the run's `_config.yml` and the headline and findings fragments
+    (the run's data and metrics are read once for all three)."""
+    data, metrics = load_run_data(run), load_metrics(run)
+    config_path = run.book_dir / "_config.yml"
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    config.setdefault("parse", {})["myst_substitutions"] = {**uci_facts(), **run_facts(run, data)}
+    atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    atomic_write_text(run.book_generated / "headline.md", headline_markdown(run, data, metrics))
+    atomic_write_text(run.book_generated / "findings.md", results_findings_markdown(run, data, metrics))

@@ -1,0 +1,421 @@
+"""Typed schema for `params/*.yaml`: one file describes one run.
+
+The schema's defaults ARE the default run: `Params()` equals `params/default.yaml`
+(a test keeps the two equal), so a file that sets only `data:` runs like default.yaml.
+Unknown keys and bad values fail with a message that names the key and the file.
+Secrets (Spotify credentials) are deliberately *not* part of this schema: they come
+from the environment or `.env` only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+
+class ParamsError(ValueError):
+    """A params file is missing, malformed or has an invalid key."""
+
+
+NetworkName = Literal["fcnn", "tabm", "cnn", "rnn", "attention"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class UciParams(_Strict):
+    chromatic: bool = Field(True, description="116 features (default + chroma) instead of 68")
+    collapse_chroma: bool = Field(True, description="one column per statistic for the file's 12 identical chroma "
+                                                    "copies: 72 features on a 4 x 18 grid (false: all 116, 4 x 29)")
+
+
+class MirageParams(_Strict):
+    path: Path = Field(Path("data/raw/MIRAGE.csv"), description="MIRAGE.csv (v1 or legacy export)")
+    target: Literal["station", "artist"] = "station"
+    level: Literal["country", "region", "continent"] = "country"
+    country_source: Literal["ne", "rg"] = Field("ne", description="Natural Earth or Radio Garden country")
+    min_reliability: float = Field(0.90, ge=0.0, le=1.0)
+    min_tracks_per_class: int = Field(20, ge=1)
+    max_events: int | None = Field(None, ge=1, description="read at most this many rows (debugging)")
+    cache: bool = Field(True, description="keep the needed columns as parquet after the first read (a rerun skips the CSV)")
+    cache_dir: Path | None = Field(None, description="parquet cache folder; None = $GEOMUSIC_CACHE/mirage or ~/.cache/geomusic/mirage")
+
+
+class FolkParams(_Strict):
+    """The Essen Folksong Collection inside music21 (`data.source: folk`; see geomusic_lib.data.folk)."""
+    level: Literal["country", "china_province"] = "country"
+    files: list[str] = Field(default_factory=list, description="Essen file stems to read, e.g. [han1, lux]; empty = all")
+    corpus_dir: Path | None = Field(None, description="folder of Essen .abc files; None = the installed music21")
+    cache_dir: Path | None = Field(None, description="parsed-note cache; None = ~/.cache/geomusic/folk")
+    workers: int | None = Field(None, ge=1, description="parallel parser processes; None = all cores")
+    min_notes: int = Field(8, ge=1, description="drop tunes with fewer sounding notes")
+    min_tracks_per_class: int = Field(20, ge=1)
+    incipit_notes: int = Field(10, ge=0, description="notes of the incipit (pitch + rhythm) that also join variants (0: title only)")
+
+
+class TableParams(_Strict):
+    path: Path | None = None
+    label_column: str = "label"
+    feature_columns: list[str] = Field(default_factory=list, description="empty = every numeric column")
+    group_column: str | None = None
+    lat_column: str | None = None
+    lon_column: str | None = None
+    id_column: str | None = None
+    min_tracks_per_class: int = Field(1, ge=1, description="smaller classes are dropped, with a note; every class "
+                                                        "needs at least 3 tracks (train, validation, test)")
+    encoding: str = "utf-8"
+    sep: str = Field(",", min_length=1, description="CSV field separator, e.g. ';'")
+    decimal: str = Field(".", min_length=1, max_length=1, description="decimal mark of CSV numbers, e.g. ','")
+
+
+class DataParams(_Strict):
+    source: Literal["uci", "mirage", "table", "folk"] = "uci"
+    uci: UciParams = Field(default_factory=UciParams)
+    mirage: MirageParams = Field(default_factory=MirageParams)
+    table: TableParams = Field(default_factory=TableParams)
+    folk: FolkParams = Field(default_factory=FolkParams)
+    max_tracks: int | None = Field(None, ge=1, description="seeded subsample of tracks")
+
+
+class SplitParams(_Strict):
+    strategy: Literal["holdout", "kfold"] = "holdout"
+    train: float = Field(0.7, gt=0, lt=1)
+    val: float = Field(0.1, ge=0, lt=1)
+    test: float = Field(0.2, gt=0, lt=1)
+    folds: int = Field(10, ge=2)
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> "SplitParams":
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split.train + split.val + split.test must be 1.0, got {total:.3f}")
+        return self
+
+
+class SpotifyParams(_Strict):
+    batch_size: int = Field(100, ge=1, le=100, description="ids per audio-features call (API max 100)")
+    search_min_similarity: float = Field(0.85, ge=0, le=1)
+    audio_analysis: bool = False
+    max_tries: int = Field(6, ge=1)
+    timeout_s: float = Field(10.0, gt=0)
+    backoff_base_s: float = Field(1.0, gt=0, description="first backoff step on 5xx/timeouts (doubles, full jitter)")
+    backoff_max_s: float = Field(60.0, gt=0)
+    max_retry_after_s: float = Field(600.0, gt=0, description="stop instead of waiting longer than this on a 429")
+    search_limit: int = Field(5, ge=1, le=50, description="candidates per search")
+    api_base: str | None = Field(None, description="override the API root (tests use a local fake)")
+
+
+class AudioParams(_Strict):
+    manifest: Path | None = Field(None, description="CSV with columns track_id,path")
+    sample_rate: int = 22050
+    n_mfcc: int = 20
+    hop_length: int = 512
+    max_frames: int = 1300
+
+
+class FeatureParams(_Strict):
+    source: Literal["columns", "spotify", "audio", "metadata", "notes"] = "columns"
+    sample_size: int | None = Field(None, ge=1)
+    spotify: SpotifyParams = Field(default_factory=SpotifyParams)
+    audio: AudioParams = Field(default_factory=AudioParams)
+    metadata_fields: list[str] = Field(
+        default_factory=lambda: [
+            "artist_wd_instruments", "artist_wd_voicetypes", "track_wd_instrumentation",
+            "track_wd_language", "artist_wd_genre",
+        ]
+    )
+    metadata_min_count: int = Field(5, ge=1)
+
+
+class FcnnParams(_Strict):
+    hidden: list[int] = Field(default_factory=lambda: [512, 256])
+    dropout: float = Field(0.5, ge=0, lt=1)
+
+
+class CnnParams(_Strict):
+    channels: list[int] = Field(default_factory=lambda: [64, 128, 256])
+    kernel_size: int = Field(3, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    view: Literal["auto", "grid", "tokens", "frames"] = Field(
+        "auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
+
+
+class RnnParams(_Strict):
+    hidden: int = Field(64, ge=1)
+    layers: int = Field(1, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    view: Literal["auto", "tokens", "grid", "frames"] = Field(
+        "auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
+
+
+class AttentionParams(_Strict):
+    hidden: int = Field(64, ge=1)
+    layers: int = Field(1, ge=1)
+    attention: Literal["self", "additive", "dot"] = "additive"
+    heads: int = Field(4, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    view: Literal["auto", "tokens", "grid", "frames"] = Field(
+        "auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
+
+
+class TabmParams(_Strict):
+    k: int = Field(16, ge=1, description="ensemble members (weight-sharing MLPs)")
+    n_blocks: int = Field(2, ge=1)
+    d_block: int = Field(256, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    embedding: Literal["piecewise", "periodic", "none"] = "piecewise"
+    n_bins: int = Field(32, ge=2, description="quantile bins per feature (piecewise embeddings)")
+    d_embedding: int = Field(8, ge=1)
+
+
+class ModelParams(_Strict):
+    fcnn: FcnnParams = Field(default_factory=FcnnParams)
+    tabm: TabmParams = Field(default_factory=TabmParams)
+    cnn: CnnParams = Field(default_factory=CnnParams)
+    rnn: RnnParams = Field(default_factory=RnnParams)
+    attention: AttentionParams = Field(default_factory=AttentionParams)
+
+
+class TrainParams(_Strict):
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
+    grad_clip: float = Field(1.0, gt=0)
+    patience: int = Field(12, ge=1)
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    class_weights: bool = False
+    amp: bool = True
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    geo_smoothing_km: float | None = Field(None, gt=0, description="haversine soft targets: weight of class j for "
+                                                                  "true class i ∝ exp(-d_ij / τ km); null = off")
+    threads: Literal["auto"] | int = Field("auto", description="torch CPU threads; auto = from the model's size "
+                                                              "and the free cores")
+
+    @field_validator("threads")
+    @classmethod
+    def _positive_threads(cls, value: str | int) -> str | int:
+        if value != "auto" and value < 1:
+            raise ValueError("must be auto or a whole number of threads ≥ 1, e.g. threads: 1")
+        return value
+
+
+class TuneParams(_Strict):
+    enabled: bool = Field(False, description="tune each network and tree baseline on the validation rows before it "
+                                             "trains (Optuna TPE, median pruning); params/tuned.yaml turns it on")
+    trials: int | None = Field(20, ge=1, description="trials per model, stored ones included; null = no limit")
+    timeout_s: float | None = Field(None, gt=0, description="seconds of trials per model, stored ones included; "
+                                                            "null = no limit")
+    splits: int = Field(1, ge=1, description="trials score the validation rows of this many splits (first ones)")
+    epochs: int | None = Field(None, ge=1, description="epoch cap of a trial; null = train.epochs")
+    warmup_epochs: int = Field(5, ge=0, description="epochs before a trial may be pruned")
+    startup_trials: int = Field(5, ge=0, description="trials before pruning (and TPE) start")
+
+    @model_validator(mode="after")
+    def _some_budget(self) -> "TuneParams":
+        if self.trials is None and self.timeout_s is None:
+            raise ValueError("tune.trials and tune.timeout_s are both null, so tuning would never stop; set one, "
+                             "e.g. tune.trials: 20")
+        return self
+
+
+class EvaluateParams(_Strict):
+    bootstrap: int = Field(1000, ge=0)
+    decision: Literal["argmax", "distance"] = "argmax"
+    calibration_bins: int = Field(10, ge=2)
+    ci: float = Field(0.95, gt=0, lt=1, description="confidence level of the bootstrap intervals")
+    ensemble: bool = Field(True, description="fit a calibrated ensemble of the networks and baselines on the "
+                                             "validation rows (geomusic_lib.training.ensemble.run_ensemble)")
+
+
+class InterpretParams(_Strict):
+    shap_background: int = Field(64, ge=1)
+    shap_samples: int = Field(100, ge=1)
+    shap_nsamples: int = Field(50, ge=1, description="expected-gradients draws per explained row")
+    tree_shap_samples: int = Field(50, ge=1, description="rows explained for the tree baseline (TreeExplainer)")
+    tsne_samples: int = Field(600, ge=10)
+    tsne_perplexity: float = Field(30.0, gt=1)
+    top_countries: int = Field(4, ge=1, description="per-class SHAP for this many classes, chosen on validation rows")
+    min_support: int = Field(3, ge=1, description="validation tracks a class needs to be chosen for per-class SHAP")
+
+
+class PredictParams(_Strict):
+    top_k: int = Field(5, ge=1)
+    countries: list[str] = Field(default_factory=list, description="pin the classes 09 shows; empty: the "
+                                 "n_countries classes the model gets right most often on validation rows")
+    n_countries: int = Field(4, ge=1, description="classes 09 shows when `countries` is empty")
+    min_support: int = Field(3, ge=1, description="validation tracks a class needs to be chosen for 09")
+    per_country: int = Field(3, ge=1)
+    batch_size: int = Field(1024, ge=1, description="tracks per forward pass")
+
+
+class Params(_Strict):
+    run_name: str = "default"
+    runs_dir: Path = Path("runs")
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data: DataParams = Field(default_factory=DataParams)
+    split: SplitParams = Field(default_factory=SplitParams)
+    features: FeatureParams = Field(default_factory=FeatureParams)
+    models: list[NetworkName] = Field(default_factory=lambda: ["fcnn", "tabm", "cnn", "rnn", "attention"])
+    model: ModelParams = Field(default_factory=ModelParams)
+    baselines: list[Literal["majority", "logreg", "random_forest", "hist_gb", "svm", "knn"]] = Field(
+        default_factory=lambda: ["majority", "logreg", "random_forest", "hist_gb", "svm"]
+    )
+    train: TrainParams = Field(default_factory=TrainParams)
+    train_per_model: dict[NetworkName, dict[str, Any]] = Field(
+        default_factory=lambda: {"tabm": {"lr": 0.002, "weight_decay": 0.0003, "batch_size": 256},
+                                 "rnn": {"lr": 0.003, "class_weights": True},
+                                 "attention": {"lr": 0.003, "class_weights": True}},
+        description="train keys that differ for one network, e.g. {rnn: {lr: 0.003}}; a file that sets "
+                    "train_per_model replaces this whole mapping")
+    baseline_settings: dict[Literal["random_forest", "hist_gb"], dict[str, Any]] = Field(
+        default_factory=dict, description="estimator settings of a tree baseline, e.g. {random_forest: "
+                                          "{min_samples_leaf: 2}} (tuning writes the best ones)")
+    tune: TuneParams = Field(default_factory=TuneParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    interpret: InterpretParams = Field(default_factory=InterpretParams)
+    predict: PredictParams = Field(default_factory=PredictParams)
+
+    @field_validator("run_name")
+    @classmethod
+    def _safe_run_name(cls, value: str) -> str:
+        if not value or any(c in value for c in "/\\ ") or value.startswith("."):
+            raise ValueError("must be a plain folder name inside runs_dir (no slashes, spaces or leading dot), "
+                             "e.g. my_run")
+        return value
+
+    @model_validator(mode="after")
+    def _valid_train_per_model(self) -> "Params":
+        for name in self.train_per_model:
+            self.train_for(name)
+        return self
+
+    def train_for(self, model_name: str) -> TrainParams:
+        """The train settings of one network: `train` with its `train_per_model` entry on top."""
+        override = self.train_per_model.get(model_name, {})
+        try:
+            return TrainParams.model_validate({**self.train.model_dump(), **override})
+        except ValidationError as err:
+            bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise ValueError(f"train_per_model.{model_name}: {bad}") from None
+
+    def for_model(self, model_name: str) -> "Params":
+        """A copy whose `train` section is `train_for(model_name)`, as the trainer sees it."""
+        return self.model_copy(update={"train": self.train_for(model_name)})
+
+    _root: Path | None = PrivateAttr(default=None)
+
+    @property
+    def root(self) -> Path:
+        """The folder relative paths in these params mean: the one holding the params file's
+        `params/` folder (set by `load_params`), else the current directory."""
+        return self._root if self._root is not None else Path.cwd()
+
+    def resolve(self, path: str | Path) -> Path:
+        """A params path (data file, runs folder) made absolute against `root`."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.resolve(self.runs_dir) / self.run_name
+
+    def to_plain(self) -> dict[str, Any]:
+        """JSON-safe dict (paths as strings), e.g. for checkpoints and manifests."""
+        return self.model_dump(mode="json")
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid parameters"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":  # never echo the value: it may be a misplaced secret
+            lines.append(f"  - {key}: unknown key (check spelling; see params/default.yaml; credentials belong in .env)")
+        elif e["type"] == "value_error" and (not e["loc"] or isinstance(e.get("input"), dict)):
+            lines.append(f"  - {e['msg'].removeprefix('Value error, ')}")  # a check across keys: it names them
+        else:
+            lines.append(f"  - {key}: {e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def params_from_dict(raw: dict[str, Any] | None, source: str = "<dict>") -> Params:
+    """Validate a nested dict into `Params`, with errors that name the key."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as err:
+        raise ParamsError(_format_errors(err, source)) from None
+
+
+def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Params:
+    """Read a params YAML file; `overrides` is a nested dict merged on top.
+
+    Keys the file leaves out take the schema defaults, which equal params/default.yaml.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found. Use one of params/*.yaml, e.g. params/default.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({_yaml_problem(err)}). Fix that line; "
+                          "params/default.yaml shows the expected layout.") from None
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}). Save it as UTF-8.") from None
+    if raw is None:
+        raise ParamsError(f"{path}: the params file is empty (or only comments). Set at least one key, e.g. "
+                          "`run_name: my_run`; every key you leave out takes its value from params/default.yaml.")
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of keys (like `run_name: my_run`) at the top level, "
+                          f"found a {type(raw).__name__}. See params/default.yaml for the layout.")
+    params = params_from_dict(deep_merge(raw, overrides or {}), source=str(path))
+    params._root = project_root_for(path)
+    return params
+
+
+def project_root_for(params_file: str | Path) -> Path:
+    """The folder that relative paths in a params file are resolved against: the folder
+    holding `params/` when the file lies in a folder named `params`, else its own folder."""
+    path = Path(params_file).resolve()
+    return path.parent.parent if path.parent.name == "params" else path.parent
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """'<problem> at line L, column C' from a YAML error, on one line."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+def with_overrides(params: Params, overrides: dict[str, Any], source: str = "overrides") -> Params:
+    """A validated copy of `params` with a nested dict merged on top; relative paths keep their meaning."""
+    merged = params_from_dict(deep_merge(params.to_plain(), overrides), source=source)
+    merged._root = params._root
+    return merged
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge `extra` into a copy of `base`."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def format_params(params: Params, show: Sequence[str] | None = None) -> str:
+    """The effective params (after defaults and overrides) as YAML, optionally a few sections."""
+    plain = params.to_plain()
+    if show is not None:
+        unknown = [key for key in show if key not in plain]
+        if unknown:
+            raise KeyError(f"show={unknown}: not a params section; choose from {sorted(plain)}")
+        plain = {key: plain[key] for key in show}
+    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=100).rstrip()

@@ -1,1 +1,0 @@
-"""Shipped data files (see uci_geo_music/README.md for source and licence)."""

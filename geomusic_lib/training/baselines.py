@@ -1,0 +1,114 @@
+"""Classic baselines on exactly the splits the neural models use: majority class, logistic
+regression, random forest, histogram gradient boosting, an RBF support-vector machine and
+k nearest neighbours (scikit-learn).
+
+Baselines have no early stopping, so each fits on the training and validation rows of a
+split together (scalers are fitted on those rows only) and predicts the test rows.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from geomusic_lib.data import Split, TrackTable
+from geomusic_lib.data.views import check_finite
+from geomusic_lib.core.params import Params
+from geomusic_lib.predict.predictions import FoldPredictions
+from geomusic_lib.core.progress import progress_bar
+from geomusic_lib.core.rundir import predictions_path
+
+BASELINES: dict[str, Callable[[int], ClassifierMixin]] = {
+    "majority": lambda seed: DummyClassifier(strategy="prior"),
+    "logreg": lambda seed: make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000)),
+    "random_forest": lambda seed: RandomForestClassifier(n_estimators=500, n_jobs=-1, random_state=seed),
+    "hist_gb": lambda seed: HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
+                                                           max_features=0.5, early_stopping=False,
+                                                           random_state=seed),
+    # C and k chosen on the inner validation splits of the 10-fold UCI benchmark (benchmarks/README.md).
+    # SVC(probability=True) is deprecated in sklearn 1.9, but its pairwise-coupled Platt probabilities
+    # beat CalibratedClassifierCV(SVC(), ensemble=False) here (5-fold UCI: 43.8 % vs 37.9 % top-1).
+    "svm": lambda seed: make_pipeline(StandardScaler(), SVC(C=10.0, gamma="scale", probability=True, random_state=seed)),
+    "knn": lambda seed: make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=10, weights="distance")),
+}
+
+
+SVM_MAX_ROWS = 50_000
+
+
+def make_baseline(name: str, seed: int, settings: Mapping[str, Any] | None = None) -> ClassifierMixin:
+    """A fresh, seeded, unfitted estimator for baseline `name`, with `settings` (estimator
+    parameters, e.g. `baseline_settings.random_forest` or a tuning trial's) on top."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
+    estimator = BASELINES[name](seed)
+    if settings:
+        try:
+            estimator.set_params(**settings)
+        except ValueError as err:
+            raise ValueError(f"baseline_settings.{name}: {str(err).splitlines()[0]}") from None
+    return estimator
+
+
+def fit_baseline(name: str, seed: int, x: np.ndarray, y: np.ndarray,
+                 settings: Mapping[str, Any] | None = None) -> ClassifierMixin:
+    """`make_baseline(name, seed, settings)` fitted on (x, y), without sklearn's SVC `probability` deprecation warning.
+
+    `settings["max_train_rows"]` (tree baselines) fits on a seeded random subsample of that many rows,
+    so the costly baselines stay affordable on ~300K MIRAGE tracks; an SVM on more than
+    `SVM_MAX_ROWS` rows is refused (its fit grows about quadratically).
+    """
+    settings = dict(settings or {})
+    cap = settings.pop("max_train_rows", None)
+    if cap is not None and len(x) > int(cap):
+        keep = np.sort(np.random.default_rng(seed).choice(len(x), size=int(cap), replace=False))
+        x, y = x[keep], y[keep]
+    if name == "svm" and len(x) > SVM_MAX_ROWS:
+        raise ValueError(f"baseline svm: {len(x):,} training rows; an RBF SVM fits in about quadratic time and is "
+                         f"refused above {SVM_MAX_ROWS:,}. Remove 'svm' from `baselines` (or set data.max_tracks).")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated", category=FutureWarning)
+        return make_baseline(name, seed, settings).fit(x, y)
+
+
+def baseline_proba(estimator: ClassifierMixin, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """`(n, n_classes)` probabilities, with zero columns for classes absent from the training rows."""
+    proba = np.zeros((len(x), n_classes))
+    proba[:, estimator.classes_] = estimator.predict_proba(x)
+    return proba
+
+
+def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, out_dir: str | Path,
+                  names: Sequence[str] | None = None, progress: bool = True) -> dict[str, Path]:
+    """Fit every baseline in `names` (default `params.baselines`) on each split; write `out_dir/<name>/predictions.parquet`."""
+    names = list(params.baselines if names is None else names)
+    for name in names:
+        if name not in BASELINES:
+            raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
+    x = table.features
+    check_finite(x, "features", names=table.feature_names, row_ids=table.frame["track_id"].to_numpy(),
+                 fix="Impute or drop those tracks.")
+    classes = table.classes()
+    y = table.label_indices()
+    written: dict[str, Path] = {}
+    for name in progress_bar(names, desc="baselines", enabled=progress):
+        collected = FoldPredictions(table.frame, classes)
+        for split in splits:
+            fit_rows = np.concatenate([split.train, split.val]).astype(int)
+            if len(fit_rows) == 0:
+                raise ValueError(f"baseline {name}: the training split of fold {split.fold} is empty")
+            estimator = fit_baseline(name, params.seed + max(split.fold, 0), x[fit_rows], y[fit_rows],
+                                     params.baseline_settings.get(name))
+            collected.add(split.fold, split.test, baseline_proba(estimator, x[split.test], len(classes)))
+        written[name] = collected.write(predictions_path(Path(out_dir) / name))
+    return written
