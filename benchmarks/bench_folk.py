@@ -27,17 +27,12 @@ import yaml
 from sklearn.metrics import balanced_accuracy_score
 from threadpoolctl import threadpool_limits
 
-from geomusic_lib.training import baseline_proba, fit_baseline, make_baseline
-from geomusic_lib.data import Split, TrackTable, make_splits
-from geomusic_lib.data import load_folk_tracks
-from geomusic_lib.data import build_class_table
-from geomusic_lib.training import fit_ensemble
+from geomusic_lib.training import baseline_proba, fit_baseline, fit_ensemble, make_baseline, train_model
+from geomusic_lib.data import build_class_table, load_folk_tracks, make_splits, Split, TrackTable
 from geomusic_lib.evaluation import evaluate_predictions
 from geomusic_lib.features import notes_features
 from geomusic_lib.core import Params, deep_merge, params_from_dict
-from geomusic_lib.predict import Predictor
-from geomusic_lib.predict import Predictions
-from geomusic_lib.training import train_model
+from geomusic_lib.predict import Predictions, Predictor
 
 HERE = Path(__file__).resolve().parent
 SEQUENCE = ["cnn", "rnn", "attention"]

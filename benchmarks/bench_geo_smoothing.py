@@ -17,13 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geomusic_lib.data import load_uci, make_splits
-from geomusic_lib.data import build_class_table
-from geomusic_lib.data import load_table
-from geomusic_lib.predict import distance_aware_predict
-from geomusic_lib.data import great_circle_km
+from geomusic_lib.data import build_class_table, great_circle_km, load_table, load_uci, make_splits
+from geomusic_lib.predict import distance_aware_predict, Predictor
 from geomusic_lib.core import load_params
-from geomusic_lib.predict import Predictor
 from geomusic_lib.training import train_model
 
 HERE = Path(__file__).resolve().parent

@@ -32,9 +32,8 @@ from threadpoolctl import threadpool_limits
 from geomusic_lib.pipeline import stages
 from geomusic_lib.data import load_run_data
 from geomusic_lib.evaluation import evaluate_predictions
-from geomusic_lib.core import deep_merge, params_from_dict
+from geomusic_lib.core import deep_merge, params_from_dict, RunDir
 from geomusic_lib.predict import read_predictions
-from geomusic_lib.core import RunDir
 from geomusic_lib.training import train_model
 
 HERE = Path(__file__).resolve().parent

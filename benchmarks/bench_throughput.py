@@ -19,10 +19,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from geomusic_lib.data import Normalizer, load_uci, make_view
-from geomusic_lib.models import build_model
-from geomusic_lib.models import piecewise_bins
-from geomusic_lib.core import params_from_dict
-from geomusic_lib.core import choose_threads, free_cores, macs_per_row
+from geomusic_lib.models import build_model, piecewise_bins
+from geomusic_lib.core import choose_threads, free_cores, macs_per_row, params_from_dict
 
 
 def _step(model, optimizer, xb, yb) -> None:

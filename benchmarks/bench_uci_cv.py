@@ -40,17 +40,12 @@ import torch
 import yaml
 from threadpoolctl import threadpool_limits
 
-from geomusic_lib.training import make_baseline, run_baselines
-from geomusic_lib.data import Split, load_uci, make_splits
-from geomusic_lib.data import build_class_table
-from geomusic_lib.training import MemberProbabilities, ensemble_over_splits
-from geomusic_lib.training import network_validation_proba
+from geomusic_lib.training import ensemble_over_splits, make_baseline, MemberProbabilities, run_baselines
+from geomusic_lib.data import build_class_table, load_uci, make_splits, Split
+from geomusic_lib.training import network_validation_proba, train_model
 from geomusic_lib.evaluation import evaluate_predictions
-from geomusic_lib.core import deep_merge, params_from_dict
-from geomusic_lib.predict import Predictor
-from geomusic_lib.predict import Predictions, read_predictions
-from geomusic_lib.core import RunDir, predictions_path
-from geomusic_lib.training import train_model
+from geomusic_lib.core import deep_merge, params_from_dict, predictions_path, RunDir
+from geomusic_lib.predict import Predictions, Predictor, read_predictions
 
 HERE = Path(__file__).resolve().parent
 MODELS = ["fcnn", "tabm", "cnn", "rnn", "attention"]

@@ -25,11 +25,8 @@ import torch
 import yaml
 from threadpoolctl import threadpool_limits
 
-from geomusic_lib.data import TrackTable, make_splits
-from geomusic_lib.data import load_folk_tracks
-from geomusic_lib.data import build_class_table
+from geomusic_lib.data import build_class_table, frames_for_tracks, load_folk_tracks, make_splits, TrackTable
 from geomusic_lib.evaluation import evaluate_predictions
-from geomusic_lib.data import frames_for_tracks
 from geomusic_lib.features import notes_features
 from geomusic_lib.core import deep_merge, params_from_dict
 from geomusic_lib.predict import read_predictions

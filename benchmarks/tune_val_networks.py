@@ -20,8 +20,7 @@ import pandas as pd
 import torch
 
 from geomusic_lib.data import load_uci, make_splits
-from geomusic_lib.core import load_params
-from geomusic_lib.core import history_path
+from geomusic_lib.core import history_path, load_params
 from geomusic_lib.training import train_model
 
 

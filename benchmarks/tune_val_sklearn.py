@@ -6,6 +6,7 @@ validation rows (test folds unused). This is how the `svm` and `knn` baselines w
 """
 from __future__ import annotations
 
+import argparse
 import time
 import warnings
 
@@ -17,9 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
-from geomusic_lib.data import load_uci, make_splits
-from geomusic_lib.data import great_circle_km
-from geomusic_lib.data import build_class_table
+from geomusic_lib.data import build_class_table, great_circle_km, load_uci, make_splits
 from geomusic_lib.predict import class_distance_matrix
 from geomusic_lib.core import params_from_dict
 
@@ -66,4 +65,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     main()

@@ -13,8 +13,7 @@ import re
 from pathlib import Path
 
 from geomusic_lib.book import results_table_markdown, tuning_table_markdown
-from geomusic_lib.core import read_manifest
-from geomusic_lib.core import RunDir
+from geomusic_lib.core import read_manifest, RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"

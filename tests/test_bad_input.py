@@ -19,8 +19,7 @@ import torch
 from geomusic_lib.data import DataError, load_table, make_splits
 from geomusic_lib.features import FeatureError, extract_features
 from geomusic_lib.features.cli import main as features_main
-from geomusic_lib.models import build_model
-from geomusic_lib.models import CheckpointError, load_checkpoint
+from geomusic_lib.models import build_model, CheckpointError, load_checkpoint
 from geomusic_lib.core import FeatureParams, ParamsError, SplitParams, load_params, params_from_dict
 from geomusic_lib.predict import PredictionError, Predictor
 from geomusic_lib.predict.cli import main as predict_main

@@ -4,12 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geomusic_lib.training import run_baselines
+from geomusic_lib.training import run_baselines, train_model
 from geomusic_lib.data import load_uci, make_splits
-from geomusic_lib.predict import distance_aware_predict, expected_distance_km
+from geomusic_lib.predict import distance_aware_predict, expected_distance_km, read_predictions
 from geomusic_lib.core import params_from_dict
-from geomusic_lib.predict import read_predictions
-from geomusic_lib.training import train_model
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,9 @@ import yaml
 
 from geomusic_lib.book import pages as bookpages
 
-from geomusic_lib.pipeline import run
+from geomusic_lib.pipeline import run, session
 
-from geomusic_lib.pipeline import session
-from geomusic_lib.core import load_params, project_root_for
-from geomusic_lib.core import RunDir
+from geomusic_lib.core import load_params, project_root_for, RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 DUMMY_ID, DUMMY_SECRET = "dummy-id-XYZ123", "dummy-secret-ABC789"

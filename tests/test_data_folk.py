@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geomusic_lib.data import clean_beat_strength, tonic_pitch_class
-from geomusic_lib.data import china_provinces, origin_country, origin_province
+from geomusic_lib.data import china_provinces, clean_beat_strength, origin_country, origin_province, tonic_pitch_class
 from geomusic_lib.data import great_circle_km
 
 #: Four small files of the corpus: 52 tunes from Germany, China, Mexico, the USA, Hungary, Ireland, ...

@@ -5,8 +5,7 @@ import numpy as np
 import pandas as pd
 
 from geomusic_lib.data import attach_features, load_run_data, prepare_run_data
-from geomusic_lib.core import params_from_dict
-from geomusic_lib.core import RunDir
+from geomusic_lib.core import params_from_dict, RunDir
 
 
 def test_prepare_and_load_uci_run(tmp_path):

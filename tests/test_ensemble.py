@@ -14,8 +14,7 @@ from geomusic_lib.training import (
 )
 from geomusic_lib.models import CheckpointError
 from geomusic_lib.core import RunDir
-from geomusic_lib.pipeline import fit_ensemble as ensemble_stage
-from geomusic_lib.pipeline import run_ensemble
+from geomusic_lib.pipeline import fit_ensemble as ensemble_stage, run_ensemble
 
 
 def _overconfident(n: int = 600, k: int = 5, seed: int = 0):

@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, top_k_accuracy_score
 
-from geomusic_lib.evaluation import metrics as evaluate
-from geomusic_lib.evaluation import evaluate_run
+from geomusic_lib.evaluation import evaluate_run, metrics as evaluate
 from geomusic_lib.evaluation import (
     HEADLINE,
     error_km,

@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geomusic_lib.features import AUDIO_FEATURE_COLUMNS, FeatureError, extract_features
+from geomusic_lib.features import AUDIO_FEATURE_COLUMNS, extract_features, FeatureError, normalise_columns
 from geomusic_lib.features.cli import main
-from geomusic_lib.features import normalise_columns
 from geomusic_lib.core import FeatureParams
 
 FIXTURE = Path(__file__).parent / "fixtures" / "features" / "top50_sample.csv"

@@ -5,9 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geomusic_lib.features import FeatureError, extract_features
-from geomusic_lib.features import is_target_proxy
-from geomusic_lib.features import parse_list
+from geomusic_lib.features import extract_features, FeatureError, is_target_proxy, parse_list
 from geomusic_lib.core import FeatureParams
 
 LEAKY = ["location_ne_country", "location_rg_latitude", "station_rg_id", "station_ar_genre",

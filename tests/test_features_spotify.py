@@ -14,8 +14,7 @@ from fake_spotify import CLIENT_ID, CLIENT_SECRET, TOKEN, FakeSpotify, Fault, sy
 from geomusic_lib.features import (
     SPOTIFY_NOTICE, FeatureError, SpotifyForbiddenError, SpotifyUnavailableError, extract_features,
 )
-from geomusic_lib.features import best_match, normalise_title
-from geomusic_lib.features import read_credentials
+from geomusic_lib.features import best_match, normalise_title, read_credentials
 from geomusic_lib.core import FeatureParams
 
 

@@ -4,9 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geomusic_lib.book import findings
-from geomusic_lib.data import Split
-from geomusic_lib.book import choose_showcase, compact_guesses, prediction_findings, showcase_rows
+from geomusic_lib.book import choose_showcase, compact_guesses, findings, prediction_findings, showcase_rows
+from geomusic_lib.data import Split, identical_column_groups
 
 
 def row(model, acc, low, high, kind="model", **extra):
@@ -64,7 +63,7 @@ def test_data_findings_reports_the_thinnest_test_classes():
 def test_feature_findings_counts_identical_copies():
     base = np.arange(12.0)
     features = pd.DataFrame({"a": base, "b": base, "c": base, "d": base[::-1], "e": base ** 2})
-    groups = findings.identical_column_groups(features)
+    groups = identical_column_groups(features)
     assert groups == [["a", "b", "c"]]
     assert "3 distinct columns" in findings.feature_findings(features)
     assert "No column is a copy" in findings.feature_findings(features[["a", "d", "e"]])

@@ -10,12 +10,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from geomusic_lib.evaluation import interpret
-from geomusic_lib.data import region_of
-from geomusic_lib.data import Split
-from geomusic_lib.evaluation import per_class_metrics
-from geomusic_lib.predict import Predictor
-from geomusic_lib.predict import read_predictions
+from geomusic_lib.evaluation import interpret, per_class_metrics
+from geomusic_lib.data import region_of, Split
+from geomusic_lib.predict import Predictor, read_predictions
 from geomusic_lib.core import RunDir
 from test_predict import train_tiny
 

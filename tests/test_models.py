@@ -5,10 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from geomusic_lib.data import Normalizer, load_uci, make_view
-from geomusic_lib.data import pad_frames
-from geomusic_lib.models import ATTENTION_TYPES, build_model, count_parameters
-from geomusic_lib.models import piecewise_bins
+from geomusic_lib.data import load_uci, make_view, Normalizer, pad_frames
+from geomusic_lib.models import ATTENTION_TYPES, build_model, count_parameters, piecewise_bins
 
 N_CLASSES = 33
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from geomusic_lib.book import model_source, show_model_source
+from geomusic_lib.book import MODEL_NOTEBOOKS, model_source, NOTEBOOKS, show_model_source
 from geomusic_lib.models import MODELS
-from geomusic_lib.book import MODEL_NOTEBOOKS, NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"

@@ -10,8 +10,7 @@ from geomusic_lib import plots
 
 from geomusic_lib.plots import predict as plots_predict
 from geomusic_lib.data import load_uci
-from geomusic_lib.evaluation import evaluate_run, load_history
-from geomusic_lib.evaluation import per_class_metrics
+from geomusic_lib.evaluation import evaluate_run, load_history, per_class_metrics
 from geomusic_lib.core import EvaluateParams
 from geomusic_lib.predict import Predictions
 from test_evaluate import CLASSES, random_predictions, tiny_predictions, write_run

@@ -12,12 +12,10 @@ import pytest
 import torch
 
 from geomusic_lib.data import load_uci, make_splits
-from geomusic_lib.models import build_model
-from geomusic_lib.models import CheckpointError
+from geomusic_lib.models import build_model, CheckpointError
 from geomusic_lib.core import params_from_dict
-from geomusic_lib.predict import PredictionError, Predictor
+from geomusic_lib.predict import PredictionError, Predictor, read_predictions
 from geomusic_lib.predict.cli import main
-from geomusic_lib.predict import read_predictions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -246,3 +244,25 @@ def test_frames_model_explains_wrong_inputs(tmp_path):
         predictor.predict([np.full((3, 2), np.nan)])
     with pytest.raises(PredictionError, match="no frames found"):
         predictor.predict(tmp_path)
+
+
+def test_the_twelve_chroma_copies_map_onto_a_checkpoint_of_collapsed_columns():
+    """A table straight from the UCI file (116 columns) predicts with a 72-column checkpoint as its collapsed form
+    does; copies that differ are refused in one line that says what to do."""
+    from geomusic_lib.data import load_uci
+
+    fixtures = Path(__file__).parent / "fixtures" / "checkpoints"
+    predictor = Predictor.from_checkpoint(fixtures / "rnn_default_0.1.0.pt", device="cpu")
+    assert "s1_chroma" in predictor.feature_names and "s1_chroma01" not in predictor.feature_names
+    wide = load_uci(collapse_chroma=False)
+    rows = wide.frame.iloc[::53][["track_id", *wide.feature_names]].reset_index(drop=True)
+    expected = pd.read_csv(fixtures / "rnn_default_0.1.0_predictions.csv")
+    got = predictor.predict(rows, top_k=3)
+    assert got["top1"].tolist() == expected["top1"].tolist()
+    np.testing.assert_allclose(got["p1"], expected["p1"], rtol=1e-5)
+    rows.loc[0, "s2_chroma07"] += 1.0
+    with pytest.raises(PredictionError) as err:
+        predictor.predict(rows, top_k=3)
+    message = str(err.value)
+    assert "\n" not in message and "s2_chroma07 differ from s2_chroma01" in message
+    assert "Rename the column that holds the value to s2_chroma" in message

@@ -7,13 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from geomusic_lib.data import load_uci, make_splits
-from geomusic_lib.data import geo_soft_targets
+from geomusic_lib.data import geo_soft_targets, load_uci, make_splits
 from geomusic_lib.models import build_model
-from geomusic_lib.core import params_from_dict
-from geomusic_lib.predict import Predictor
-from geomusic_lib.predict import read_predictions
-from geomusic_lib.core import SMALL_MODEL_MACS, choose_threads, macs_per_row, torch_threads
+from geomusic_lib.core import choose_threads, macs_per_row, params_from_dict, SMALL_MODEL_MACS, torch_threads
+from geomusic_lib.predict import Predictor, read_predictions
 from geomusic_lib.training import model_view, train_model
 
 TINY_TABM = {"k": 4, "n_blocks": 1, "d_block": 32, "n_bins": 8, "d_embedding": 4}

@@ -16,11 +16,9 @@ import torch
 
 import geomusic_lib.training.trainer as train_mod
 from geomusic_lib.data import Split, load_uci, make_splits
-from geomusic_lib.predict import batch_probabilities
+from geomusic_lib.predict import batch_probabilities, PredictionError, Predictor, read_predictions
 from geomusic_lib.models import CheckpointError, load_checkpoint, model_from_checkpoint
-from geomusic_lib.predict import PredictionError, Predictor
 from geomusic_lib.core import params_from_dict
-from geomusic_lib.predict import read_predictions
 from geomusic_lib.training import train_model
 
 ROOT = Path(__file__).resolve().parents[1]

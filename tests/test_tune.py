@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from geomusic_lib.pipeline import stages
-from geomusic_lib.core import params_from_dict
-from geomusic_lib.core import RunDir
+from geomusic_lib.core import params_from_dict, RunDir
 from geomusic_lib.training import trials_table, tuned_params, tuning_summary
 
 ROOT = Path(__file__).resolve().parents[1]

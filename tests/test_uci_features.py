@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 from scipy.stats import skew
 
-from geomusic_lib.data import DataError, load_uci
-from geomusic_lib.data import family_of, feature_dictionary, shipped_dictionary
+from geomusic_lib.data import DataError, family_of, feature_dictionary, load_uci, shipped_dictionary
 
 
 def test_every_column_the_loader_can_produce_has_one_entry():

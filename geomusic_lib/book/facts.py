@@ -10,8 +10,8 @@ from geomusic_lib.data.store import RunData, load_run_data
 from geomusic_lib.data.uci import N_STATISTICS, load_uci
 from geomusic_lib.evaluation.evaluate import best_network, load_metrics
 from geomusic_lib.core.fileio import atomic_write_text
-from geomusic_lib.book.findings import (comparison_findings, floor_of, identical_column_groups, named_list, pct,
-                                   with_interval)
+from geomusic_lib.book.findings import comparison_findings, floor_of, named_list, pct, with_interval
+from geomusic_lib.data.table import distinct_column_count, identical_column_groups
 from geomusic_lib.core.rundir import RunDir
 
 
@@ -21,7 +21,7 @@ def uci_facts() -> dict[str, str]:
     features = table.frame[table.feature_names]
     timbre = len(load_uci(chromatic=False).feature_names)
     groups = identical_column_groups(features)
-    distinct = features.shape[1] - sum(len(g) - 1 for g in groups)
+    distinct = distinct_column_count(features)
     size = max((len(g) for g in groups), default=1)
     return {"uci_tracks": f"{len(features):,}", "uci_classes": str(table.frame["label"].nunique()),
             "uci_columns": str(features.shape[1]),

@@ -15,6 +15,7 @@ import pandas as pd
 
 from geomusic_lib.data.splits import Split
 from geomusic_lib.data.store import RunData, load_run_data
+from geomusic_lib.data.table import distinct_column_count, identical_column_groups
 from geomusic_lib.data.uci_features import shipped_dictionary
 from geomusic_lib.evaluation.metrics import per_class_metrics
 from geomusic_lib.predict.predictions import read_predictions
@@ -186,18 +187,11 @@ def data_findings(frame: pd.DataFrame, split: Split) -> str:
     ])
 
 
-def identical_column_groups(features: pd.DataFrame) -> list[list[str]]:
-    """Groups of two or more feature columns whose values are identical on every row."""
-    keys = features.T.apply(lambda column: hash(column.to_numpy().tobytes()), axis=1)
-    groups = [list(cols) for _, cols in features.columns.to_series().groupby(keys.to_numpy())]
-    return [g for g in groups if len(g) > 1 and all(features[g[0]].equals(features[c]) for c in g[1:])]
-
-
 def feature_findings(features: pd.DataFrame, note: str | None = None) -> str:
     """The end of 02: how many columns the models read, whether some are copies of others, and the
     source's own note on copies it removed (`chroma_note` of UCI)."""
     groups = identical_column_groups(features)
-    distinct = features.shape[1] - sum(len(g) - 1 for g in groups)
+    distinct = distinct_column_count(features)
     lines = [f"- The models read {features.shape[1]} feature columns for {len(features):,} tracks."]
     if groups:
         example = groups[0]

@@ -1,7 +1,7 @@
 """Data: loaders (UCI, MIRAGE, any table, the Essen melodies), labels, geography, splits, model-ready views
 and frames, and the packaged data files (the UCI release, country tables, the world map)."""
 from geomusic_lib.data.io import DataError
-from geomusic_lib.data.table import load_table, TrackTable
+from geomusic_lib.data.table import distinct_column_count, identical_column_groups, load_table, TrackTable
 from geomusic_lib.data.uci import collapse_chroma_copies, LABEL_NOTE, load_uci, N_STATISTICS
 from geomusic_lib.data.uci_features import family_of, feature_dictionary, shipped_dictionary
 from geomusic_lib.data.mirage import canonical_names, load_mirage_tracks, read_mirage_events, track_keys
@@ -20,7 +20,7 @@ from geomusic_lib.data.views import check_finite, make_view, Normalizer, pad_fra
 from geomusic_lib.data.frames import frame_channels, FRAMES_DIR, frames_for_tracks, load_frames, write_frames
 
 __all__ = [
-    "DataError", "load_table", "TrackTable", "collapse_chroma_copies", "LABEL_NOTE", "load_uci", "N_STATISTICS",
+    "DataError", "distinct_column_count", "identical_column_groups", "load_table", "TrackTable", "collapse_chroma_copies", "LABEL_NOTE", "load_uci", "N_STATISTICS",
     "family_of", "feature_dictionary", "shipped_dictionary", "canonical_names", "load_mirage_tracks",
     "read_mirage_events", "track_keys", "default_cache_dir", "cache_path", "clean_beat_strength", "essen_dir",
     "essen_files", "EVENT_COLUMNS", "FolkError", "load_folk_tracks", "parse_abc_events", "repair_dos_letters",

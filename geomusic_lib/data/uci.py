@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from geomusic_lib.data.io import DataError
-from geomusic_lib.data.table import TrackTable
+from geomusic_lib.data.table import TrackTable, distinct_column_count, identical_column_groups
 
 CITATION = (
     'Fang Zhou, Claire Q and Ross D. King. "Predicting the Geographical Origin of Music." '
@@ -23,7 +23,7 @@ def chroma_note(file_columns: np.ndarray, collapsed: bool) -> str:
     """What the file's chroma columns are, counted from the file, and what the loader did with them."""
     chroma = file_columns[:, [stat * (TIMBRAL + CHROMA) + TIMBRAL + d for stat in range(N_STATISTICS)
                               for d in range(CHROMA)]]
-    distinct, distinct_chroma = (np.unique(m.T, axis=0).shape[0] for m in (file_columns, chroma))
+    distinct, distinct_chroma = (distinct_column_count(pd.DataFrame(m)) for m in (file_columns, chroma))
     what = (f"In the UCI file the {CHROMA} chroma columns of each statistic hold {distinct_chroma // N_STATISTICS} "
             f"distinct value(s) ({chroma.shape[1]} columns, {distinct_chroma} distinct), so its "
             f"{file_columns.shape[1]} columns hold {distinct} distinct values (see the book's features page). ")
@@ -58,8 +58,8 @@ def collapse_chroma_copies(features: pd.DataFrame, source: str = "the UCI file")
     for stat in range(1, N_STATISTICS + 1):
         out.update({f"s{stat}_timbre{d:02d}": features[f"s{stat}_timbre{d:02d}"] for d in range(1, TIMBRAL + 1)})
         copies = [f"s{stat}_chroma{d:02d}" for d in range(1, CHROMA + 1)]
-        block = features[copies].to_numpy()
-        differ = [c for c, col in zip(copies[1:], block[:, 1:].T) if not np.array_equal(col, block[:, 0])]
+        first = next((g for g in identical_column_groups(features[copies]) if copies[0] in g), [copies[0]])
+        differ = [c for c in copies[1:] if c not in first]
         if differ:
             raise DataError(f"{source}: the chroma columns of statistic {stat} are not identical copies "
                             f"({', '.join(differ[:4])}{' ...' if len(differ) > 4 else ''} differ from {copies[0]}), "

@@ -104,7 +104,7 @@ def feature_dictionary() -> pd.DataFrame:
 
 
 def shipped_dictionary() -> pd.DataFrame:
-    """The dictionary as shipped in `datasets/uci_geo_music/feature_dictionary.csv` (the book reads it)."""
+    """The dictionary as shipped in `data/uci_geo_music/feature_dictionary.csv` (the book reads it)."""
     path = resources.files("geomusic_lib.data") / "uci_geo_music" / DICTIONARY_FILE
     with path.open("r", encoding="utf-8") as fh:
         return pd.read_csv(fh, dtype=str, keep_default_na=False)
@@ -125,6 +125,6 @@ def family_of(columns: Iterable[str], level: str = "family") -> pd.Series:
 
 
 if __name__ == "__main__":
-    target = Path(__file__).resolve().parents[1] / "datasets" / "uci_geo_music" / DICTIONARY_FILE
+    target = Path(__file__).resolve().parent / "uci_geo_music" / DICTIONARY_FILE
     feature_dictionary().to_csv(target, index=False, lineterminator="\n")
     print(f"wrote {target}")

@@ -104,7 +104,7 @@ def melody_notes(track: pd.Series, max_notes: int | None = None) -> pd.DataFrame
 
 @dataclass
 class MelodyShowcase:
-    """Tunes to draw with a sequence model's weight on each note (`plots_melody.melody_weight_figure`)."""
+    """Tunes to draw with a sequence model's weight on each note (`plots.melody_weight_figure`)."""
 
     model: str
     method: str  # "attention" or "integrated_gradients"

@@ -5,6 +5,7 @@ Every problem becomes a `PredictionError` that names the file or column and the 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -13,6 +14,7 @@ import pandas as pd
 
 from geomusic_lib.data.frames import FRAMES_DIR, frames_for_tracks, load_frames
 from geomusic_lib.data.io import DataError
+from geomusic_lib.data.table import identical_column_groups
 from geomusic_lib.data.views import check_finite
 
 
@@ -50,12 +52,31 @@ def names_preview(names: Sequence[str], n: int = 8) -> str:
     return ", ".join(map(str, names[:n])) + (f", … ({len(names)} in all)" if len(names) > n else "")
 
 
+def map_chroma_copies(data: pd.DataFrame, feature_names: Sequence[str], what: str) -> pd.DataFrame:
+    """A table with the UCI file's twelve copies `s<k>_chroma01…12`, for a checkpoint that reads the one
+    column `s<k>_chroma` the loader collapsed them into: the copies must be identical, and become that column."""
+    for name in [f for f in feature_names if re.fullmatch(r"s\d+_chroma", f) and f not in data.columns]:
+        copies = [c for c in data.columns if re.fullmatch(rf"{name}\d\d", c)]
+        if not copies:
+            continue
+        same = next((g for g in identical_column_groups(data[copies]) if copies[0] in g), [copies[0]])
+        differ = [c for c in copies if c not in same]
+        if differ:
+            raise PredictionError(
+                f"{what}: this checkpoint reads one column {name} (the 12 identical chroma copies of the UCI file, "
+                f"collapsed), but the input's {', '.join(differ[:3])} differ from {copies[0]}. Rename the column "
+                f"that holds the value to {name} and drop the other {len(copies) - 1}, or use a checkpoint trained "
+                "with data.uci.collapse_chroma: false.")
+        data = data.assign(**{name: data[copies[0]]})
+    return data
+
+
 def _table_matrix(data: pd.DataFrame, feature_names: Sequence[str], what: str) -> tuple[np.ndarray, np.ndarray | None]:
     """The named feature columns of a table, in checkpoint order, and its `track_id` column if any."""
     if len(data) == 0:
         raise PredictionError(f"{what}: no rows to predict.")
-    columns = [str(c) for c in data.columns]
-    data = data.set_axis(columns, axis=1)
+    data = map_chroma_copies(data.set_axis([str(c) for c in data.columns], axis=1), feature_names, what)
+    columns = list(data.columns)
     missing = [f for f in feature_names if f not in columns]
     if len(missing) == len(feature_names):
         raise PredictionError(
