@@ -166,6 +166,9 @@ def test_a_repository_url_turns_on_header_links_binder_and_the_clone_command(tmp
     assert config["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
     assert config["repository"]["url"] == url and config["sphinx"] == _root_config(url)["sphinx"]
     assert f"git clone {url} geomusic" in install_markdown(url)
+    with_facts = write_book_config(source, tmp_path / "built.yml", {"run_tracks": "1,059"})
+    assert with_facts["parse"]["myst_substitutions"] == {"run_tracks": "1,059"}
+    assert yaml.safe_load((tmp_path / "built.yml").read_text(encoding="utf-8")) == with_facts
 
 
 def test_staging_writes_the_install_steps_the_quick_start_includes(tmp_path):
@@ -177,6 +180,7 @@ def test_staging_writes_the_install_steps_the_quick_start_includes(tmp_path):
     bookpages.stage_book_sources(root, run)
     assert "{include} _generated/install.md" in (run.book_dir / "book" / "quickstart.md").read_text(encoding="utf-8")
     assert "git clone https://gitlab.com/x/geomusic" in (run.book_generated / "install.md").read_text(encoding="utf-8")
+    assert not (run.book_dir / "_config.yml").exists()  # written once, with the run's facts (write_generated_pages)
     assert "<this repository>" not in (ROOT / "book" / "quickstart.md").read_text(encoding="utf-8")
 
 
@@ -209,3 +213,24 @@ def test_substitutions_in_prose_pages_are_never_inside_code_spans():
     """MyST leaves `{{ key }}` inside backticks as literal text, so a run's number would not appear."""
     for page in (ROOT / "book").glob("*.md"):
         assert not re.search(r"`[^`\n]*\{\{[^`\n]*`", page.read_text(encoding="utf-8")), page.name
+
+
+def test_the_folk_page_counts_come_from_the_run_s_loader_report(tmp_path):
+    from types import SimpleNamespace
+
+    from geomusic_lib.book.facts import folk_counts_markdown
+
+    report = {"files": ["a", "b"], "tunes_read": 1234, "tunes_labelled": 1000, "classes": {"Germany": 700, "China": 300},
+              "excluded": {"ambiguous": 200, "small_class": 34}, "small_classes": {"Canada": 1, "Russia": 33},
+              "groups": 900, "largest_group": 12, "tunes_in_multi_tune_groups": 150}
+    folk = SimpleNamespace(table=SimpleNamespace(source="folk", notes={"report": report}))
+    text = folk_counts_markdown(RunDir(tmp_path / "runs" / "folk"), folk)
+    assert "**1,234 tunes** in 2 files" in text and "**1,000 tunes in 2 classes**" in text
+    assert "Germany 700, China 300" in text and "Germany, holds 70 %" in text
+    assert "alternatives naming different countries: 200" in text and "900 variant groups" in text
+    assert "34 tunes in 2 classes (Canada 1, Russia 33)" in text
+    uci = SimpleNamespace(table=SimpleNamespace(source="uci", notes={}))
+    note = folk_counts_markdown(RunDir(tmp_path / "runs" / "default"), uci)
+    assert "no counts of the Essen collection" in note and "params/folk.yaml" in note
+    page = (ROOT / "book" / "folk.md").read_text(encoding="utf-8")
+    assert "_generated/folk_counts.md" in page and not re.search(r"\d,\d{3} tunes|\d+ tunes in \d+", page)

@@ -38,9 +38,17 @@ def book_config(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "html": html, "launch_buttons": launch, "repository": repository}
 
 
-def write_book_config(source: Path, target: Path) -> dict[str, Any]:
-    """Write `book_config` of the YAML file `source` to `target`; returns it."""
-    config = book_config(yaml.safe_load(source.read_text(encoding="utf-8")) or {})
+def read_config(source: Path) -> dict[str, Any]:
+    """The repository's `_config.yml` as a dict."""
+    return yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+
+
+def write_book_config(source: Path, target: Path, substitutions: dict[str, str] | None = None) -> dict[str, Any]:
+    """Write `book_config` of the YAML file `source`, with the run's MyST `substitutions`, to `target`
+    (the one write of a run's `_config.yml`); returns it."""
+    config = book_config(read_config(source))
+    if substitutions:
+        config.setdefault("parse", {})["myst_substitutions"] = dict(substitutions)
     atomic_write_text(target, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     return config
 

@@ -4,7 +4,6 @@ findings fragments that the intro and the results page include."""
 from __future__ import annotations
 
 import pandas as pd
-import yaml
 
 from geomusic_lib.data.store import RunData, load_run_data
 from geomusic_lib.data.uci import N_STATISTICS, load_uci
@@ -72,13 +71,42 @@ def results_findings_markdown(run: RunDir, data: RunData, metrics: pd.DataFrame)
     return comparison_findings(metrics, floor_of(data), best, per_class) + "\n"
 
 
-def write_book_facts(run: RunDir) -> None:
-    """Write the substitutions into the run's `_config.yml` and the headline and findings fragments
-    (the run's data and metrics are read once for all three)."""
+#: why the folk loader left a tune out (`data.folk_labels.EXCLUSIONS`, and classes below the minimum)
+FOLK_EXCLUSIONS = {"no_origin": "no origin field", "no_country": "an origin naming no country",
+                   "ambiguous": "alternatives naming different countries", "historical": "only a historical state",
+                   "not_china": "not from China", "no_province": "no province named", "small_class": "a small class"}
+
+
+def folk_counts_markdown(run: RunDir, data: RunData) -> str:
+    """The folk page's corpus counts, from this run's loader report; a note for a run on other data."""
+    report = data.table.notes.get("report") if data.table.source == "folk" else None
+    if not report:
+        return ("```{note}\nThis run (`" + run.name + "`) reads `" + data.table.source + "` data, so it has no counts "
+                "of the Essen collection. `make book PARAMS=params/folk.yaml` (countries) or "
+                "`PARAMS=params/folk_china.yaml` (Chinese provinces) writes them here.\n```\n")
+    classes, small = report["classes"], report["small_classes"]
+    labelled = report["tunes_labelled"]
+    top, top_n = max(classes.items(), key=lambda kv: kv[1])
+    left_out = "; ".join(f"{FOLK_EXCLUSIONS.get(k, k)}: {v:,}" for k, v in report["excluded"].items())
+    lines = [f"Counted by this run (`{run.name}`) from the copy of the collection it read:", "",
+             f"- **{report['tunes_read']:,} tunes** in {len(report['files'])} files; **{labelled:,} tunes in "
+             f"{len(classes)} classes** kept: " + ", ".join(f"{k} {v:,}" for k, v in classes.items()) + ".",
+             f"- The largest class, {top}, holds {pct(top_n / labelled, 0)} of the kept tunes.",
+             f"- Left out, by reason: {left_out}." if left_out else "- No tune was left out.",
+             f"- {report['groups']:,} variant groups (the largest holds {report['largest_group']} tunes); "
+             f"{report['tunes_in_multi_tune_groups']:,} tunes share a group with another."]
+    if small:
+        lines.append(f"- Classes below the minimum: {sum(small.values()):,} tunes in {len(small)} classes "
+                     f"(" + ", ".join(f"{k} {v}" for k, v in list(small.items())[:5]) +
+                     (", …" if len(small) > 5 else "") + ").")
+    return "\n".join(lines) + "\n"
+
+
+def write_book_facts(run: RunDir) -> dict[str, str]:
+    """Write the headline and findings fragments and return the prose pages' substitutions, which the
+    run's `_config.yml` carries (the run's data and metrics are read once for all three)."""
     data, metrics = load_run_data(run), load_metrics(run)
-    config_path = run.book_dir / "_config.yml"
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    config.setdefault("parse", {})["myst_substitutions"] = {**uci_facts(), **run_facts(run, data)}
-    atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     atomic_write_text(run.book_generated / "headline.md", headline_markdown(run, data, metrics))
     atomic_write_text(run.book_generated / "findings.md", results_findings_markdown(run, data, metrics))
+    atomic_write_text(run.book_generated / "folk_counts.md", folk_counts_markdown(run, data))
+    return {**uci_facts(), **run_facts(run, data)}

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from geomusic_lib.book.config import install_markdown, repository_url, write_book_config
+from geomusic_lib.book.config import book_config, install_markdown, read_config, repository_url, write_book_config
 from geomusic_lib.book.facts import write_book_facts
 from geomusic_lib.data.uci_features import shipped_dictionary
 from geomusic_lib.core.extras import require
@@ -30,10 +30,10 @@ BOOK_PAGES = "book"  # prose pages, bibliography, CSS and the Sphinx extensions
 
 
 def stage_book_sources(root: Path, run: RunDir) -> Path:
-    """Copy the book's config (with the repository links it implies), table of contents and prose
-    pages into the run's book folder, write the quick start's install steps, and show one
+    """Copy the book's table of contents and prose pages into the run's book folder, write the quick
+    start's install steps (from the repository link of `_config.yml`), and show one
     parameters cell per executed notebook (its generated pages stay); returns that folder."""
-    config = write_book_config(root / "_config.yml", run.book_dir / "_config.yml")
+    config = book_config(read_config(root / "_config.yml"))  # written once, with the facts: write_generated_pages
     atomic_write_bytes(run.book_dir / "_toc.yml", (root / "_toc.yml").read_bytes())
     shutil.copytree(root / BOOK_PAGES, run.book_dir / BOOK_PAGES, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("notebooks", "_generated", ".ipynb_checkpoints", "__pycache__"))
@@ -93,13 +93,15 @@ def book_problems(run: RunDir, notebooks: tuple[str, ...] = NOTEBOOKS) -> list[s
 
 def write_generated_pages(root: Path, run: RunDir, params: Params, params_file: Path, seconds: dict[str, float],
                           rerun: set[str]) -> None:
-    """Write the run-specific fragments the prose pages include (results table, run facts)."""
+    """Write the run-specific fragments the prose pages include (results table, run facts) and the run's
+    `_config.yml` (the repository's, with its links and the facts as MyST substitutions)."""
     atomic_write_text(run.book_generated / "results_table.md", results_table_markdown(run, root))
     atomic_write_text(run.book_generated / "run_info.md", run_info_markdown(root, params, params_file, seconds, rerun))
     atomic_write_text(run.book_generated / "tuning_table.md", tuning_table_markdown(run))
     atomic_write_text(run.book_generated / "feature_dictionary.md", feature_dictionary_markdown())
     atomic_write_text(run.book_generated / "mirage_scale.md", mirage_scale_markdown(root))
-    write_book_facts(run)  # the prose pages' numbers and findings, from this run
+    facts = write_book_facts(run)  # the prose pages' numbers and findings, from this run
+    write_book_config(root / "_config.yml", run.book_dir / "_config.yml", facts)
 
 
 def mirage_scale_markdown(root: Path) -> str:
