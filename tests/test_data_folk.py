@@ -232,3 +232,18 @@ def test_titles_in_dos_code_page_are_repaired_and_real_text_is_kept():
 
     assert repair_dos_letters("Sch\x94nes Himmelreich") == "Schönes Himmelreich"
     assert repair_dos_letters("Schönes Himmelreich, Zhe cha") == "Schönes Himmelreich, Zhe cha"
+
+
+def test_the_folk_page_counts_the_corpus_this_run_read(folk_table, tmp_path):
+    """book/folk.md's counts are the loader's report of the files it read, not typed numbers."""
+    from types import SimpleNamespace
+
+    from geomusic_lib.book.facts import folk_counts_markdown
+    from geomusic_lib.core import RunDir
+
+    assert folk_table.source == "folk"
+    report = folk_table.notes["report"]
+    text = folk_counts_markdown(RunDir(tmp_path / "runs" / "folk"), SimpleNamespace(table=folk_table))
+    assert f"**{report['tunes_read']:,} tunes** in {len(SUBSET)} files" in text
+    assert f"**{report['tunes_labelled']:,} tunes in {len(report['classes'])} classes**" in text
+    assert f"{report['groups']:,} variant groups" in text
