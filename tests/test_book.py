@@ -161,6 +161,11 @@ def test_smoke_book_runs_every_notebook_and_builds_the_book(smoke_book):
     trained = (book.book_notebooks / "03_fcnn.ipynb").read_text(encoding="utf-8")
     log = (book.logs_dir / "03_fcnn.log").read_text(encoding="utf-8")
     assert "it/s" not in trained and "fcnn:" in log and "it/s" in log  # the bars are in the log, not the page
+    from geomusic_lib.core.fileio import umask_mode
+
+    private = [str(p.relative_to(book.path)) for p in book.path.rglob("*")
+               if p.is_file() and p.stat().st_mode & 0o777 != umask_mode()]
+    assert not private, f"files not readable as the umask allows: {private[:10]}"
     pages = list(book.book_html.rglob("*.html"))  # icons come from the theme's CSS fonts (book/_ext/icons_by_css.py)
     assert pages and not [p.name for p in pages if "fontawesome.js" in p.read_text(encoding="utf-8")]
     assert 'class="fa-solid fa-magnifying-glass' in results

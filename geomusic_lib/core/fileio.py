@@ -15,15 +15,24 @@ from typing import Any, Callable, Iterator
 import pandas as pd
 
 
+def umask_mode(mode: int = 0o666) -> int:
+    """`mode` less the process's umask: what `open()` would give a new file (0644 under umask 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A unique temporary path beside `path`, renamed onto it when the block succeeds:
-    `with atomic_path(out) as tmp: frame.to_parquet(tmp)`. Two writers never share a name."""
+    `with atomic_path(out) as tmp: frame.to_parquet(tmp)`. Two writers never share a name.
+    The file gets the mode the umask gives (the temporary file's private 0600 would stay on rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
