@@ -266,3 +266,14 @@ def test_the_twelve_chroma_copies_map_onto_a_checkpoint_of_collapsed_columns():
     message = str(err.value)
     assert "\n" not in message and "s2_chroma07 differ from s2_chroma01" in message
     assert "Rename the column that holds the value to s2_chroma" in message
+
+
+def test_an_unknown_output_suffix_fails_in_one_line_before_any_work(tmp_path, capsys):
+    """`--output x.xlsx` used to write CSV text and exit 0."""
+    missing_checkpoint = tmp_path / "no_such_checkpoint.pt"  # never read: the output is refused first
+    code = main(["--checkpoint", str(missing_checkpoint), "--input", str(tmp_path / "in.csv"),
+                 "--output", str(tmp_path / "out.xlsx")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "out.xlsx: --output must end in .csv or .parquet (got .xlsx)" in err
+    assert not (tmp_path / "out.xlsx").exists()

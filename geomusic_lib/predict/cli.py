@@ -29,19 +29,28 @@ def build_parser() -> argparse.ArgumentParser:
                         help="features: .csv / .parquet (named columns) or .npy; for a frames model, the feature "
                              "folder written by the audio or spotify source")
     parser.add_argument("--top-k", type=int, default=5, help="how many countries to list per track (default 5)")
-    parser.add_argument("--output", type=Path, default=None, help=".csv or .parquet to write (default: CSV to stdout)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=".csv or .parquet to write; the format follows the suffix (default: CSV to stdout)")
     parser.add_argument("--batch-size", type=int, default=1024, help="tracks per forward pass (default 1024)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--encoding", default="utf-8", help="text encoding of a CSV input (default utf-8)")
     return parser
 
 
+#: --output suffixes and what they write
+OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
 def check_output(output: Path, inputs: Sequence[Path]) -> None:
-    """Refuse an output path that would overwrite an input or cannot be written, before any work."""
+    """Refuse, before any work, an output path that would overwrite an input, has an unknown suffix
+    (the format follows it) or cannot be written."""
     if any(output.resolve() == Path(p).resolve() for p in inputs):
         raise PredictionError(f"{output}: --output is the same file as an input; choose another output path.")
     if output.is_dir():
         raise PredictionError(f"{output}: --output is a folder; give a file name such as {output / 'predictions.csv'}")
+    if output.suffix.lower() not in OUTPUT_FORMATS:
+        raise PredictionError(f"{output}: --output must end in .csv or .parquet (got {output.suffix or 'no suffix'}); "
+                              "the format follows the suffix.")
     folder = output.parent if str(output.parent) else Path(".")
     existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
     if not existing.is_dir() or not os.access(existing, os.W_OK):
@@ -51,7 +60,7 @@ def check_output(output: Path, inputs: Sequence[Path]) -> None:
 def write_result(result: pd.DataFrame, output: Path) -> None:
     from geomusic_lib.core.fileio import atomic_write_csv, atomic_write_parquet
 
-    if output.suffix.lower() in {".parquet", ".pq"}:
+    if OUTPUT_FORMATS[output.suffix.lower()] == "parquet":
         atomic_write_parquet(result, output, index=False)
     else:
         atomic_write_csv(result, output)
