@@ -1,4 +1,5 @@
-"""The run's book: pages, facts and findings written from the run, showcases, small display tables, model sources."""
+"""The run's book: pages, facts and findings written from the run, showcases, small display tables, model
+sources."""
 from geomusic_lib.book.pages import (
     book_problems, build_book, feature_dictionary_markdown, merged_timings, mirage_scale_markdown,
     results_table_markdown, stage_book_sources, tuning_table_markdown, write_generated_pages

@@ -1,4 +1,5 @@
-"""Run plumbing every other job uses: params, the run directory, atomic writes, manifest, run lock, progress, optional extras, threads and random state."""
+"""Run plumbing every other job uses: params, the run directory, atomic writes, manifest, run lock,
+progress, optional extras, threads and random state."""
 from geomusic_lib.core.params import (
     AudioParams, deep_merge, EvaluateParams, FeatureParams, FolkParams, format_params, load_params, MirageParams,
     Params, params_from_dict, ParamsError, project_root_for, SplitParams, SpotifyParams, TuneParams, with_overrides

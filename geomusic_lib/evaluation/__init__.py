@@ -1,4 +1,5 @@
-"""Evaluation: metrics with bootstrap intervals, a run's scores, and interpretation (SHAP, attention, integrated gradients)."""
+"""Evaluation: metrics with bootstrap intervals, a run's scores, and interpretation (SHAP, attention,
+integrated gradients)."""
 from geomusic_lib.evaluation.metrics import (
     align_classes, error_km, evaluate_predictions, expected_calibration_error, geographic_order, HEADLINE,
     LOWER_IS_BETTER, ordered_confusion, per_class_metrics, predicted_classes, reliability_table, top_k_hits

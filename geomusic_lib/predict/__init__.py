@@ -1,4 +1,5 @@
-"""Prediction from a checkpoint alone: `Predictor`, input matching, batch inference, the predictions format and distance-aware decisions."""
+"""Prediction from a checkpoint alone: `Predictor`, input matching, batch inference, the predictions format
+and distance-aware decisions."""
 from geomusic_lib.predict.predictor import Predictor
 from geomusic_lib.predict.inputs import PredictionError
 from geomusic_lib.predict.inference import batch_probabilities, resolve_device
