@@ -16,8 +16,8 @@
 # %% [markdown]
 # # 00 · Overview: placing music on the map
 #
-# Can a model hear where a piece of music comes from? This book trains four neural
-# networks, classic baselines and an ensemble of both to predict the country of a track from its audio
+# Can a model hear where a piece of music comes from? This book trains neural networks
+# (the families named in the params' `models:`), classic baselines and an ensemble of both to predict the country of a track from its audio
 # features, measures how far off they are (in classes *and* in kilometres), and asks
 # what they listen to.
 #

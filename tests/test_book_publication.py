@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import yaml
 
 from geomusic_lib.book import pages as bookpages
@@ -234,3 +235,19 @@ def test_the_folk_page_counts_come_from_the_run_s_loader_report(tmp_path):
     assert "no counts of the Essen collection" in note and "params/folk.yaml" in note
     page = (ROOT / "book" / "folk.md").read_text(encoding="utf-8")
     assert "_generated/folk_counts.md" in page and not re.search(r"\d,\d{3} tunes|\d+ tunes in \d+", page)
+
+
+def test_the_intro_counts_the_networks_this_run_trained():
+    """The intro said "four neural networks" while five trained: the count and names now come from the run."""
+    from geomusic_lib.book.facts import network_facts
+
+    metrics = pd.DataFrame({"model": ["fcnn", "tabm", "cnn", "rnn", "attention", "logreg", "ensemble"],
+                            "kind": ["model"] * 5 + ["baseline", "ensemble"]})
+    facts = network_facts(metrics)
+    assert facts["run_networks"] == "five" and facts["run_networks_noun"] == "neural networks"
+    assert facts["run_network_list"].startswith("a fully connected network, TabM")
+    assert facts["run_network_list"].endswith("a recurrent network and an attention model")
+    one = network_facts(metrics[metrics["model"].isin(["cnn", "logreg"])])
+    assert (one["run_networks"], one["run_networks_noun"], one["run_network_list"]) == ("one", "neural network", "a CNN")
+    intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    assert "{{ run_networks }}" in intro and "Four neural networks" not in intro

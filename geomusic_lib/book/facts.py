@@ -47,6 +47,23 @@ def run_facts(run: RunDir, data: RunData) -> dict[str, str]:
             "run_majority_class": floor.majority_class}
 
 
+#: how the intro names each network family
+NETWORK_NAMES = {"fcnn": "a fully connected network", "tabm": "TabM (an ensemble-in-one MLP)", "cnn": "a CNN",
+                 "rnn": "a recurrent network", "attention": "an attention model"}
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def network_facts(metrics: pd.DataFrame) -> dict[str, str]:
+    """How many neural networks this run trained, and which: the intro says it from the run."""
+    trained = metrics.loc[metrics["kind"] == "model", "model"].drop_duplicates().tolist() if len(metrics) else []
+    order = [n for n in NETWORK_NAMES if n in trained] + [n for n in trained if n not in NETWORK_NAMES]
+    count = NUMBER_WORDS[len(order)] if len(order) < len(NUMBER_WORDS) else str(len(order))
+    names = [NETWORK_NAMES.get(n, n) for n in order]
+    listed = ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + (names[-1] if names else "")
+    return {"run_networks": count, "run_network_list": listed or "none trained in this run",
+            "run_networks_noun": "neural network" if len(order) == 1 else "neural networks"}
+
+
 def headline_markdown(run: RunDir, data: RunData, metrics: pd.DataFrame) -> str:
     """The intro's opening: the run's best test accuracy as a large figure, and one sentence of result."""
     floor = floor_of(data)
@@ -109,4 +126,4 @@ def write_book_facts(run: RunDir) -> dict[str, str]:
     atomic_write_text(run.book_generated / "headline.md", headline_markdown(run, data, metrics))
     atomic_write_text(run.book_generated / "findings.md", results_findings_markdown(run, data, metrics))
     atomic_write_text(run.book_generated / "folk_counts.md", folk_counts_markdown(run, data))
-    return {**uci_facts(), **run_facts(run, data)}
+    return {**uci_facts(), **run_facts(run, data), **network_facts(metrics)}
