@@ -378,3 +378,11 @@ def test_progress_bars_write_plain_text_to_the_kernel_log_under_the_orchestrator
     for _ in progress_bar(range(3), desc="tabm"):
         pass
     assert "tabm: 100%" in log.read_text(encoding="utf-8") and "tabm" not in capfd.readouterr().err
+
+
+def test_the_bar_says_as_many_notebooks_at_a_time_as_jobs_allow():
+    """Under --jobs 2 the bar said "4 in parallel"."""
+    models = ["03_fcnn", "04_cnn", "05_rnn", "06_attention"]
+    assert run.parallel_label(models, jobs=2, n_gpus=0) == "4 notebooks, 2 at a time"
+    assert run.parallel_label(models, jobs=8, n_gpus=4) == "4 notebooks, 4 at a time on 4 GPUs"
+    assert run.parallel_label(models[:1], jobs=2, n_gpus=0) == "1 notebook, 1 at a time"

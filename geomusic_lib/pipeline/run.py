@@ -264,10 +264,17 @@ def latest_progress_line(log_dir: Path) -> str | None:
     return f"{logs[-1].stem}: {parts[-1]}" if parts else None
 
 
+def parallel_label(todo: Sequence[str], jobs: int, n_gpus: int) -> str:
+    """What the bar says while model notebooks run side by side: as many at a time as `--jobs` allows."""
+    workers = min(jobs, len(todo))
+    noun = "notebook" if len(todo) == 1 else "notebooks"
+    return f"{len(todo)} {noun}, {workers} at a time" + (f" on {n_gpus} GPUs" if n_gpus > 1 else "")
+
+
 def _run_parallel(root: Path, out_dir: Path, todo: list[str], parameters: dict[str, Any], jobs: int, n_gpus: int,
                   timeout: int | None, bar: Any, log_dir: Path | None) -> list[NotebookResult]:
     results: list[NotebookResult] = []
-    bar.set_postfix_str(f"{len(todo)} in parallel" + (f" on {n_gpus} GPUs" if n_gpus > 1 else ""))
+    bar.set_postfix_str(parallel_label(todo, jobs, n_gpus))
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=get_context("spawn")) as pool:
         pending = {
             pool.submit(execute_notebook, name, str(root), str(out_dir), parameters,
