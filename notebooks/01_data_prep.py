@@ -111,7 +111,8 @@ groups = split_groups(table.frame)
 print(f"artists known: {table.has_groups}")
 for split in splits:
     shared = set(groups[split.train]) & set(groups[split.test])
-    print(f"fold {split.fold}: train {len(split.train)}, validation {len(split.val)}, "
+    part = "holdout split" if split.fold < 0 else f"fold {split.fold}"
+    print(f"{part}: train {len(split.train)}, validation {len(split.val)}, "
           f"test {len(split.test)} tracks; groups in both train and test: {len(shared)}")
     assert not shared, "an artist is on both sides of the split"
 

@@ -58,6 +58,9 @@ def test_data_findings_reports_the_thinnest_test_classes():
     text = findings.data_findings(frame, split)
     assert "12 tracks in 3 classes" in text and "6 / 2 / 4" in text
     assert "1 test track(s) (A, B)" in text
+    equal = findings.data_findings(pd.DataFrame({"label": ["A"] * 4 + ["B"] * 4}),
+                                   Split(fold=-1, train=np.arange(4), val=np.array([4, 5]), test=np.array([6, 7])))
+    assert "8 tracks in 2 classes: every class has 4 tracks." in equal and "largest" not in equal
 
 
 def test_feature_findings_counts_identical_copies():

@@ -177,9 +177,11 @@ def data_findings(frame: pd.DataFrame, split: Split) -> str:
     test_sizes = labels.iloc[split.test].value_counts().reindex(sizes.index, fill_value=0)
     thinnest = test_sizes[test_sizes == test_sizes.min()].index.tolist()
     n = len(frame)
+    spread = (f"every class has {sizes.iloc[0]} tracks" if sizes.iloc[0] == sizes.iloc[-1] else
+              f"the largest, {sizes.index[0]}, has {sizes.iloc[0]} tracks; the smallest, {sizes.index[-1]}, "
+              f"has {sizes.iloc[-1]}")
     return "\n".join([
-        f"- {n:,} tracks in {len(sizes)} classes: the largest, {sizes.index[0]}, has {sizes.iloc[0]} tracks; "
-        f"the smallest, {sizes.index[-1]}, has {sizes.iloc[-1]}.",
+        f"- {n:,} tracks in {len(sizes)} classes: {spread}.",
         f"- Train / validation / test: {len(split.train):,} / {len(split.val):,} / {len(split.test):,} tracks "
         f"({pct(len(split.test) / n, 0)} held out for the test).",
         f"- The smallest classes have {test_sizes.min()} test track(s) ({named_list(thinnest)}), so a single "
