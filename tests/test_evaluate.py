@@ -259,6 +259,7 @@ def test_shown_table_hides_the_index_and_rounds_kilometres():
     html = shown(pd.DataFrame({"model": ["fcnn"], "accuracy": [0.47619], "median_km": [1234.567]})).to_html()
     assert "0.476" in html and "1,235" in html and "1234.567" not in html
     assert "row_heading" not in html  # no index column
+    assert ">median km<" in html and "median_km<" not in html  # headers wrap at the space
 
 
 def test_unknown_regions_never_count_as_a_match():

@@ -17,8 +17,10 @@ def headline_table(metrics: dict, names: Sequence[str] = NOTEBOOK_HEADLINE) -> p
 
 
 def shown(frame: pd.DataFrame, digits: int = 3) -> "pd.io.formats.style.Styler":
-    """A table as the book shows it: no index column, kilometre columns as whole numbers, other
-    floats to `digits` decimals."""
+    """A table as the book shows it: no index column, headers that wrap at word breaks
+    (`balanced accuracy`, so wide tables fit the page), kilometre columns as whole numbers,
+    other floats to `digits` decimals."""
     floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
     formats = {c: "{:,.0f}" if "km" in str(c) else f"{{:.{digits}f}}" for c in floats}
-    return frame.style.hide(axis="index").format(formats, na_rep="")
+    return (frame.style.hide(axis="index").format(formats, na_rep="")
+            .format_index(lambda name: str(name).replace("_", " "), axis="columns"))
