@@ -277,3 +277,17 @@ def test_an_unknown_output_suffix_fails_in_one_line_before_any_work(tmp_path, ca
     assert code == 2 and err.count("\n") == 1
     assert "out.xlsx: --output must end in .csv or .parquet (got .xlsx)" in err
     assert not (tmp_path / "out.xlsx").exists()
+
+
+def test_a_text_cell_is_named_by_row_track_and_value():
+    """The non-numeric message named the column only; the NaN message already named the row."""
+    fixtures = Path(__file__).parent / "fixtures" / "checkpoints"
+    predictor = Predictor.from_checkpoint(fixtures / "rnn_default_0.1.0.pt", device="cpu")
+    rows = pd.read_csv(fixtures / "uci_every_53rd.csv")
+    rows["s1_timbre03"] = rows["s1_timbre03"].astype(object)
+    rows.loc[4, "s1_timbre03"] = "n/a"
+    with pytest.raises(PredictionError) as err:
+        predictor.predict(rows, top_k=1)
+    message = str(err.value)
+    assert "\n" not in message and "['s1_timbre03'] are not numeric" in message
+    assert f"(first: row 4, track {rows.loc[4, 'track_id']}, value 'n/a' in s1_timbre03)" in message

@@ -88,11 +88,23 @@ def _table_matrix(data: pd.DataFrame, feature_names: Sequence[str], what: str) -
         raise PredictionError(f"{what}: {len(missing)} feature column(s) missing: {missing}. "
                               "Columns are matched by name; extract the same features as the training run.")
     frame = data[list(feature_names)]
+    track_ids = data["track_id"].astype(str).to_numpy() if "track_id" in columns else None
     non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
-        raise PredictionError(f"{what}: feature column(s) {non_numeric[:8]} are not numeric.")
-    track_ids = data["track_id"].astype(str).to_numpy() if "track_id" in columns else None
+        raise PredictionError(f"{what}: feature column(s) {non_numeric[:8]} are not numeric"
+                              f"{_first_text_cell(frame[non_numeric[0]], track_ids)}. Fix or drop that cell.")
     return frame.to_numpy(dtype=np.float64), track_ids
+
+
+def _first_text_cell(column: pd.Series, track_ids: np.ndarray | None) -> str:
+    """` (first: row 3, track t3, value 'n/a' in <column>)` for the first cell that is not a number."""
+    values = column.reset_index(drop=True)
+    bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
+    if bad.empty:
+        return ""
+    row = int(bad.index[0])
+    track = f", track {track_ids[row]}" if track_ids is not None else ""
+    return f" (first: row {row}{track}, value {bad.iloc[0]!r} in {column.name})"
 
 
 def _array_matrix(data: Any, feature_names: Sequence[str], model_name: str, what: str) -> np.ndarray:
