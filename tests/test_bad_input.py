@@ -79,8 +79,8 @@ def _set(frame: pd.DataFrame, rows, column: str, value) -> pd.DataFrame:
 
 
 TABLE_ERRORS = [
-    pytest.param(lambda f: f, {"label_column": "origin"}, r"tracks.csv: missing required column\(s\) \['origin'\]",
-                 "point params at the right column name", id="missing-label-column"),
+    pytest.param(lambda f: f, {"label_column": "origin"}, r"tracks.csv: no column for data.table.label_column: 'origin'",
+                 "Set the key to one of these columns", id="missing-label-column"),
     pytest.param(lambda f: f.drop(columns="energy"), {"feature_columns": FEATURES},
                  r"tracks.csv: missing required column\(s\) \['energy'\]", "Found: spotify_id", id="missing-feature-column"),
     pytest.param(lambda f: _set(f, 17, "energy", "abc"), {},

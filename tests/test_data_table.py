@@ -42,9 +42,12 @@ def test_latin1_file_needs_its_encoding(fixtures):
     assert table.frame["label"].nunique() == 5
 
 
-def test_missing_columns_are_listed(top50):
-    with pytest.raises(DataError, match=r"missing required column\(s\) \['origin', 'tempo_bpm'\]"):
-        load_table(top50, "origin", ["tempo_bpm"])
+def test_missing_columns_are_listed_with_the_key_that_names_them(top50):
+    with pytest.raises(DataError, match=r"no column for data.table.label_column: 'origin', data.table.group_column: "
+                                        r"'band'\. Found: spotify_id, name, artists"):
+        load_table(top50, "origin", ["tempo_bpm"], group_column="band")
+    with pytest.raises(DataError, match=r"missing required column\(s\) \['tempo_bpm'\].*data.table.feature_columns"):
+        load_table(top50, "country", ["tempo_bpm"])
 
 
 def test_nan_labels_name_the_column_and_rows(tmp_path, top50):
@@ -134,3 +137,17 @@ def test_every_class_reaches_train_validation_and_test(top50, caplog):
     tiny.loc[tiny["label"] == "Tiny", "group"] = "one artist"  # one artist: always on one side
     gaps = split_gaps(tiny, make_splits(tiny, SplitParams(), seed=0))
     assert gaps and all("'Tiny'" in g for g in gaps) and gaps[0] in caplog.text
+
+
+def test_the_run_checks_a_user_table_before_the_first_notebook(top50):
+    """A missing label column stopped the run only after 00 had run, without naming the key."""
+    from geomusic_lib.core import params_from_dict
+    from geomusic_lib.pipeline.run import UserError, check_table_source
+
+    params = params_from_dict({"data": {"source": "table", "table": {"path": str(top50), "label_column": "origin"}}})
+    with pytest.raises(UserError, match=r"no column for data.table.label_column: 'origin'"):
+        check_table_source(params, ["00_overview", "01_data_prep"])
+    check_table_source(params, ["07_evaluation"])  # 01 does not run: nothing to check
+    good = params_from_dict({"data": {"source": "table", "table": {"path": str(top50), "label_column": "country",
+                                                                   "encoding": "latin-1"}}})
+    check_table_source(good, ["01_data_prep"])

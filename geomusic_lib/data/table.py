@@ -17,6 +17,15 @@ logger = logging.getLogger(__name__)
 BASE_COLUMNS = ["track_id", "label", "group", "lat", "lon"]
 
 
+def _require_keyed_columns(raw: pd.DataFrame, path: str | Path, keys: dict[str, str | None]) -> None:
+    """Every column a `data.table.<key>` names must be in the file; the message names the key."""
+    missing = {key: column for key, column in keys.items() if column and column not in raw.columns}
+    if missing:
+        named = ", ".join(f"data.table.{key}: {column!r}" for key, column in missing.items())
+        shown = ", ".join(map(str, list(raw.columns)[:12])) + (" …" if raw.shape[1] > 12 else "")
+        raise DataError(f"{path}: no column for {named}. Found: {shown}. Set the key to one of these columns.")
+
+
 def identical_column_groups(features: pd.DataFrame) -> list[list[str]]:
     """Groups of two or more columns whose values are identical on every row (NaN equals NaN). The one
     finder of copied columns: the UCI loader's chroma checks, 02's findings and the book's facts use it."""
@@ -77,7 +86,9 @@ def load_table(
     """
     raw = read_table_file(path, encoding=encoding, sep=sep, decimal=decimal)
     optional = [group_column, lat_column, lon_column, id_column]
-    require_columns(raw, [label_column, *(feature_columns or []), *[c for c in optional if c]], path)
+    _require_keyed_columns(raw, path, {"label_column": label_column, "group_column": group_column,
+                                       "lat_column": lat_column, "lon_column": lon_column, "id_column": id_column})
+    require_columns(raw, feature_columns or [], path, "List only columns of the file in data.table.feature_columns.")
     labels = _clean_labels(raw[label_column], path, label_column)
     notes: dict[str, Any] = {"label_column": label_column,
                              "label_note": f"labels from column '{label_column}' of {path}"}

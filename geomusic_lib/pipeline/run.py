@@ -381,6 +381,19 @@ class UserError(Exception):
     """A problem with the command's input: printed as one line, exit code 2."""
 
 
+def check_table_source(params: Params, names: Sequence[str]) -> None:
+    """Read a user's table (`data.source: table`) once before 01 runs, so that a missing label column or a
+    text cell stops the run at once, in one line naming the key, not after 00 has run."""
+    if params.data.source != "table" or "01_data_prep" not in names:
+        return
+    from geomusic_lib.data import DataError, load_dataset
+
+    try:
+        load_dataset(params)
+    except (DataError, FileNotFoundError) as err:
+        raise UserError(str(err)) from None
+
+
 def _orchestrate(args: argparse.Namespace) -> int:
     from geomusic_lib.book.pages import merged_timings
     from geomusic_lib.core.manifest import update_manifest
@@ -394,6 +407,7 @@ def _orchestrate(args: argparse.Namespace) -> int:
             require("jupyter_book", "book")
     except MissingExtraError as err:
         raise UserError(str(err)) from None
+    check_table_source(params, names)
     try:
         lock = RunLock(params.run_dir).acquire()
     except RunLockError as err:
