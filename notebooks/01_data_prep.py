@@ -108,7 +108,7 @@ plots.class_map_figure(run.read_classes()).show()
 
 # %%
 groups = split_groups(table.frame)
-print(f"artists known: {table.has_groups}")
+print(table.notes.get("group_note") or f"groups known (artists): {table.has_groups}")
 for split in splits:
     shared = set(groups[split.train]) & set(groups[split.test])
     part = "holdout split" if split.fold < 0 else f"fold {split.fold}"

@@ -103,18 +103,24 @@ def test_missing_metrics_give_a_note_not_an_error(tmp_path):
 def test_failed_notebook_is_named_with_its_executed_copy(tmp_path, capsys):
     """A failing notebook stops the run; the message names it and the copy with the traceback."""
     root = _copy_book_sources(tmp_path)
-    (root / "params" / "broken.yaml").write_text("run_name: broken\ndata: {source: table}\n", encoding="utf-8")
+    (root / "params" / "broken.yaml").write_text(
+        "run_name: broken\ndata: {source: mirage, mirage: {path: nowhere/MIRAGE.csv}}\n", encoding="utf-8")
+    (root / "params" / "table.yaml").write_text("run_name: mine\ndata: {source: table}\n", encoding="utf-8")
     cwd = Path.cwd()
     os.chdir(root)
     try:
         code = run.main(["--params", "params/broken.yaml", "--only", "01", "--no-book"])
+        table_code = run.main(["--params", "params/table.yaml", "--only", "01", "--no-book"])
     finally:
         os.chdir(cwd)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
     assert code == 1
-    assert "Notebook 01_data_prep failed; executed copy with the traceback: " in out
+    assert "Notebook 01_data_prep failed; executed copy with the traceback: " in captured.out
     executed = RunDir(root / "runs" / "broken").book_notebooks / "01_data_prep.ipynb"
-    assert executed.is_file() and "data.table.path is empty" in executed.read_text(encoding="utf-8")
+    assert executed.is_file() and "MIRAGE export not found" in executed.read_text(encoding="utf-8")
+    # a user's table is checked before any notebook runs: one line, exit 2, nothing executed
+    assert table_code == 2 and "data.table.path is empty" in captured.err
+    assert not RunDir(root / "runs" / "mine").book_notebooks.exists()
     assert "Traceback" not in executed.read_text(encoding="utf-8")  # a known input error is one line
 
 

@@ -151,3 +151,22 @@ def test_the_run_checks_a_user_table_before_the_first_notebook(top50):
     good = params_from_dict({"data": {"source": "table", "table": {"path": str(top50), "label_column": "country",
                                                                    "encoding": "latin-1"}}})
     check_table_source(good, ["01_data_prep"])
+
+
+def test_an_artist_like_column_groups_the_split_unless_the_params_say_none(tmp_path, top50):
+    """With only data: set, a table's `Artist` column used to be ignored, so artists spanned train and test."""
+    from geomusic_lib.core import params_from_dict
+    from geomusic_lib.data import make_splits
+
+    path = tmp_path / "mine.csv"
+    pd.read_csv(top50).rename(columns={"artists": "Artist"}).to_csv(path, index=False)
+    table = load_table(path, "country", FEATURES)
+    assert table.notes["group_column"] == "Artist" and "found by its name" in table.notes["group_note"]
+    assert table.has_groups and table.frame["group"].notna().all()
+    for split in make_splits(table.frame, params_from_dict({}).split, seed=0):
+        groups = table.frame["group"].to_numpy()
+        assert not set(groups[split.train]) & set(groups[split.test])
+    ungrouped = load_table(path, "country", FEATURES, group_column="none")
+    assert not ungrouped.has_groups and "not grouped (data.table.group_column: none)" in ungrouped.notes["group_note"]
+    plain = load_table(top50, "country", FEATURES)  # `artists` is not an artist-like name
+    assert not plain.has_groups and "no artist-like column" in plain.notes["group_note"]

@@ -17,6 +17,26 @@ logger = logging.getLogger(__name__)
 BASE_COLUMNS = ["track_id", "label", "group", "lat", "lon"]
 
 
+#: columns that group a table's split by default when `data.table.group_column` is unset (case-insensitive)
+ARTIST_LIKE_COLUMNS = ("artist", "artist_id", "artist_name", "performer", "composer")
+
+
+def choose_group_column(raw: pd.DataFrame, group_column: str | None) -> tuple[str | None, str]:
+    """The column whose values stay on one side of every split, and a sentence saying so: the one named in
+    `data.table.group_column`, else the first artist-like column; `none` opts out."""
+    if group_column is not None and group_column.strip().lower() == "none":
+        return None, "The split is not grouped (data.table.group_column: none): one artist can be on both sides."
+    if group_column is not None:
+        return group_column, f"The split is grouped by column '{group_column}' (data.table.group_column)."
+    by_name = {str(c).lower(): c for c in raw.columns}
+    found = next((by_name[name] for name in ARTIST_LIKE_COLUMNS if name in by_name), None)
+    if found is None:
+        return None, ("The split is not grouped: the table has no artist-like column "
+                      f"({', '.join(ARTIST_LIKE_COLUMNS)}); name one in data.table.group_column.")
+    return str(found), (f"The split is grouped by column '{found}', found by its name (data.table.group_column "
+                        "unset; set it to another column, or to none).")
+
+
 def _require_keyed_columns(raw: pd.DataFrame, path: str | Path, keys: dict[str, str | None]) -> None:
     """Every column a `data.table.<key>` names must be in the file; the message names the key."""
     missing = {key: column for key, column in keys.items() if column and column not in raw.columns}
@@ -85,12 +105,13 @@ def load_table(
     Everything skipped or dropped is listed in `notes` (and logged).
     """
     raw = read_table_file(path, encoding=encoding, sep=sep, decimal=decimal)
+    group_column, group_note = choose_group_column(raw, group_column)
     optional = [group_column, lat_column, lon_column, id_column]
     _require_keyed_columns(raw, path, {"label_column": label_column, "group_column": group_column,
                                        "lat_column": lat_column, "lon_column": lon_column, "id_column": id_column})
     require_columns(raw, feature_columns or [], path, "List only columns of the file in data.table.feature_columns.")
     labels = _clean_labels(raw[label_column], path, label_column)
-    notes: dict[str, Any] = {"label_column": label_column,
+    notes: dict[str, Any] = {"label_column": label_column, "group_column": group_column, "group_note": group_note,
                              "label_note": f"labels from column '{label_column}' of {path}"}
     used = {label_column, *[c for c in optional if c]}
     if feature_columns:
