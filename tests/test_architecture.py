@@ -9,12 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 LIB = ROOT / "geomusic_lib"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-FIXTURES = ROOT / "tests" / "fixtures" / "checkpoints"
 
 
 def lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
@@ -84,16 +82,3 @@ def test_functions_and_modules_stay_short():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
                 long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
     assert not long
-
-
-def test_a_checkpoint_written_before_the_move_loads_and_answers_the_same():
-    """`rnn_default_0.1.0.pt` was written by the flat layout (tests/fixtures/checkpoints/SOURCE.md)."""
-    from geomusic_lib.predict import Predictor
-
-    predictor = Predictor.from_checkpoint(FIXTURES / "rnn_default_0.1.0.pt", device="cpu")
-    got = predictor.predict(pd.read_csv(FIXTURES / "uci_every_53rd.csv"), top_k=3)
-    expected = pd.read_csv(FIXTURES / "rnn_default_0.1.0_predictions.csv")
-    assert list(got.columns) == list(expected.columns)
-    text = [c for c in expected.columns if not c.startswith("p")]
-    assert got[text].astype(str).equals(expected[text].astype(str))
-    pd.testing.assert_frame_equal(got[["p1", "p2", "p3"]], expected[["p1", "p2", "p3"]], rtol=1e-5, atol=1e-7)  # float32 through CSV

@@ -246,27 +246,43 @@ def test_frames_model_explains_wrong_inputs(tmp_path):
         predictor.predict(tmp_path)
 
 
-def test_the_twelve_chroma_copies_map_onto_a_checkpoint_of_collapsed_columns():
+
+def _collapsed_uci_predictor(tmp_path: Path) -> Predictor:
+    """An untrained fcnn on the loader's 72 collapsed UCI columns (`s<k>_chroma` once per statistic)."""
+    from geomusic_lib.data import load_uci
+    from geomusic_lib.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    table = load_uci()
+    n, classes = len(table.feature_names), ["India", "Japan", "Mali"]
+    config = {"in_features": n, "n_classes": len(classes), "hidden": [8]}
+    checkpoint = {"format_version": 1, "model_name": "fcnn", "model_config": config,
+                  "state_dict": build_model("fcnn", config).state_dict(), "classes": classes,
+                  "class_lat": [28.6, 35.7, 12.6], "class_lon": [77.2, 139.7, -8.0],
+                  "class_region": ["Southern Asia", "Eastern Asia", "Western Africa"],
+                  "feature_names": table.feature_names, "view": "vector", "grid_shape": None,
+                  "norm_mean": table.features.mean(axis=0).tolist(), "norm_std": table.features.std(axis=0).tolist()}
+    return Predictor.from_checkpoint(save_checkpoint(checkpoint, tmp_path / "checkpoint_best.pt"), device="cpu")
+
+
+def test_the_twelve_chroma_copies_map_onto_a_checkpoint_of_collapsed_columns(tmp_path):
     """A table straight from the UCI file (116 columns) predicts with a 72-column checkpoint as its collapsed form
     does; copies that differ are refused in one line that says what to do."""
     from geomusic_lib.data import load_uci
 
-    fixtures = Path(__file__).parent / "fixtures" / "checkpoints"
-    predictor = Predictor.from_checkpoint(fixtures / "rnn_default_0.1.0.pt", device="cpu")
+    predictor = _collapsed_uci_predictor(tmp_path)
     assert "s1_chroma" in predictor.feature_names and "s1_chroma01" not in predictor.feature_names
-    wide = load_uci(collapse_chroma=False)
+    wide, narrow = load_uci(collapse_chroma=False), load_uci()
     rows = wide.frame.iloc[::53][["track_id", *wide.feature_names]].reset_index(drop=True)
-    expected = pd.read_csv(fixtures / "rnn_default_0.1.0_predictions.csv")
+    expected = predictor.predict(narrow.frame.iloc[::53][["track_id", *narrow.feature_names]], top_k=3)
     got = predictor.predict(rows, top_k=3)
-    assert got["top1"].tolist() == expected["top1"].tolist()
-    np.testing.assert_allclose(got["p1"], expected["p1"], rtol=1e-5)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))
     rows.loc[0, "s2_chroma07"] += 1.0
     with pytest.raises(PredictionError) as err:
         predictor.predict(rows, top_k=3)
     message = str(err.value)
     assert "\n" not in message and "s2_chroma07 differ from s2_chroma01" in message
     assert "Rename the column that holds the value to s2_chroma" in message
-
 
 def test_an_unknown_output_suffix_fails_in_one_line_before_any_work(tmp_path, capsys):
     """`--output x.xlsx` used to write CSV text and exit 0."""
@@ -279,11 +295,14 @@ def test_an_unknown_output_suffix_fails_in_one_line_before_any_work(tmp_path, ca
     assert not (tmp_path / "out.xlsx").exists()
 
 
-def test_a_text_cell_is_named_by_row_track_and_value():
+
+def test_a_text_cell_is_named_by_row_track_and_value(tmp_path):
     """The non-numeric message named the column only; the NaN message already named the row."""
-    fixtures = Path(__file__).parent / "fixtures" / "checkpoints"
-    predictor = Predictor.from_checkpoint(fixtures / "rnn_default_0.1.0.pt", device="cpu")
-    rows = pd.read_csv(fixtures / "uci_every_53rd.csv")
+    from geomusic_lib.data import load_uci
+
+    predictor = _collapsed_uci_predictor(tmp_path)
+    table = load_uci()
+    rows = table.frame.iloc[::53][["track_id", *table.feature_names]].reset_index(drop=True)
     rows["s1_timbre03"] = rows["s1_timbre03"].astype(object)
     rows.loc[4, "s1_timbre03"] = "n/a"
     with pytest.raises(PredictionError) as err:
