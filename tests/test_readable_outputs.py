@@ -14,13 +14,10 @@ from geomusic_lib.core.fileio import atomic_write_with, umask_mode
 
 
 @pytest.fixture
-def umask():
-    def set_mask(mask: int) -> None:
-        os.umask(mask)
-
+def restore_umask():
     before = os.umask(0o022)
     os.umask(before)
-    yield set_mask
+    yield
     os.umask(before)
 
 
@@ -32,9 +29,9 @@ def _write_all(folder: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
-def test_every_atomic_write_gets_the_mode_the_umask_gives(tmp_path, umask, mask, mode):
-    umask(mask)
+def test_every_atomic_write_gets_the_mode_the_umask_gives(tmp_path, restore_umask, mask, mode):
+    os.umask(mask)
     assert umask_mode() == mode
-    assert {p.name: oct(p.stat().st_mode & 0o777) for p in _write_all(tmp_path)} == \
-           {p.name: oct(mode) for p in _write_all(tmp_path)}
+    written = _write_all(tmp_path)
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: oct(mode) for p in written}
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from geomusic_lib.data.folk_labels import EXCLUSION_REASONS
 from geomusic_lib.data.store import RunData, load_run_data
 from geomusic_lib.data.uci import N_STATISTICS, load_uci
 from geomusic_lib.evaluation.evaluate import best_network, load_metrics
@@ -88,12 +89,6 @@ def results_findings_markdown(run: RunDir, data: RunData, metrics: pd.DataFrame)
     return comparison_findings(metrics, floor_of(data), best, per_class) + "\n"
 
 
-#: why the folk loader left a tune out (`data.folk_labels.EXCLUSIONS`, and classes below the minimum)
-FOLK_EXCLUSIONS = {"no_origin": "no origin field", "no_country": "an origin naming no country",
-                   "ambiguous": "alternatives naming different countries", "historical": "only a historical state",
-                   "not_china": "not from China", "no_province": "no province named", "small_class": "a small class"}
-
-
 def folk_counts_markdown(run: RunDir, data: RunData) -> str:
     """The folk page's corpus counts, from this run's loader report; a note for a run on other data."""
     report = data.table.notes.get("report") if data.table.source == "folk" else None
@@ -104,7 +99,7 @@ def folk_counts_markdown(run: RunDir, data: RunData) -> str:
     classes, small = report["classes"], report["small_classes"]
     labelled = report["tunes_labelled"]
     top, top_n = max(classes.items(), key=lambda kv: kv[1])
-    left_out = "; ".join(f"{FOLK_EXCLUSIONS.get(k, k)}: {v:,}" for k, v in report["excluded"].items())
+    left_out = "; ".join(f"{EXCLUSION_REASONS.get(k, k)}: {v:,}" for k, v in report["excluded"].items())
     lines = [f"Counted by this run (`{run.name}`) from the copy of the collection it read:", "",
              f"- **{report['tunes_read']:,} tunes** in {len(report['files'])} files; **{labelled:,} tunes in "
              f"{len(classes)} classes** kept: " + ", ".join(f"{k} {v:,}" for k, v in classes.items()) + ".",

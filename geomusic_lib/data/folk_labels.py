@@ -18,8 +18,11 @@ import pandas as pd
 
 from geomusic_lib.data.labels import normalise_text
 
-#: Why a tune has no label; `label_report` counts each.
-EXCLUSIONS = ("no_origin", "no_country", "ambiguous", "historical", "not_china", "no_province")
+#: Why a tune has no label, in words; `label_report` counts each (the loader adds `small_class`).
+EXCLUSION_REASONS = {"no_origin": "no origin field", "no_country": "an origin naming no country",
+                     "ambiguous": "alternatives naming different countries", "historical": "only a historical state",
+                     "not_china": "not from China", "no_province": "no province named", "small_class": "a small class"}
+EXCLUSIONS = tuple(reason for reason in EXCLUSION_REASONS if reason != "small_class")
 
 
 def _key(text: str) -> str:

@@ -12,9 +12,7 @@ from plotly.subplots import make_subplots
 from geomusic_lib.data.geo import lookup_country
 from geomusic_lib.evaluation.metrics import (LOWER_IS_BETTER, align_classes, error_km, ordered_confusion, predicted_classes,
                                   reliability_table)
-from geomusic_lib.plots.style import BOOK_WIDTH_PX
-from geomusic_lib.plots.style import colour as _colour
-from geomusic_lib.plots.style import colour_bar
+from geomusic_lib.plots.style import BOOK_WIDTH_PX, colour as _colour, colour_bar
 from geomusic_lib.predict.predictions import Predictions
 
 #: Axis labels (with units) of the comparison-table metrics.

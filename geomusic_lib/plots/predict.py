@@ -15,9 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from geomusic_lib.plots.style import BOOK_WIDTH_PX
-from geomusic_lib.plots.style import CHAR_PX as _CHAR_PX
-from geomusic_lib.plots.style import colour as _colour
+from geomusic_lib.plots.style import BOOK_WIDTH_PX, CHAR_PX as _CHAR_PX, colour as _colour
 
 _MIN_PANEL_PX = 170  # narrowest plotting width of a panel: fewer columns rather than narrower bars
 _LABEL_CHARS = 18  # country names wrap to lines of at most this many characters (at word breaks)
