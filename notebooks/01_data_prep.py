@@ -36,11 +36,12 @@
 # %%
 import json
 
+import numpy as np
 from IPython.display import Markdown, display
 
 from geomusic_lib import plots
 from geomusic_lib.book import data_findings
-from geomusic_lib.data import split_groups
+from geomusic_lib.data import shared_between
 from geomusic_lib.pipeline import open_stage, stages
 
 # %% [markdown]
@@ -69,13 +70,15 @@ print(f"{len(table.frame)} tracks, {table.frame['label'].nunique()} classes, "
 # Read this note before the scores. For UCI the labels are coordinates of capital
 # cities; the **country names are derived by geomusic from those coordinates** and are
 # not part of the dataset. For MIRAGE the label is where the track was *broadcast* (or
-# the artist's country), chosen by `data.mirage.target`.
+# the artist's country), chosen by `data.mirage.target`. For the folk melodies it is the
+# tune's origin field mapped to a modern country or a Chinese province. For a table of
+# your own it is the value in `data.table.label_column`, and it means what your file says.
 
 # %%
 for key, note in table.notes.items():
-    if key != "report":
+    if key not in ("report", "duplicates", "group_note", "grouped_by"):
         print(f"{key}: {note}")
-if table.notes.get("report"):  # filtering and deduplication counts (MIRAGE); UCI has none
+if table.notes.get("report"):  # filtering and deduplication counts (MIRAGE, folk)
     print(json.dumps(table.notes["report"], indent=2))
 
 # %% [markdown]
@@ -101,26 +104,29 @@ plots.class_map_figure(run.read_classes()).show()
 # ## The splits
 # One split (or one per fold) is fixed here and used by every model and baseline, so
 # their scores are comparable. Splits are stratified by class and **grouped by artist
-# where artists are known**: an artist's tracks never sit on both sides. The check
-# below verifies it for this run. When artists are unknown (UCI has no artist column),
-# each track is its own group, so the check is trivially met and tracks by one artist
-# may sit on both sides.
+# where artists are known**: an artist's tracks never sit on both sides. Rows with
+# identical feature vectors (one recording listed twice, perhaps under two countries)
+# are one group too, unless `data.duplicates` says otherwise. The check below counts,
+# for this run, the artists and the feature vectors found on both sides. When artists
+# are unknown (UCI has no artist column), each track is its own group, so tracks by
+# one artist may sit on both sides.
 
 # %%
-groups = split_groups(table.frame)
-print(table.notes.get("group_note") or f"groups known (artists): {table.has_groups}")
+print(table.notes.get("group_note") or "The split is not grouped by artist: the source names no artists.")
+if "duplicates" in table.notes:
+    print(table.notes["duplicates"]["note"])
 for split in splits:
-    shared = set(groups[split.train]) & set(groups[split.test])
-    part = "holdout split" if split.fold < 0 else f"fold {split.fold}"
-    print(f"{part}: train {len(split.train)}, validation {len(split.val)}, "
-          f"test {len(split.test)} tracks; groups in both train and test: {len(shared)}")
-    assert not shared, "an artist is on both sides of the split"
+    seen = shared_between(table.frame, table.feature_names, np.r_[split.train, split.val], split.test)
+    print(f"{split.name}: train {len(split.train)}, validation {len(split.val)}, test {len(split.test)} tracks; "
+          f"on both sides of the test split: {seen['artists']} artists, {seen['vectors']} identical feature vectors")
+    assert seen["artists"] == 0, "an artist is on both sides of the split"
+    assert seen["vectors"] == 0 or params.data.duplicates == "keep", "a feature vector is on both sides"
 
 # %% [markdown]
 # ## What this run shows
 
 # %% tags=["remove-input"]
-display(Markdown(data_findings(table.frame, splits[0])))
+display(Markdown(data_findings(table.frame, splits[0], table.notes)))
 
 # %% [markdown]
 # ## Summary

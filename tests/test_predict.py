@@ -310,3 +310,32 @@ def test_a_text_cell_is_named_by_row_track_and_value(tmp_path):
     message = str(err.value)
     assert "\n" not in message and "['s1_timbre03'] are not numeric" in message
     assert f"(first: row 4, track {rows.loc[4, 'track_id']}, value 'n/a' in s1_timbre03)" in message
+
+
+def test_the_users_id_column_is_carried_through(tmp_path, trained, test_split, capsys):
+    """An input without `track_id` used to lose the user's own id column in the output."""
+    ckpt, _, _ = trained
+    mine = test_split.rename(columns={"track_id": "isrc"})[["isrc", *test_split.columns[1:]]]
+    path = tmp_path / "mine.csv"
+    mine.to_csv(path, index=False)
+    predictor = Predictor.from_checkpoint(ckpt, device="cpu")
+    default = predictor.predict(mine, top_k=2)  # the first column that is not a feature
+    assert default.columns[0] == "isrc" and default["isrc"].tolist() == mine["isrc"].astype(str).tolist()
+    chosen = predictor.predict(mine, top_k=2, id_column="comment")
+    assert chosen.columns[0] == "comment" and set(chosen["comment"]) == {"ignored"}
+    out = tmp_path / "out.csv"
+    assert main(["--checkpoint", str(ckpt), "--input", str(path), "--id-column", "isrc", "--output", str(out)]) == 0
+    assert pd.read_csv(out, dtype=str)["isrc"].tolist() == mine["isrc"].astype(str).tolist()
+    assert main(["--checkpoint", str(ckpt), "--input", str(path), "--id-column", "nope", "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--id-column 'nope' is not a column of the input (isrc," in err
+
+
+def test_chroma_copies_are_not_taken_for_an_id_column(tmp_path):
+    from geomusic_lib.data import load_uci
+
+    predictor = _collapsed_uci_predictor(tmp_path)
+    wide = load_uci(collapse_chroma=False)
+    rows = wide.frame.iloc[::53][wide.feature_names].reset_index(drop=True)  # the file's 116 columns, no id
+    assert "s1_chroma02" not in predictor.predict(rows, top_k=1).columns
+    assert predictor.predict(rows, top_k=1).columns[0] == "top1"

@@ -3,9 +3,11 @@ substitutions such as `{{ run_tracks }}` in the run's `_config.yml`, and the hea
 findings fragments that the intro and the results page include."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from geomusic_lib.data.folk_labels import EXCLUSION_REASONS
+from geomusic_lib.data.duplicates import shared_between
 from geomusic_lib.data.store import RunData, load_run_data
 from geomusic_lib.data.uci import N_STATISTICS, load_uci
 from geomusic_lib.evaluation.evaluate import best_network, load_metrics
@@ -121,4 +123,27 @@ def write_book_facts(run: RunDir) -> dict[str, str]:
     atomic_write_text(run.book_generated / "headline.md", headline_markdown(run, data, metrics))
     atomic_write_text(run.book_generated / "findings.md", results_findings_markdown(run, data, metrics))
     atomic_write_text(run.book_generated / "folk_counts.md", folk_counts_markdown(run, data))
+    atomic_write_text(run.book_generated / "run_split.md", split_markdown(run, data))
     return {**uci_facts(), **run_facts(run, data), **network_facts(metrics)}
+
+
+def split_markdown(run: RunDir, data: RunData) -> str:
+    """The data page's account of this run's split: what grouped it, identical feature vectors, and
+    what the saved splits share across their sides (0 artists and 0 vectors when grouped)."""
+    notes, frame, names = data.table.notes, data.table.frame, data.table.feature_names
+    grouping = notes.get("group_note") or ("The split is not grouped by artist: this source names no artists, "
+                                           "so each track is its own group.")
+    if data.table.source == "folk":
+        grouping = f"The split is grouped by tune variant ({notes.get('group_note', '')})."
+    duplicates = (notes.get("duplicates") or {}).get("note", "Identical feature vectors are not checked "
+                                                              "before the features exist (this source's features come later).")
+    lines = [f"Run `{run.name}` reads `{data.table.source}` data: {len(frame):,} tracks.", "",
+             f"- **Grouping.** {grouping}", f"- **Identical feature vectors.** {duplicates}"]
+    for split in data.splits[:3]:
+        seen = shared_between(frame, names, np.r_[split.train, split.val], split.test)
+        kind = "variant groups" if data.table.source == "folk" else "artists"
+        lines.append(f"- {split.name.capitalize()}: {seen['artists']} {kind} and {seen['vectors']} identical "
+                     "feature vectors are on both sides of the test split.")
+    if len(data.splits) > 3:
+        lines.append(f"- (and {len(data.splits) - 3} more folds, checked in 01)")
+    return "\n".join(lines) + "\n"

@@ -170,8 +170,9 @@ def _kind_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def data_findings(frame: pd.DataFrame, split: Split) -> str:
-    """The end of 01: how many tracks and classes, how the split falls, the thinnest test classes."""
+def data_findings(frame: pd.DataFrame, split: Split, notes: Mapping | None = None) -> str:
+    """The end of 01: how many tracks and classes, how the split falls and what grouped it (from the
+    source's `notes`), identical feature vectors, the thinnest test classes."""
     labels = frame["label"].astype(str)
     sizes = labels.value_counts()
     test_sizes = labels.iloc[split.test].value_counts().reindex(sizes.index, fill_value=0)
@@ -180,10 +181,16 @@ def data_findings(frame: pd.DataFrame, split: Split) -> str:
     spread = (f"every class has {sizes.iloc[0]} tracks" if sizes.iloc[0] == sizes.iloc[-1] else
               f"the largest, {sizes.index[0]}, has {sizes.iloc[0]} tracks; the smallest, {sizes.index[-1]}, "
               f"has {sizes.iloc[-1]}")
+    notes = notes or {}
+    grouping = [f"- {notes['group_note']}"] if notes.get("group_note") else []
+    duplicates = notes.get("duplicates") or {}
+    if duplicates.get("rows"):
+        grouping.append(f"- {duplicates['note']}")
     return "\n".join([
         f"- {n:,} tracks in {len(sizes)} classes: {spread}.",
         f"- Train / validation / test: {len(split.train):,} / {len(split.val):,} / {len(split.test):,} tracks "
         f"({pct(len(split.test) / n, 0)} held out for the test).",
+        *grouping,
         f"- The smallest classes have {test_sizes.min()} test track(s) ({named_list(thinnest)}), so a single "
         "track moves their recall a lot: read per-class scores with that in mind.",
     ])
@@ -288,3 +295,24 @@ def plan_findings(params: "Params") -> str:
         f"({params.evaluate.bootstrap} resamples); tuning is {'on' if params.tune.enabled else 'off'}.",
         "- [07](07_evaluation.ipynb) and the [results page](../results.md) report what it found.",
     ])
+
+
+def split_protocol(notes: Mapping) -> str:
+    """One sentence for a results table: what kept tracks apart in the split, and what happened to
+    identical feature vectors (from the run's `meta.json` notes)."""
+    if notes.get("grouped_by"):
+        grouped = f"grouped by {notes['grouped_by']}"
+    elif "group_column" in notes:
+        grouped = "not grouped (data.table.group_column: none)"
+    else:
+        grouped = "not grouped by artist (the source names none)"
+    duplicates = notes.get("duplicates") or {}
+    if not duplicates:
+        return f"The split is {grouped}."
+    if not duplicates.get("rows"):
+        return f"The split is {grouped}; no two tracks have identical feature vectors."
+    done = {"group": "kept on one side", "drop": f"reduced to one ({duplicates.get('dropped', 0):,} dropped)",
+            "keep": "split like other rows"}[duplicates["policy"]]
+    return (f"The split is {grouped}; {duplicates['rows']:,} tracks with identical feature vectors "
+            f"({duplicates.get('cross_label_rows', 0):,} with different labels) are {done} "
+            f"(data.duplicates: {duplicates['policy']}).")

@@ -17,6 +17,7 @@ import pandas as pd
 
 from geomusic_lib.book.config import book_config, install_markdown, read_config, repository_url, write_book_config
 from geomusic_lib.book.facts import write_book_facts
+from geomusic_lib.book.findings import split_protocol
 from geomusic_lib.data.uci_features import shipped_dictionary
 from geomusic_lib.core.extras import require
 from geomusic_lib.core.fileio import atomic_write_bytes, atomic_write_text
@@ -167,8 +168,10 @@ def results_table_markdown(run: RunDir, root: Path | None = None) -> str:
                 table[title] = [_with_interval(row, column, digits) for _, row in metrics.iterrows()]
         parts.append(f"**{heading}**\n\n" + markdown_table(table))
     n = f"{int(metrics['n'].iloc[0]):,} test tracks; " if "n" in metrics.columns and metrics["n"].nunique() == 1 else ""
+    protocol = split_protocol(json.loads(run.meta.read_text(encoding="utf-8")).get("notes", {})) + " " \
+        if run.meta.is_file() else ""
     return ("\n\n".join(parts) + f"\n\nEach cell: estimate (95 % bootstrap interval); {n}rows by test accuracy. "
-            f"All metrics, per-class tables included: `{shown}` and `eval/per_class/`, written by 07_evaluation.\n")
+            f"{protocol}All metrics, per-class tables included: `{shown}` and `eval/per_class/`, written by 07_evaluation.\n")
 
 
 def _with_interval(row: Any, column: str, digits: int) -> str:

@@ -78,6 +78,9 @@ class DataParams(_Strict):
     table: TableParams = Field(default_factory=TableParams)
     folk: FolkParams = Field(default_factory=FolkParams)
     max_tracks: int | None = Field(None, ge=1, description="seeded subsample of tracks")
+    duplicates: Literal["group", "drop", "keep"] = Field(
+        "group", description="rows with identical feature vectors: one split group (group), only the first "
+                             "kept (drop), or split like other rows (keep)")
 
 
 class SplitParams(_Strict):

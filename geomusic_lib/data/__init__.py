@@ -14,8 +14,9 @@ from geomusic_lib.data.folk_labels import china_provinces, normalise_title, orig
 from geomusic_lib.data.geo import country_table, geo_soft_targets, great_circle_km, lookup_country, region_of
 from geomusic_lib.data.splits import load_splits, make_splits, save_splits, Split, split_gaps, split_groups
 from geomusic_lib.data.store import (
-    attach_features, build_class_table, load_dataset, load_run_data, prepare_run_data, read_meta, RunData
+    attach_features, build_class_table, load_dataset, load_run_data, prepare_run_data, read_meta, run_splits, RunData
 )
+from geomusic_lib.data.duplicates import duplicate_counts, shared_between
 from geomusic_lib.data.views import check_finite, make_view, Normalizer, pad_frames, ViewBatch
 from geomusic_lib.data.frames import frame_channels, FRAMES_DIR, frames_for_tracks, load_frames, write_frames
 
@@ -27,6 +28,6 @@ __all__ = [
     "tonic_pitch_class", "china_provinces", "normalise_title", "origin_country", "origin_province", "country_table",
     "geo_soft_targets", "great_circle_km", "lookup_country", "region_of", "load_splits", "make_splits", "save_splits",
     "Split", "split_gaps", "split_groups", "attach_features", "build_class_table", "load_dataset", "load_run_data",
-    "prepare_run_data", "read_meta", "RunData", "check_finite", "make_view", "Normalizer", "pad_frames", "ViewBatch",
+    "prepare_run_data", "read_meta", "run_splits", "RunData", "duplicate_counts", "shared_between", "check_finite", "make_view", "Normalizer", "pad_frames", "ViewBatch",
     "frame_channels", "FRAMES_DIR", "frames_for_tracks", "load_frames", "write_frames"
 ]

@@ -354,6 +354,7 @@ def folk_report(tunes: pd.DataFrame, kept: pd.DataFrame, parse: dict[str, Any], 
                        (", Chinese provinces through china_provinces.csv (capital coordinates)"
                         if params.level == "china_province" else "") +
                        "; Lothringen counts as France; ambiguous and historical-state origins are left out."),
+        "grouped_by": "tune variant",
         "group_note": "groups join tune variants: tunes sharing a normalised title or an incipit "
                       f"({params.incipit_notes} intervals) never sit on both sides of a split",
         "terms": "Essen Folksong Collection: legal status unclear; permission for non-commercial distribution "

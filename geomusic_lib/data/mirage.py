@@ -301,6 +301,8 @@ def collapse_tracks(params: MirageParams, extra_columns: list[str] | None = None
     }
     front = ["track_id", "label", "group", "lat", "lon"]
     tracks = tracks[front + [c for c in tracks.columns if c not in front]].reset_index(drop=True)
-    notes = {"label_note": MIRAGE_NOTE, "target": params.target, "level": params.level,
+    notes = {"label_note": MIRAGE_NOTE, "target": params.target, "level": params.level, "grouped_by": "artist",
+             "group_note": "The split is grouped by artist (Spotify artist id, else Wikidata QID, else the "
+                           "normalised artist name); a track without an artist is its own group.",
              "label_column": events.attrs["label_column"], "report": report}
     return TrackTable(tracks, [], source="mirage", notes=notes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from geomusic_lib.data.duplicates import feature_hashes, join_identical
 from geomusic_lib.data.io import DataError
 from geomusic_lib.core.fileio import atomic_path
 from geomusic_lib.core.params import SplitParams
@@ -33,11 +35,15 @@ class Split:
         return "holdout split" if self.fold < 0 else f"fold {self.fold}"
 
 
-def split_groups(frame: pd.DataFrame) -> np.ndarray:
-    """Artist groups where known; a track without an artist is its own group."""
+def split_groups(frame: pd.DataFrame, identical_features: Sequence[str] = ()) -> np.ndarray:
+    """Artist groups where known; a track without an artist is its own group. With
+    `identical_features`, rows with identical values there join one group (`data.duplicates: group`)."""
     group = frame["group"].astype("string")
     own = "track:" + frame["track_id"].astype(str)
-    return group.fillna(own).where(group.fillna("").str.len() > 0, own).to_numpy(dtype=str)
+    groups = group.fillna(own).where(group.fillna("").str.len() > 0, own).to_numpy(dtype=str)
+    if identical_features:
+        groups = join_identical(groups, feature_hashes(frame, identical_features))
+    return groups
 
 
 def _one_fold(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -63,12 +69,14 @@ def _carve_validation(rest: np.ndarray, labels: np.ndarray, groups: np.ndarray, 
     return rest[train_pos], rest[val_pos]
 
 
-def make_splits(frame: pd.DataFrame, params: SplitParams, seed: int) -> list[Split]:
-    """Holdout (train/val/test) or k-fold splits, stratified by label and grouped by artist."""
+def make_splits(frame: pd.DataFrame, params: SplitParams, seed: int,
+                identical_features: Sequence[str] = ()) -> list[Split]:
+    """Holdout (train/val/test) or k-fold splits, stratified by label and grouped by artist (and, with
+    `identical_features`, by identical feature vectors: see `split_groups`)."""
     if frame.empty:
         raise DataError("no tracks to split: the dataset is empty after filtering.")
     labels = frame["label"].to_numpy(dtype=str)
-    groups = split_groups(frame)
+    groups = split_groups(frame, identical_features)
     if params.strategy == "holdout":
         rest, test = _one_fold(labels, groups, max(2, round(1 / params.test)), seed, "test")
         train, val = _carve_validation(rest, labels, groups, params.val / (params.train + params.val), seed)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from geomusic_lib.data.duplicates import apply_duplicate_policy
 from geomusic_lib.data.io import DataError
 from geomusic_lib.data.splits import Split, load_splits, make_splits, save_splits, split_gaps
 from geomusic_lib.data.table import BASE_COLUMNS, TrackTable, load_table
@@ -47,7 +48,15 @@ def load_dataset(params: Params) -> TrackTable:
         table = load_mirage_tracks(mirage, extra_columns=params.features.metadata_fields)
     if data.max_tracks and len(table.frame) > data.max_tracks:
         table.frame = table.frame.sample(n=data.max_tracks, random_state=params.seed).sort_index().reset_index(drop=True)
+    if table.feature_names:
+        table.frame, table.notes["duplicates"] = apply_duplicate_policy(table.frame, table.feature_names, data.duplicates)
     return table
+
+
+def run_splits(table: TrackTable, params: Params) -> list[Split]:
+    """The run's splits: `make_splits` with identical feature vectors joined under `data.duplicates: group`."""
+    joined = table.feature_names if params.data.duplicates == "group" else ()
+    return make_splits(table.frame, params.split, params.seed, identical_features=joined)
 
 
 def build_class_table(frame: pd.DataFrame, level: str = "auto") -> pd.DataFrame:
@@ -90,7 +99,7 @@ def _continent_of_region(region: str) -> str:
 def prepare_run_data(params: Params, run: RunDir) -> tuple[TrackTable, list[Split]]:
     """Load, split and write `data/` of the run: tracks, classes, splits, meta (and table when features exist)."""
     table = load_dataset(params)
-    splits = make_splits(table.frame, params.split, params.seed)
+    splits = run_splits(table, params)
     gaps = split_gaps(table.frame, splits)
     if gaps:
         table.notes["split_gaps"] = gaps

@@ -18,7 +18,7 @@ BASE_COLUMNS = ["track_id", "label", "group", "lat", "lon"]
 
 
 #: columns that group a table's split by default when `data.table.group_column` is unset (case-insensitive)
-ARTIST_LIKE_COLUMNS = ("artist", "artist_id", "artist_name", "performer", "composer")
+ARTIST_LIKE_COLUMNS = ("artist", "artists", "artist_id", "artist_name", "performer", "composer")
 
 
 def choose_group_column(raw: pd.DataFrame, group_column: str | None) -> tuple[str | None, str]:
@@ -112,6 +112,7 @@ def load_table(
     require_columns(raw, feature_columns or [], path, "List only columns of the file in data.table.feature_columns.")
     labels = _clean_labels(raw[label_column], path, label_column)
     notes: dict[str, Any] = {"label_column": label_column, "group_column": group_column, "group_note": group_note,
+                             "grouped_by": f"column '{group_column}'" if group_column else None,
                              "label_note": f"labels from column '{label_column}' of {path}"}
     used = {label_column, *[c for c in optional if c]}
     if feature_columns:

@@ -13,6 +13,7 @@ from geomusic_lib.data.store import attach_features, prepare_run_data, read_meta
 from geomusic_lib.training.ensemble import FittedEnsemble, MemberProbabilities, ensemble_over_splits, ensemble_summary
 from geomusic_lib.evaluation.evaluate import prediction_files
 from geomusic_lib.core.fileio import atomic_write_json
+from geomusic_lib.core.manifest import update_manifest
 from geomusic_lib.core.params import Params
 from geomusic_lib.predict.predictions import FoldPredictions, read_predictions
 from geomusic_lib.core.rundir import RunDir, ensemble_path
@@ -21,8 +22,14 @@ ENSEMBLE_NAME = "ensemble"
 
 
 def prepare_data(params: Params, run: RunDir) -> tuple[TrackTable, list[Split]]:
-    """Notebook 01: load the source, split it and write the run's `data/`."""
-    return prepare_run_data(params, run)
+    """Notebook 01: load the source, split it and write the run's `data/`; the manifest records
+    what grouped the split and what happened to identical feature vectors."""
+    table, splits = prepare_run_data(params, run)
+    if run.manifest.is_file():
+        update_manifest(run.path, split_grouping={
+            "group_column": table.notes.get("group_column"), "group_note": table.notes.get("group_note"),
+            "duplicates": table.notes.get("duplicates")})
+    return table, splits
 
 
 def extract_features(params: Params, run: RunDir) -> dict[str, Any]:

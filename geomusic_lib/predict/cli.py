@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=1024, help="tracks per forward pass (default 1024)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--encoding", default="utf-8", help="text encoding of a CSV input (default utf-8)")
+    parser.add_argument("--id-column", default=None,
+                        help="input column carried into the output to name each row (default: track_id if "
+                             "present, else the first column that is not a feature)")
     return parser
 
 
@@ -74,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.output is not None:
             check_output(args.output, [args.input, args.checkpoint])
         predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
-        result = predictor.predict(args.input, top_k=args.top_k, batch_size=args.batch_size, encoding=args.encoding)
+        result = predictor.predict(args.input, top_k=args.top_k, batch_size=args.batch_size, encoding=args.encoding,
+                                   id_column=args.id_column)
         if args.output is None:
             result.to_csv(sys.stdout, index=False)
             return 0

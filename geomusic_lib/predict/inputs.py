@@ -71,11 +71,30 @@ def map_chroma_copies(data: pd.DataFrame, feature_names: Sequence[str], what: st
     return data
 
 
-def _table_matrix(data: pd.DataFrame, feature_names: Sequence[str], what: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """The named feature columns of a table, in checkpoint order, and its `track_id` column if any."""
+def id_column_of(columns: Sequence[str], feature_names: Sequence[str], id_column: str | None, what: str) -> str | None:
+    """The column whose values name each output row: `id_column` (`--id-column`) if given, else
+    `track_id` if present, else the first column that is neither a feature nor a chroma copy of one."""
+    if id_column is not None:
+        if id_column not in columns:
+            raise PredictionError(f"{what}: --id-column {id_column!r} is not a column of the input "
+                                  f"({names_preview(columns, 6)}); name one of them.")
+        return id_column
+    if "track_id" in columns:
+        return "track_id"
+    features = set(feature_names)
+    copies = re.compile(r"(s\d+_chroma)\d\d")
+    return next((c for c in columns if c not in features and not (
+        (m := copies.fullmatch(c)) and m.group(1) in features)), None)
+
+
+def _table_matrix(data: pd.DataFrame, feature_names: Sequence[str], what: str,
+                  id_column: str | None = None) -> tuple[np.ndarray, pd.Series | None]:
+    """The named feature columns of a table, in checkpoint order, and its id column (see `id_column_of`)."""
     if len(data) == 0:
         raise PredictionError(f"{what}: no rows to predict.")
-    data = map_chroma_copies(data.set_axis([str(c) for c in data.columns], axis=1), feature_names, what)
+    data = data.set_axis([str(c) for c in data.columns], axis=1)
+    id_name = id_column_of(list(data.columns), feature_names, id_column, what)
+    data = map_chroma_copies(data, feature_names, what)
     columns = list(data.columns)
     missing = [f for f in feature_names if f not in columns]
     if len(missing) == len(feature_names):
@@ -88,15 +107,15 @@ def _table_matrix(data: pd.DataFrame, feature_names: Sequence[str], what: str) -
         raise PredictionError(f"{what}: {len(missing)} feature column(s) missing: {missing}. "
                               "Columns are matched by name; extract the same features as the training run.")
     frame = data[list(feature_names)]
-    track_ids = data["track_id"].astype(str).to_numpy() if "track_id" in columns else None
+    ids = data[id_name].astype(str).reset_index(drop=True) if id_name else None
     non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
         raise PredictionError(f"{what}: feature column(s) {non_numeric[:8]} are not numeric"
-                              f"{_first_text_cell(frame[non_numeric[0]], track_ids)}. Fix or drop that cell.")
-    return frame.to_numpy(dtype=np.float64), track_ids
+                              f"{_first_text_cell(frame[non_numeric[0]], ids)}. Fix or drop that cell.")
+    return frame.to_numpy(dtype=np.float64), ids
 
 
-def _first_text_cell(column: pd.Series, track_ids: np.ndarray | None) -> str:
+def _first_text_cell(column: pd.Series, track_ids: pd.Series | None) -> str:
     """` (first: row 3, track t3, value 'n/a' in <column>)` for the first cell that is not a number."""
     values = column.reset_index(drop=True)
     bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
@@ -128,20 +147,24 @@ def _array_matrix(data: Any, feature_names: Sequence[str], model_name: str, what
 
 
 def feature_matrix(data: Any, feature_names: Sequence[str], model_name: str, what: str = "input",
-                   encoding: str = "utf-8") -> tuple[np.ndarray, np.ndarray | None]:
-    """Raw features `(N, F)` in the checkpoint's order, and the track ids if the input has them.
-    `data`: a path, a DataFrame (matched by column name) or a matrix."""
+                   encoding: str = "utf-8", id_column: str | None = None) -> tuple[np.ndarray, pd.Series | None]:
+    """Raw features `(N, F)` in the checkpoint's order, and the rows' ids (a Series named after
+    their column, see `id_column_of`) if a table has them. `data`: a path, a DataFrame (matched by
+    column name) or a matrix."""
     if isinstance(data, (str, Path)):
         what, data = str(data), read_features(data, encoding)
     if isinstance(data, pd.DataFrame):
-        x, track_ids = _table_matrix(data, feature_names, what)
+        x, ids = _table_matrix(data, feature_names, what, id_column)
+    elif id_column is not None:
+        raise PredictionError(f"{what}: --id-column needs a CSV or parquet input with named columns, not a matrix.")
     else:
-        x, track_ids = _array_matrix(data, feature_names, model_name, what), None
+        x, ids = _array_matrix(data, feature_names, model_name, what), None
     try:
-        check_finite(x, what, names=feature_names, row_ids=track_ids, fix="Impute or drop those tracks first.")
+        check_finite(x, what, names=feature_names, row_ids=None if ids is None else ids.to_numpy(),
+                     fix="Impute or drop those tracks first.")
     except DataError as err:
         raise PredictionError(str(err)) from None
-    return x, track_ids
+    return x, ids
 
 
 def _load_frame_folder(folder: Path, model_name: str) -> dict[str, np.ndarray]:

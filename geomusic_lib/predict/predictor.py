@@ -93,9 +93,11 @@ class Predictor:
     def n_features(self) -> int:
         return len(self.feature_names)
 
-    def feature_matrix(self, data: Any, what: str = "input", encoding: str = "utf-8") -> tuple[np.ndarray, np.ndarray | None]:
-        """Raw features `(N, F)` in the checkpoint's order, and the track ids if the input has them."""
-        return feature_matrix(data, self.feature_names, self.model_name, what, encoding)
+    def feature_matrix(self, data: Any, what: str = "input", encoding: str = "utf-8",
+                       id_column: str | None = None) -> tuple[np.ndarray, pd.Series | None]:
+        """Raw features `(N, F)` in the checkpoint's order, and the rows' ids (a Series named after their
+        column: `id_column`, else `track_id`, else the first column that is not a feature)."""
+        return feature_matrix(data, self.feature_names, self.model_name, what, encoding, id_column)
 
     def track_inputs(self, rows: pd.DataFrame, features_dir: str | Path) -> pd.DataFrame | dict[str, np.ndarray]:
         """What `predict` needs for these rows of a run's track table: their feature columns (with
@@ -104,13 +106,15 @@ class Predictor:
             return rows[["track_id", *self.feature_names]]
         return run_frames(rows, features_dir, self.model_name)
 
-    def _inputs(self, data: Any, what: str = "input", encoding: str = "utf-8") -> tuple[ViewBatch, np.ndarray | None]:
-        """Normalised, view-shaped input and the track ids (when the input has them)."""
+    def _inputs(self, data: Any, what: str = "input", encoding: str = "utf-8",
+                id_column: str | None = None) -> tuple[ViewBatch, pd.Series | None]:
+        """Normalised, view-shaped input and the rows' ids (when the input has them)."""
         if self.view == "frames":
             sequences, track_ids = frame_sequences(data, self.n_features, self.model_name, what)
-            return pad_frames([self.norm.transform(f) for f in sequences]), track_ids
-        x, track_ids = self.feature_matrix(data, what, encoding)
-        return make_view(self.view, self.norm.transform(x), grid_shape=self.grid_shape), track_ids
+            ids = None if track_ids is None else pd.Series(track_ids, name="track_id")
+            return pad_frames([self.norm.transform(f) for f in sequences]), ids
+        x, ids = self.feature_matrix(data, what, encoding, id_column)
+        return make_view(self.view, self.norm.transform(x), grid_shape=self.grid_shape), ids
 
     def prepare(self, data) -> ViewBatch:
         """Normalised, view-shaped model input (on the CPU) for raw features (or frame sequences)."""
@@ -150,18 +154,21 @@ class Predictor:
             return [None] * len(proba)
         return [self.classes[i] for i in idx]
 
-    def predict(self, data: Any, top_k: int = 5, batch_size: int = 1024, encoding: str = "utf-8") -> pd.DataFrame:
-        """Top-K countries with probabilities, the region of the top one, and the distance-aware choice."""
+    def predict(self, data: Any, top_k: int = 5, batch_size: int = 1024, encoding: str = "utf-8",
+                id_column: str | None = None) -> pd.DataFrame:
+        """Top-K countries with probabilities, the region of the top one, and the distance-aware choice;
+        the first column carries the rows' ids (`id_column`, else `track_id`, else the first column of a
+        table that is not a feature)."""
         if top_k < 1:
             raise PredictionError(f"top_k must be at least 1, got {top_k}")
-        batch, track_ids = self._inputs(data, encoding=encoding)
+        batch, ids = self._inputs(data, encoding=encoding, id_column=id_column)
         proba = self.predict_proba(batch, batch_size)
         k = min(top_k, len(self.classes))
         top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         classes = np.asarray(self.classes, dtype=object)
         frame = pd.DataFrame(index=range(len(proba)))
-        if track_ids is not None:
-            frame["track_id"] = track_ids
+        if ids is not None:
+            frame[str(ids.name)] = ids.to_numpy()
         for j in range(k):
             frame[f"top{j + 1}"] = classes[top[:, j]]
         for j in range(k):
