@@ -33,6 +33,7 @@ from geomusic_lib.evaluation import evaluate_predictions
 from geomusic_lib.features import notes_features
 from geomusic_lib.core import Params, deep_merge, params_from_dict
 from geomusic_lib.predict import Predictions, Predictor
+from geomusic_lib.core.manifest import MADE_AT_STAMP, made_at
 
 HERE = Path(__file__).resolve().parent
 SEQUENCE = ["cnn", "rnn", "attention"]
@@ -313,7 +314,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{tag}.md").write_text(text + "\n", encoding="utf-8")
+    (args.out / f"{tag}.md").write_text(MADE_AT_STAMP.format(made_at(HERE.parent)) + "\n" + text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -261,7 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     if not rows:
         raise SystemExit(f"{results}: no measurement yet. Run without --report-only first.")
     text = markdown({n: rows[n] for n in sorted(rows)}, args.jobs, args.params.resolve())
-    args.out.write_text(text, encoding="utf-8")
+    from geomusic_lib.core.manifest import MADE_AT_STAMP, made_at
+
+    args.out.write_text(MADE_AT_STAMP.format(made_at(REPO)) + "\n" + text, encoding="utf-8")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(results_header(rows, argv if argv is not None else sys.argv[1:]) + text, encoding="utf-8")
     print(text)

@@ -35,6 +35,7 @@ from geomusic_lib.evaluation import evaluate_predictions
 from geomusic_lib.core import deep_merge, params_from_dict, RunDir
 from geomusic_lib.predict import read_predictions
 from geomusic_lib.training import train_model
+from geomusic_lib.core.manifest import MADE_AT_STAMP, made_at
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent.parent / "shared" / "data" / "spotify_country" / "top50_41countries_2025-02-12.csv"
@@ -145,7 +146,8 @@ def main() -> None:
     seconds = _fit_all(params, run)
     text = _markdown(_table(params, run, seconds, args), params, run, args)
     print(text)
-    (args.out / f"{args.run_name.removesuffix('_run')}.md").write_text(text + "\n", encoding="utf-8")
+    (args.out / f"{args.run_name.removesuffix('_run')}.md").write_text(
+        MADE_AT_STAMP.format(made_at(Path(__file__).resolve().parents[1])) + "\n" + text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from geomusic_lib.training import network_validation_proba, train_model
 from geomusic_lib.evaluation import evaluate_predictions
 from geomusic_lib.core import deep_merge, params_from_dict, predictions_path, RunDir
 from geomusic_lib.predict import Predictions, Predictor, read_predictions
+from geomusic_lib.core.manifest import MADE_AT_STAMP, made_at
 
 HERE = Path(__file__).resolve().parent
 MODELS = ["fcnn", "tabm", "cnn", "rnn", "attention"]
@@ -325,11 +326,12 @@ def main() -> None:
     os.environ["LOKY_MAX_CPU_COUNT"] = str(args.threads)  # random_forest's n_jobs=-1 → this many workers
     threadpool_limits(args.threads)
     params = _params(args)
+    stamp = MADE_AT_STAMP.format(made_at(HERE.parent)) + "\n"
     if args.compare_chroma:
         text = _compare_chroma(args, params)
         print(text)
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "chroma_collapse.md").write_text(text + "\n", encoding="utf-8")
+        (args.out / "chroma_collapse.md").write_text(stamp + text + "\n", encoding="utf-8")
         return
     table = load_uci(collapse_chroma=not args.keep_chroma_copies)
     splits = make_splits(table.frame, params.split, params.seed)
@@ -350,7 +352,7 @@ def main() -> None:
     text = _table_text(args, table, classes, rows, seconds, ens_info, members, time.perf_counter() - t0)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{tag}.md").write_text(text + "\n", encoding="utf-8")
+    (args.out / f"{tag}.md").write_text(stamp + text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

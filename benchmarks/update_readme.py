@@ -28,8 +28,10 @@ BENCH_TABLES = {"uci_cv.md": "10-fold cross-validation on UCI (`benchmarks/bench
 
 def run_section(run: RunDir) -> str:
     """The holdout results of one run, with the command that made it and, if it tuned, its trials."""
-    params_file = read_manifest(run.path).get("params_file", "params/default.yaml")
+    manifest = read_manifest(run.path)
+    params_file = manifest.get("params_file", "params/default.yaml")
     text = (f"### Run `{run.name}` (`make book PARAMS={params_file}`), holdout test split\n\n"
+            f"*Made at {run_commit(manifest)}, on {manifest.get('created', '?')[:10]}.*\n\n"
             + results_table_markdown(run, REPO))
     tuning = tuning_table_markdown(run)
     if not tuning.startswith("```{note}"):
@@ -37,10 +39,26 @@ def run_section(run: RunDir) -> str:
     return text
 
 
+def run_commit(manifest: dict) -> str:
+    """`commit 1a2b3c4d5e` of a run's manifest (and whether tracked files differed from it)."""
+    git = manifest.get("git") or {}
+    if not git.get("commit"):
+        return "an unrecorded commit"
+    return f"commit {git['commit'][:10]}" + (" with uncommitted changes" if git.get("dirty") else "")
+
+
+def bench_section(title: str, text: str) -> str:
+    """A benchmark table under its title, with the commit its stamp names; its own headings sit below the title's."""
+    stamp = re.match(r"<!-- made at: (.*?) -->\n", text)
+    made = f"*Made at {stamp.group(1)}.*" if stamp else "*Commit not recorded (the table predates the stamp).*"
+    body = re.sub(r"^(#+) ", r"##\1 ", text[stamp.end():] if stamp else text, flags=re.M).strip()
+    return f"### {title}\n\n{made}\n\n{body}"
+
+
 def bench_sections() -> list[str]:
-    """Each benchmark table under its title; its own headings sit below the title's level."""
+    """Each benchmark table found under benchmarks/out/, as `bench_section` shows it."""
     out = REPO / "benchmarks" / "out"
-    return [f"### {title}\n\n" + re.sub(r"^(#+) ", r"##\1 ", (out / name).read_text(encoding="utf-8").strip(), flags=re.M)
+    return [bench_section(title, (out / name).read_text(encoding="utf-8"))
             for name, title in BENCH_TABLES.items() if (out / name).is_file()]
 
 

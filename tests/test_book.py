@@ -20,7 +20,7 @@ import yaml
 
 from geomusic_lib.book import pages as bookpages
 
-from geomusic_lib.pipeline import run, session
+from geomusic_lib.pipeline import console, run, session
 
 from geomusic_lib.core import load_params, project_root_for, RunDir
 
@@ -364,11 +364,11 @@ def test_the_console_shows_the_latest_progress_line_of_the_newest_kernel_log(tmp
     time.sleep(0.05)
     (tmp_path / "03_fcnn.log").write_text("fcnn:  10%|#   | 6/60\rfcnn:  20%|##  | 12/60 [00:02<00:09]\r",
                                           encoding="utf-8")
-    assert run.latest_progress_line(tmp_path) == "03_fcnn: fcnn:  20%|##  | 12/60 [00:02<00:09]"
+    assert console.latest_progress_line(tmp_path) == "03_fcnn: fcnn:  20%|##  | 12/60 [00:02<00:09]"
     time.sleep(0.05)
     (tmp_path / "04_cnn.log").write_text("[IPKernelApp] WARNING | Kernel is running over TCP\n", encoding="utf-8")
-    assert run.latest_progress_line(tmp_path) is None  # a kernel's start-up notice is not progress
-    assert run.latest_progress_line(tmp_path / "missing") is None
+    assert console.latest_progress_line(tmp_path) is None  # a kernel's start-up notice is not progress
+    assert console.latest_progress_line(tmp_path / "missing") is None
 
 
 def test_progress_bars_write_plain_text_to_the_kernel_log_under_the_orchestrator(monkeypatch, capfd, tmp_path):
@@ -389,6 +389,36 @@ def test_progress_bars_write_plain_text_to_the_kernel_log_under_the_orchestrator
 def test_the_bar_says_as_many_notebooks_at_a_time_as_jobs_allow():
     """Under --jobs 2 the bar said "4 in parallel"."""
     models = ["03_fcnn", "04_cnn", "05_rnn", "06_attention"]
-    assert run.parallel_label(models, jobs=2, n_gpus=0) == "4 notebooks, 2 at a time"
-    assert run.parallel_label(models, jobs=8, n_gpus=4) == "4 notebooks, 4 at a time on 4 GPUs"
-    assert run.parallel_label(models[:1], jobs=2, n_gpus=0) == "1 notebook, 1 at a time"
+    assert console.parallel_label(models, jobs=2, n_gpus=0) == "4 notebooks, 2 at a time"
+    assert console.parallel_label(models, jobs=8, n_gpus=4) == "4 notebooks, 4 at a time on 4 GPUs"
+    assert console.parallel_label(models[:1], jobs=2, n_gpus=0) == "1 notebook, 1 at a time"
+
+
+def test_the_bar_shows_time_left_only_where_an_earlier_run_of_the_same_params_gives_it(tmp_path, capsys):
+    """The overall ETA read 00:39 during minutes of tuning: tqdm's mean over notebooks estimates nothing."""
+    from types import SimpleNamespace
+
+    from geomusic_lib.core import params_from_dict, RunDir
+    from geomusic_lib.core.manifest import update_manifest, write_manifest
+
+    models = ["03_fcnn", "04_cnn"]
+    assert console.seconds_left(["01_data_prep", *models], {"01_data_prep": 10, "03_fcnn": 100}, 2, models) is None
+    earlier = {"01_data_prep": 10.0, "03_fcnn": 100.0, "04_cnn": 60.0}
+    assert console.seconds_left(["01_data_prep", *models], earlier, jobs=2, parallel=models) == 10 + 160 / 2
+    assert console.left_label(None) == "notebooks" and console.left_label(200) == "notebooks (about 3 min left, as last time)"
+    bar = console.NotebookBar(["01_data_prep", *models], {}, jobs=1, parallel=models)
+    assert "remaining" not in console.BAR_FORMAT and bar.bar.desc == "notebooks"
+    bar.close()
+    params = params_from_dict({"runs_dir": str(tmp_path), "run_name": "r"})
+    run = RunDir(params.run_dir)
+    assert console.earlier_timings(run, params) == {}  # no earlier run
+    write_manifest(params)
+    update_manifest(run.path, timings_s=earlier)
+    assert console.earlier_timings(run, params) == earlier
+    other = params_from_dict({"runs_dir": str(tmp_path), "run_name": "r", "train": {"epochs": 3}})
+    assert console.earlier_timings(run, other) == {}  # other params: the times say nothing
+    bar = console.NotebookBar(list(earlier), earlier, jobs=1, parallel=models)
+    assert bar.bar.desc.startswith("notebooks (about 3 min left")
+    bar.report(SimpleNamespace(name="01_data_prep", seconds=9.0, error=None))
+    assert bar.bar.desc == "notebooks (about 3 min left, as last time)" and bar.bar.n == 1
+    bar.close()

@@ -210,6 +210,21 @@ def test_update_readme_keeps_sections_it_cannot_make_again_and_marks_them():
     assert update.merged_sections([], {"### x": merged[1]})[0].count(update.KEPT) == 1  # marked once
 
 
+def test_update_readme_names_the_commit_each_section_was_made_at():
+    import importlib.util
+
+    from geomusic_lib.core.manifest import MADE_AT_STAMP
+
+    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "benchmarks" / "update_readme.py")
+    update = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(update)
+    stamped = MADE_AT_STAMP.format("commit 1a2b3c4d5e") + "\n#### Folds\n| a |\n"
+    assert update.bench_section("T", stamped) == "### T\n\n*Made at commit 1a2b3c4d5e.*\n\n###### Folds\n| a |"
+    assert "Commit not recorded" in update.bench_section("T", "| a |\n")
+    assert update.run_commit({"git": {"commit": "f" * 40, "dirty": True}}) == "commit ffffffffff with uncommitted changes"
+    assert update.run_commit({}) == "an unrecorded commit"
+
+
 def test_substitutions_in_prose_pages_are_never_inside_code_spans():
     """MyST leaves `{{ key }}` inside backticks as literal text, so a run's number would not appear."""
     for page in (ROOT / "book").glob("*.md"):

@@ -103,3 +103,29 @@ def test_the_fixture_is_what_its_generator_writes():
     spec.loader.exec_module(module)
     written = pd.read_csv(FIXTURE)
     pd.testing.assert_frame_equal(module.make_tracks(), written, check_dtype=False, atol=1e-9)
+
+
+def test_the_readme_documents_every_table_key_with_its_default_and_the_book_includes_it():
+    from geomusic_lib.book.pages import own_data_markdown
+    from geomusic_lib.core.params import DataParams, TableParams
+
+    section = own_data_markdown(ROOT)
+    rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in section.splitlines()
+            if line.startswith("| `data.")}
+    documented = {key.strip("` ") for cell in rows for key in cell.split(",")}
+    assert {f"data.table.{name}" for name in TableParams.model_fields} | {"data.duplicates"} == documented
+    defaults = {"label_column": "`label`", "min_tracks_per_class": "`1`", "encoding": "`utf-8`", "sep": "`,`",
+                "decimal": "`.`"}
+    for name, shown in defaults.items():
+        assert rows[f"`data.table.{name}`"].startswith(shown) and f"`{TableParams().__getattribute__(name)}`" == shown
+    assert rows["`data.duplicates`"] == f"`{DataParams().duplicates}`"
+    assert "tests/fixtures/own_table/tracks.csv" in section and FIXTURE.is_file()
+    assert "points to this section" in section
+
+
+def test_the_readme_names_the_artist_like_columns_the_loader_uses():
+    from geomusic_lib.book.pages import own_data_markdown
+    from geomusic_lib.data.table import ARTIST_LIKE_COLUMNS
+
+    row = next(line for line in own_data_markdown(ROOT).splitlines() if line.startswith("| `data.table.group_column`"))
+    assert [name for name in ARTIST_LIKE_COLUMNS if f"`{name}`" not in row] == []

@@ -100,8 +100,18 @@ def write_generated_pages(root: Path, run: RunDir, params: Params, params_file: 
     atomic_write_text(run.book_generated / "tuning_table.md", tuning_table_markdown(run))
     atomic_write_text(run.book_generated / "feature_dictionary.md", feature_dictionary_markdown())
     atomic_write_text(run.book_generated / "mirage_scale.md", mirage_scale_markdown(root))
+    atomic_write_text(run.book_generated / "own_data.md", own_data_markdown(root))
     facts = write_book_facts(run)  # the prose pages' numbers and findings, from this run
     write_book_config(root / "_config.yml", run.book_dir / "_config.yml", facts)
+
+
+def own_data_markdown(root: Path) -> str:
+    """The quick start's "Your own data": the README's section of that name (one text for both)."""
+    readme = (root / "README.md").read_text(encoding="utf-8") if (root / "README.md").is_file() else ""
+    found = re.search(r"<!-- own-data:start -->\n(.*?)<!-- own-data:end -->", readme, flags=re.S)
+    if not found:
+        return "```{note}\nThe README of this checkout has no \"Your own data\" section.\n```\n"
+    return found.group(1).replace("points here", "points to this section")
 
 
 def mirage_scale_markdown(root: Path) -> str:

@@ -61,6 +61,18 @@ def accelerator() -> dict[str, Any]:
             "cpu_threads": torch.get_num_threads()}
 
 
+def made_at(repo: str | Path = ".") -> str:
+    """`commit 1a2b3c4d5e` (plus `with uncommitted changes` when tracked files differ), for a results table."""
+    state = git_state(repo)
+    if not state["commit"]:
+        return "outside a git checkout"
+    return f"commit {state['commit'][:10]}" + (" with uncommitted changes" if state["dirty"] else "")
+
+
+#: the first line of a benchmark's table under benchmarks/out/: where it was made (update_readme.py reads it)
+MADE_AT_STAMP = "<!-- made at: {} -->"
+
+
 def build_manifest(params: Params, params_file: str | Path | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The manifest as a plain dict (see `write_manifest`)."""
     return {

@@ -333,16 +333,22 @@ class Params(_Strict):
         return self.model_dump(mode="json")
 
 
+#: where a user finds every `data.table` key (README and the book's quick start)
+TABLE_DOCS = "every data.table key, with its default, is in the README's section \"Your own data\""
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid parameters"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":  # never echo the value: it may be a misplaced secret
-            lines.append(f"  - {key}: unknown key (check spelling; see params/default.yaml; credentials belong in .env)")
+            where = TABLE_DOCS if key.startswith("data.table.") else "see params/default.yaml"
+            lines.append(f"  - {key}: unknown key (check spelling; {where}; credentials belong in .env)")
         elif e["type"] == "value_error" and (not e["loc"] or isinstance(e.get("input"), dict)):
             lines.append(f"  - {e['msg'].removeprefix('Value error, ')}")  # a check across keys: it names them
         else:
-            lines.append(f"  - {key}: {e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})")
+            docs = f"; {TABLE_DOCS}" if key.startswith("data.table.") else ""
+            lines.append(f"  - {key}: {e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r}){docs}")
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ from geomusic_lib.data.splits import Split, load_splits, make_splits, save_split
 from geomusic_lib.data.table import BASE_COLUMNS, TrackTable, load_table
 from geomusic_lib.data.uci import load_uci
 from geomusic_lib.core.fileio import atomic_write_csv, atomic_write_json, atomic_write_parquet
-from geomusic_lib.core.params import Params
+from geomusic_lib.core.params import Params, TABLE_DOCS
 from geomusic_lib.core.rundir import RunDir
 
 
@@ -35,7 +35,8 @@ def load_dataset(params: Params) -> TrackTable:
     elif data.source == "table":
         t = data.table
         if t.path is None:
-            raise DataError("params: data.table.path is empty. Point it at your CSV or parquet file of features.")
+            raise DataError("params: data.table.path is empty. Point it at your CSV or parquet file of features "
+                            f"({TABLE_DOCS}).")
         table = load_table(params.resolve(t.path), t.label_column, t.feature_columns or None, t.group_column, t.lat_column,
                            t.lon_column, t.id_column, t.min_tracks_per_class, t.encoding, sep=t.sep, decimal=t.decimal)
     elif data.source == "folk":

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from geomusic_lib.data.io import DataError, read_table_file, require_columns
+from geomusic_lib.core.params import TABLE_DOCS
 from geomusic_lib.data.labels import filter_small_classes
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def _require_keyed_columns(raw: pd.DataFrame, path: str | Path, keys: dict[str, 
     if missing:
         named = ", ".join(f"data.table.{key}: {column!r}" for key, column in missing.items())
         shown = ", ".join(map(str, list(raw.columns)[:12])) + (" …" if raw.shape[1] > 12 else "")
-        raise DataError(f"{path}: no column for {named}. Found: {shown}. Set the key to one of these columns.")
+        raise DataError(f"{path}: no column for {named}. Found: {shown}. Set the key to one of these columns "
+                        f"({TABLE_DOCS}).")
 
 
 def identical_column_groups(features: pd.DataFrame) -> list[list[str]]:

@@ -19,7 +19,6 @@ import argparse
 import os
 import sys
 import time
-import threading
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from geomusic_lib.book.notebooks import NOTEBOOK_MODELS, NOTEBOOKS, STAGES, note
 from geomusic_lib.core.params import Params, ParamsError, load_params
 from geomusic_lib.core.progress import PROGRESS_ENV, PROGRESS_FILE_ENV
 from geomusic_lib.core.rundir import RunDir
+from geomusic_lib.pipeline.console import earlier_timings, LogFollower, NotebookBar, parallel_label
 
 NOTEBOOKS_DIR = Path("notebooks")
 
@@ -189,18 +189,17 @@ def _short_error(err: Exception) -> str:
 
 def run_notebooks(
     root: Path, out_dir: Path, names: Sequence[str], parameters: dict[str, Any], jobs: int = 1,
-    timeout: int | None = None, log_dir: Path | None = None,
+    timeout: int | None = None, log_dir: Path | None = None, earlier_seconds: dict[str, float] | None = None,
 ) -> list[NotebookResult]:
     """Execute `names` in book order into `out_dir`, stage by stage; stop at the first failure.
 
     Kernel logs go to `log_dir/<notebook>.log` (default: the terminal); the console bar shows
-    the latest progress line of the log being written."""
-    from tqdm.auto import tqdm
-
+    the latest progress line of the log being written, and the time left only when
+    `earlier_seconds` (an earlier run of the same params) gives it."""
     n_gpus = gpu_count() if jobs > 1 else 0
     results: list[NotebookResult] = []
-    bar = tqdm(total=len(names), desc="notebooks", unit="nb", file=sys.stdout, dynamic_ncols=True)
-    follower = LogFollower(log_dir, bar) if log_dir else None
+    bar = NotebookBar(names, earlier_seconds or {}, jobs, parallel=[n for n in names if n in STAGES[1]])
+    follower = LogFollower(log_dir, bar.bar) if log_dir else None
     try:
         for stage in STAGES:
             todo = [n for n in stage if n in names]
@@ -212,10 +211,10 @@ def run_notebooks(
             else:
                 stage_results = []
                 for name in todo:
-                    bar.set_postfix_str(name)
+                    bar.bar.set_postfix_str(name)
                     result = execute_notebook(name, str(root), str(out_dir), parameters, kernel_environment(None, 1, 0),
                                               timeout, str(log_dir) if log_dir else None)
-                    _report_one(bar, result)
+                    bar.report(result)
                     stage_results.append(result)
                     if result.error:
                         break
@@ -229,52 +228,10 @@ def run_notebooks(
     return results
 
 
-class LogFollower:
-    """Show, in the console bar, the last progress line of the kernel log written most recently
-    (epochs of a training run, files of an extraction), every second, from a background thread."""
-
-    def __init__(self, log_dir: Path, bar: Any, interval: float = 1.0):
-        self.log_dir, self.bar, self.interval = Path(log_dir), bar, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._follow, daemon=True)
-        self._thread.start()
-
-    def _follow(self) -> None:
-        while not self._stop.wait(self.interval):
-            line = latest_progress_line(self.log_dir)
-            if line:
-                self.bar.set_postfix_str(line[:90], refresh=True)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
-def latest_progress_line(log_dir: Path) -> str | None:
-    """`<notebook>: <last line>` of the most recently written log (the kernel's own `[IPKernelApp]`
-    start-up notices skipped), or None."""
-    logs = sorted(Path(log_dir).glob("*.log"), key=lambda p: p.stat().st_mtime) if Path(log_dir).is_dir() else []
-    if not logs:
-        return None
-    with open(logs[-1], "rb") as handle:
-        handle.seek(max(0, logs[-1].stat().st_size - 2000))
-        tail = handle.read().decode("utf-8", errors="replace")
-    parts = [p.strip() for p in tail.replace("\r", "\n").splitlines()
-             if p.strip() and not p.startswith("[IPKernelApp]")]
-    return f"{logs[-1].stem}: {parts[-1]}" if parts else None
-
-
-def parallel_label(todo: Sequence[str], jobs: int, n_gpus: int) -> str:
-    """What the bar says while model notebooks run side by side: as many at a time as `--jobs` allows."""
-    workers = min(jobs, len(todo))
-    noun = "notebook" if len(todo) == 1 else "notebooks"
-    return f"{len(todo)} {noun}, {workers} at a time" + (f" on {n_gpus} GPUs" if n_gpus > 1 else "")
-
-
 def _run_parallel(root: Path, out_dir: Path, todo: list[str], parameters: dict[str, Any], jobs: int, n_gpus: int,
                   timeout: int | None, bar: Any, log_dir: Path | None) -> list[NotebookResult]:
     results: list[NotebookResult] = []
-    bar.set_postfix_str(parallel_label(todo, jobs, n_gpus))
+    bar.bar.set_postfix_str(parallel_label(todo, jobs, n_gpus))
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=get_context("spawn")) as pool:
         pending = {
             pool.submit(execute_notebook, name, str(root), str(out_dir), parameters,
@@ -286,7 +243,7 @@ def _run_parallel(root: Path, out_dir: Path, todo: list[str], parameters: dict[s
             for future in done:
                 pending.pop(future)
                 result = future.result()
-                _report_one(bar, result)
+                bar.report(result)
                 results.append(result)
             if any(r.error for r in results):
                 for future in pending:
@@ -294,12 +251,6 @@ def _run_parallel(root: Path, out_dir: Path, todo: list[str], parameters: dict[s
                 break
     order = {n: i for i, n in enumerate(todo)}
     return sorted(results, key=lambda r: order[r.name])
-
-
-def _report_one(bar: Any, result: NotebookResult) -> None:
-    status = "failed" if result.error else "ok"
-    bar.write(f"  {result.name:<24} {result.seconds:7.1f} s  {status}")
-    bar.update(1)
 
 
 def format_timings(report: RunReport) -> str:
@@ -332,6 +283,7 @@ def execute_run(root: Path, params: Params, params_file: Path, names: list[str],
     from geomusic_lib.core.manifest import write_manifest
 
     run = RunDir(params.run_dir)
+    earlier = earlier_timings(run, params)  # read before the manifest is rewritten
     write_manifest(params, os.path.relpath(params_file, params.root))
     print(f"Running {len(names)} notebook(s) with {os.path.relpath(params_file, root)} for run '{params.run_name}' "
           f"(run directory {os.path.relpath(params.run_dir, root)}; kernel logs in its logs/)")
@@ -339,7 +291,8 @@ def execute_run(root: Path, params: Params, params_file: Path, names: list[str],
     skipped = [n for n in names if not notebook_runs(n, params.models)]
     report = RunReport(results=[write_skipped_copy(root, run, n, params_file) for n in skipped])
     report.results += run_notebooks(root, run.book_notebooks, [n for n in names if n not in skipped], parameters,
-                                    jobs=max(1, args.jobs), timeout=args.timeout, log_dir=run.logs_dir)
+                                    jobs=max(1, args.jobs), timeout=args.timeout, log_dir=run.logs_dir,
+                                    earlier_seconds=earlier)
     report.results.sort(key=lambda r: NOTEBOOKS.index(r.name))
     return report
 
