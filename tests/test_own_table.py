@@ -129,3 +129,18 @@ def test_the_readme_names_the_artist_like_columns_the_loader_uses():
 
     row = next(line for line in own_data_markdown(ROOT).splitlines() if line.startswith("| `data.table.group_column`"))
     assert [name for name in ARTIST_LIKE_COLUMNS if f"`{name}`" not in row] == []
+
+
+def test_the_readme_example_is_the_shipped_params_file_and_it_validates():
+    import re
+
+    import yaml
+
+    from geomusic_lib.book.pages import own_data_markdown
+    from geomusic_lib.core import load_params
+
+    block = re.search(r"```yaml\n(.*?)```", own_data_markdown(ROOT), flags=re.S).group(1)
+    shipped = ROOT / "params" / "own_table.yaml"
+    assert yaml.safe_load(block) == yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    params = load_params(shipped)
+    assert params.data.source == "table" and params.resolve(params.data.table.path) == FIXTURE

@@ -39,6 +39,7 @@ def load_dataset(params: Params) -> TrackTable:
                             f"({TABLE_DOCS}).")
         table = load_table(params.resolve(t.path), t.label_column, t.feature_columns or None, t.group_column, t.lat_column,
                            t.lon_column, t.id_column, t.min_tracks_per_class, t.encoding, sep=t.sep, decimal=t.decimal)
+        table = _shown_as_written(table, str(params.resolve(t.path)), str(t.path))
     elif data.source == "folk":
         from geomusic_lib.data.folk import load_folk_tracks
         table = load_folk_tracks(data.folk)
@@ -51,6 +52,13 @@ def load_dataset(params: Params) -> TrackTable:
         table.frame = table.frame.sample(n=data.max_tracks, random_state=params.seed).sort_index().reset_index(drop=True)
     if table.feature_names:
         table.frame, table.notes["duplicates"] = apply_duplicate_policy(table.frame, table.feature_names, data.duplicates)
+    return table
+
+
+def _shown_as_written(table: TrackTable, resolved: str, written: str) -> TrackTable:
+    """The table's source and notes with the path as the params file wrote it (no home folder on a page)."""
+    table.source = f"table:{written}"
+    table.notes = {k: v.replace(resolved, written) if isinstance(v, str) else v for k, v in table.notes.items()}
     return table
 
 

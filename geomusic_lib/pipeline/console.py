@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from geomusic_lib.core.rundir import RunDir
 
 #: the bar without tqdm's own rate and ETA (a mean over notebooks that differ a hundredfold)
-BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} [{elapsed}] {postfix}"
+BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} [{elapsed}]{postfix}"
 
 
 def earlier_timings(run: RunDir, params: Any) -> dict[str, float]:
@@ -27,7 +27,7 @@ def earlier_timings(run: RunDir, params: Any) -> dict[str, float]:
 def seconds_left(remaining: Sequence[str], earlier: dict[str, float], jobs: int, parallel: Sequence[str]) -> float | None:
     """The earlier run's seconds for the notebooks still to run (those run side by side shared over
     `jobs`), or None when one of them has no earlier time."""
-    if any(name not in earlier for name in remaining):
+    if not remaining or any(name not in earlier for name in remaining):
         return None
     side_by_side = sum(earlier[n] for n in remaining if n in parallel) / max(1, min(jobs, len(parallel) or 1))
     return sum(earlier[n] for n in remaining if n not in parallel) + side_by_side
