@@ -41,12 +41,12 @@
 from IPython.display import Markdown, display
 
 from geomusic_lib import plots
-from geomusic_lib.book import comparison_findings, floor_of, shown
+from geomusic_lib.book import comparison_findings, floor_of, shown, weighting_protocol
 from geomusic_lib.data import load_run_data
 from geomusic_lib.evaluation import best_network, evaluate_run, prediction_files
 from geomusic_lib.pipeline import open_stage, stages
 from geomusic_lib.predict import read_predictions
-from geomusic_lib.training import tune
+from geomusic_lib.training import tune, weights_table
 
 # %% [markdown]
 # ## Parameters
@@ -86,9 +86,12 @@ shown(tuning) if len(tuning) else None
 # %% [markdown]
 # ## A calibrated ensemble
 # Averaging models that err differently is the simplest way to gain accuracy. The
-# ensemble's member weights (greedy selection on the log-loss {cite:p}`caruana2004ensemble`) and
+# ensemble's member weights (greedy selection with replacement {cite:p}`caruana2004ensemble`) and
 # its temperatures {cite:p}`guo2017calibration` are fitted on the **validation** rows
-# only, then applied to the test rows. Baselines are refitted on the training rows for
+# only, then applied to the test rows. The weights minimise the run's objective,
+# `evaluate.ensemble_objective`: by default the log-loss, or the balanced log-loss when
+# `train.class_weights` weighs classes for every model. If no mixture beats the best
+# member on those rows, the ensemble is that member alone. Baselines are refitted on the training rows for
 # this, since their own fit saw the validation rows; the weights then apply to their usual
 # test probabilities. The networks' checkpoints were early-stopped on these same rows, so
 # they look slightly better there than they are. Temperature scaling also matters for the
@@ -98,9 +101,13 @@ shown(tuning) if len(tuning) else None
 ensembles = stages.fit_ensemble(params, run, data)  # one per split: weights; T = final temperature
 
 # %% [markdown]
-# Members not listed got weight 0: adding them did not lower the validation log-loss.
-# A final temperature `T` below 1 sharpens the mixed probabilities (averaging flattens
-# them), above 1 softens them.
+# The table gives each member's weight, its temperature and its score under the objective
+# on the validation rows (lower is better), and the ensemble's score last. A member with
+# weight 0 did not improve the mixture. A final temperature `T` below 1 sharpens the mixed
+# probabilities (averaging flattens them), above 1 softens them.
+
+# %%
+shown(weights_table(ensembles)) if ensembles else None
 
 # %%
 classes = run.read_classes()
@@ -175,7 +182,7 @@ plots.reliability_diagram({m: predictions[m] for m in [*params.models, "ensemble
 # ## What this run shows
 
 # %% tags=["remove-input"]
-display(Markdown(comparison_findings(metrics, floor_of(data), best, per_class)))
+display(Markdown(comparison_findings(metrics, floor_of(data), best, per_class) + "\n- " + weighting_protocol(run)))
 
 # %% [markdown]
 # ## Summary

@@ -113,7 +113,7 @@ plots.per_class_importance_figure(by_class).show()
 # %%
 x, y = table.features, table.frame["label"].to_numpy()
 fit_rows = np.concatenate([split.train, split.val])
-settings = stages.effective_params(params, run, ["random_forest"]).baseline_settings.get("random_forest")
+settings = stages.effective_params(params, run, ["random_forest"]).baseline_settings_for("random_forest")
 forest = fit_baseline("random_forest", params.seed, x[fit_rows], y[fit_rows], settings)  # as in 07: bounded, tuned
 tree_rows = interpret.sample_split(split, ip.tree_shap_samples, params.seed, part="test")
 forest_importance = interpret.shap_importance_tree(forest, x[tree_rows], table.feature_names)

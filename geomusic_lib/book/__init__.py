@@ -2,7 +2,7 @@
 sources."""
 from geomusic_lib.book.pages import (
     book_problems, build_book, feature_dictionary_markdown, merged_timings, mirage_scale_markdown,
-    results_table_markdown, stage_book_sources, tuning_table_markdown, write_generated_pages
+    results_table_markdown, stage_book_sources, tuning_table_markdown, weighting_protocol, write_generated_pages
 )
 from geomusic_lib.book.config import book_config, install_markdown, repository_url, write_book_config
 from geomusic_lib.book.findings import (
@@ -18,7 +18,7 @@ from geomusic_lib.book.notebooks import MODEL_NOTEBOOKS, NOTEBOOK_MODELS, notebo
 
 __all__ = [
     "book_problems", "build_book", "feature_dictionary_markdown", "merged_timings", "mirage_scale_markdown",
-    "results_table_markdown", "stage_book_sources", "tuning_table_markdown", "write_generated_pages", "book_config",
+    "results_table_markdown", "stage_book_sources", "tuning_table_markdown", "weighting_protocol", "write_generated_pages", "book_config",
     "install_markdown", "repository_url", "write_book_config", "attention_caveat", "comparison_findings",
     "data_findings", "feature_findings", "floor_of", "interpretation_findings", "network_findings", "plan_findings",
     "choose_showcase", "compact_guesses", "prediction_findings", "showcase_rows", "validation_recall", "headline_table",

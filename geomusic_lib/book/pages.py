@@ -180,8 +180,23 @@ def results_table_markdown(run: RunDir, root: Path | None = None) -> str:
     n = f"{int(metrics['n'].iloc[0]):,} test tracks; " if "n" in metrics.columns and metrics["n"].nunique() == 1 else ""
     protocol = split_protocol(json.loads(run.meta.read_text(encoding="utf-8")).get("notes", {})) + " " \
         if run.meta.is_file() else ""
+    protocol += weighting_protocol(run)
     return ("\n\n".join(parts) + f"\n\nEach cell: estimate (95 % bootstrap interval); {n}rows by test accuracy. "
             f"{protocol}All metrics, per-class tables included: `{shown}` and `eval/per_class/`, written by 07_evaluation.\n")
+
+
+def weighting_protocol(run: RunDir) -> str:
+    """One sentence on class weighting and the ensemble's objective, from the run's manifest ("" without one)."""
+    try:
+        plain = read_manifest(run.path)["params"]
+    except (FileNotFoundError, KeyError, ValueError):
+        return ""
+    on = bool(plain.get("train", {}).get("class_weights"))
+    objective = plain.get("evaluate", {}).get("ensemble_objective", "auto")
+    objective = ("balanced_log_loss" if on else "log_loss") if objective == "auto" else objective
+    weighted = ("Classes are weighted by inverse frequency for every model (train.class_weights: true)"
+                if on else "Classes are not weighted, for any model (train.class_weights: false)")
+    return f"{weighted}; the ensemble's weights minimise the {objective.replace('_', ' ')}. "
 
 
 def _with_interval(row: Any, column: str, digits: int) -> str:

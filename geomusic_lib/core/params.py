@@ -233,6 +233,9 @@ class EvaluateParams(_Strict):
     ci: float = Field(0.95, gt=0, lt=1, description="confidence level of the bootstrap intervals")
     ensemble: bool = Field(True, description="fit a calibrated ensemble of the networks and baselines on the "
                                              "validation rows (geomusic_lib.training.ensemble.run_ensemble)")
+    ensemble_objective: Literal["auto", "log_loss", "balanced_log_loss", "balanced_accuracy", "expected_km"] = Field(
+        "auto", description="what the ensemble's weights minimise on held-out rows; auto = balanced_log_loss "
+                            "when train.class_weights is on, else log_loss")
 
 
 class InterpretParams(_Strict):
@@ -256,6 +259,10 @@ class PredictParams(_Strict):
     batch_size: int = Field(1024, ge=1, description="tracks per forward pass")
 
 
+#: baselines whose estimator takes `class_weight` (knn cannot weigh classes; the majority class is the floor)
+WEIGHTED_BASELINES = ("logreg", "random_forest", "hist_gb", "svm")
+
+
 class Params(_Strict):
     run_name: str = "default"
     runs_dir: Path = Path("runs")
@@ -272,8 +279,7 @@ class Params(_Strict):
     train: TrainParams = Field(default_factory=TrainParams)
     train_per_model: dict[NetworkName, dict[str, Any]] = Field(
         default_factory=lambda: {"tabm": {"lr": 0.002, "weight_decay": 0.0003, "batch_size": 256},
-                                 "rnn": {"lr": 0.003, "class_weights": True},
-                                 "attention": {"lr": 0.003, "class_weights": True}},
+                                 "rnn": {"lr": 0.003}, "attention": {"lr": 0.003}},
         description="train keys that differ for one network, e.g. {rnn: {lr: 0.003}}; a file that sets "
                     "train_per_model replaces this whole mapping")
     baseline_settings: dict[Literal["random_forest", "hist_gb"], dict[str, Any]] = Field(
@@ -294,9 +300,25 @@ class Params(_Strict):
 
     @model_validator(mode="after")
     def _valid_train_per_model(self) -> "Params":
-        for name in self.train_per_model:
+        for name, entry in self.train_per_model.items():
+            if "class_weights" in entry:
+                raise ValueError(f"train_per_model.{name}.class_weights: class weighting is one setting for every "
+                                 "model (networks, baselines and the ensemble's objective); set train.class_weights")
             self.train_for(name)
         return self
+
+    def ensemble_objective(self) -> str:
+        """`evaluate.ensemble_objective`, with `auto` resolved by `train.class_weights`."""
+        chosen = self.evaluate.ensemble_objective
+        if chosen != "auto":
+            return chosen
+        return "balanced_log_loss" if self.train.class_weights else "log_loss"
+
+    def baseline_settings_for(self, name: str) -> dict[str, Any]:
+        """Estimator settings of baseline `name`: `class_weight: balanced` when `train.class_weights` is on
+        and the estimator can weigh classes, then its `baseline_settings` entry."""
+        weighted = {"class_weight": "balanced"} if self.train.class_weights and name in WEIGHTED_BASELINES else {}
+        return {**weighted, **self.baseline_settings.get(name, {})}
 
     def train_for(self, model_name: str) -> TrainParams:
         """The train settings of one network: `train` with its `train_per_model` entry on top."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from typing import Any, Sequence
 
-from geomusic_lib.data import RunData, Split, TrackTable, load_run_data
+from geomusic_lib.data import great_circle_km, RunData, Split, TrackTable, load_run_data
 from geomusic_lib.data.frames import frames_for_tracks
 from geomusic_lib.data.store import attach_features, prepare_run_data, read_meta
 from geomusic_lib.training.ensemble import FittedEnsemble, MemberProbabilities, ensemble_over_splits, ensemble_summary
@@ -131,8 +131,11 @@ def fit_ensemble(params: Params, run: RunDir, data: RunData | None = None) -> li
         print(f"no ensemble: {why_not}")
         return []
     fitted = run_ensemble(run, data, params)
+    weighting = "classes weighted" if params.train.class_weights else "classes not weighted"
     for ens in fitted:
-        print(f"{ens.notes['split']}: {ens.describe()}   (validation log-loss {ens.val_log_loss:.3f})")
+        print(f"{ens.notes['split']}: {ens.describe()}   (objective {ens.objective}, {weighting}: ensemble "
+              f"{ens.score:.3f}, best member {min(ens.member_scores.values()):.3f}; validation log-loss "
+              f"{ens.val_log_loss:.3f})")
     return fitted
 
 
@@ -171,8 +174,13 @@ def run_ensemble(run: RunDir, data: RunData, params: Params, members: Sequence[s
     for i, more in enumerate(extra or []):
         per_split[i].update(more)
     y = data.table.label_indices()
+    class_km = None
+    if params.ensemble_objective() == "expected_km":
+        lat, lon = data.classes["lat"].to_numpy(float), data.classes["lon"].to_numpy(float)
+        class_km = great_circle_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
     fitted, test = ensemble_over_splits(per_split, [y[s.val] for s in data.splits],
-                                        [{"fold": s.fold, "split": s.name} for s in data.splits])
+                                        [{"fold": s.fold, "split": s.name} for s in data.splits],
+                                        objective=params.ensemble_objective(), class_km=class_km)
     collected = FoldPredictions(data.table.frame, data.table.classes())
     for split, proba in zip(data.splits, test):
         collected.add(split.fold, split.test, proba)

@@ -17,7 +17,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import make_pipeline, Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
@@ -52,11 +52,15 @@ def make_baseline(name: str, seed: int, settings: Mapping[str, Any] | None = Non
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
     estimator = BASELINES[name](seed)
-    if settings:
-        try:
+    settings = dict(settings or {})
+    class_weight = settings.pop("class_weight", None)  # the final step's, in a pipeline
+    try:
+        if settings:
             estimator.set_params(**settings)
-        except ValueError as err:
-            raise ValueError(f"baseline_settings.{name}: {str(err).splitlines()[0]}") from None
+        if class_weight is not None:
+            (estimator[-1] if isinstance(estimator, Pipeline) else estimator).set_params(class_weight=class_weight)
+    except ValueError as err:
+        raise ValueError(f"baseline_settings.{name}: {str(err).splitlines()[0]}") from None
     return estimator
 
 
@@ -108,7 +112,7 @@ def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, ou
             if len(fit_rows) == 0:
                 raise ValueError(f"baseline {name}: the training split of fold {split.fold} is empty")
             estimator = fit_baseline(name, params.seed + max(split.fold, 0), x[fit_rows], y[fit_rows],
-                                     params.baseline_settings.get(name))
+                                     params.baseline_settings_for(name))
             collected.add(split.fold, split.test, baseline_proba(estimator, x[split.test], len(classes)))
         written[name] = collected.write(predictions_path(Path(out_dir) / name))
     return written

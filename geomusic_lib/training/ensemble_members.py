@@ -87,7 +87,7 @@ def split_member_probabilities(run: RunDir, data: RunData, params: Params,
         probas = {}
         for m, pred in stored.items():
             val = (network_validation_proba(predictors[m][split.fold], table, split, frames) if m in predictors
-                   else baseline_validation_proba(m, table, split, params.seed, params.baseline_settings.get(m)))
+                   else baseline_validation_proba(m, table, split, params.seed, params.baseline_settings_for(m)))
             probas[m] = MemberProbabilities(val, stored_test_proba(m, pred, table, split))
         out.append(probas)
     return out

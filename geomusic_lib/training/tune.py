@@ -173,7 +173,7 @@ def _network_objective(name: str, params: Params, data: RunData, frames) -> Call
 def trial_settings(name: str, params: Params, trial) -> dict[str, Any]:
     """Tree baseline `name`'s settings for a trial: the params file's (`max_train_rows` and any key the
     search does not cover) with the trial's suggestions on top."""
-    return {**params.baseline_settings.get(name, {}), **SPACES[name](trial)["baseline_settings"][name]}
+    return {**params.baseline_settings_for(name), **SPACES[name](trial)["baseline_settings"][name]}
 
 
 def _baseline_objective(name: str, params: Params, data: RunData) -> Callable[[Any], float]:
