@@ -227,3 +227,35 @@ def test_wheel_ships_the_license(tmp_path):
     assert "Provides-Extra: interpret" in metadata
     assert not any(line.startswith("Requires-Dist: shap") and "extra ==" not in line
                    for line in metadata.splitlines())
+
+
+def test_a_bag_checkpoint_predicts_from_outside_the_repository_without_any_extra(tmp_path):
+    """A bagged network (train.bagging.folds > 1) is one self-contained checkpoint for the predictor."""
+    import torch
+
+    from geomusic_lib.models import Bag, build_model, save_checkpoint
+
+    single, tracks = write_tiny_checkpoint(tmp_path / "single")
+    base = torch.load(single, weights_only=True)
+    torch.manual_seed(1)
+    config = base["model_config"]
+    bag = Bag([build_model("fcnn", config) for _ in range(3)]).eval()
+    path = save_checkpoint({**base, "format_version": 2, "model_config": {"bag": [config] * 3},
+                            "state_dict": bag.state_dict(), "bag_size": 3}, tmp_path / "bag" / "checkpoint_best.pt")
+    output = tmp_path / "out.csv"
+    code = """
+import subprocess
+from geomusic_lib.predict.cli import main
+status = main(sys.argv[1:])
+print("optional modules loaded:", loaded_optional())
+sys.exit(status)
+"""
+    command = [sys.executable, "-c", CHILD_PRELUDE + code, json.dumps(OPTIONAL_MODULES), "block", "--checkpoint",
+               str(path), "--input", str(tracks), "--output", str(output), "--device", "cpu"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "optional modules loaded: []" in done.stdout
+    x = torch.as_tensor(pd.read_csv(tracks).drop(columns="track_id").to_numpy(), dtype=torch.float32)
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(m(x), 1) for m in bag.members]).mean(0).numpy()
+    np.testing.assert_allclose(pd.read_csv(output)["p1"], mean.max(axis=1), atol=1e-5)

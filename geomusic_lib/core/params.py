@@ -182,6 +182,11 @@ class ModelParams(_Strict):
     attention: AttentionParams = Field(default_factory=AttentionParams)
 
 
+class BaggingParams(_Strict):
+    folds: int = Field(1, ge=1, description="k-fold bagging inside each split: every model trains k times, each "
+                                            "member early-stopping on its held-out fold; 1 = one model per split")
+
+
 class TrainParams(_Strict):
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -198,6 +203,7 @@ class TrainParams(_Strict):
                                                                   "true class i ∝ exp(-d_ij / τ km); null = off")
     threads: Literal["auto"] | int = Field("auto", description="torch CPU threads; auto = from the model's size "
                                                               "and the free cores")
+    bagging: BaggingParams = Field(default_factory=BaggingParams)
 
     @field_validator("threads")
     @classmethod
@@ -301,6 +307,9 @@ class Params(_Strict):
     @model_validator(mode="after")
     def _valid_train_per_model(self) -> "Params":
         for name, entry in self.train_per_model.items():
+            if "bagging" in entry:
+                raise ValueError(f"train_per_model.{name}.bagging: every model bags over the same folds; set "
+                                 "train.bagging.folds")
             if "class_weights" in entry:
                 raise ValueError(f"train_per_model.{name}.class_weights: class weighting is one setting for every "
                                  "model (networks, baselines and the ensemble's objective); set train.class_weights")

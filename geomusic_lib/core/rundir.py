@@ -86,6 +86,9 @@ class RunDir:
     def predictions(self, model: str) -> Path:
         return predictions_path(self.model_dir(model))
 
+    def oof(self, model: str) -> Path:
+        return oof_path(self.model_dir(model))
+
     def model_names(self) -> list[str]:
         """Models and baselines that wrote predictions, sorted by name."""
         return sorted(p.parent.name for p in self.models_dir.glob(f"*/{PREDICTIONS_FILE}"))
@@ -110,6 +113,7 @@ class RunDir:
 
 # Inside one model folder (the trainer and baselines receive the folder, not the run).
 PREDICTIONS_FILE = "predictions.parquet"
+OOF_FILE = "oof.parquet"  # a bagged model's out-of-fold probabilities on its training rows (predictions format)
 HISTORY_FILE = "history.csv"
 ENSEMBLE_FILE = "ensemble.json"  # the fitted weights; its presence marks a model folder as an ensemble
 
@@ -130,6 +134,15 @@ def history_path(folder: str | Path) -> Path:
 
 def predictions_path(model_dir: str | Path) -> Path:
     return Path(model_dir) / PREDICTIONS_FILE
+
+
+def oof_path(model_dir: str | Path) -> Path:
+    return Path(model_dir) / OOF_FILE
+
+
+def bag_member_dir(folder: str | Path, member: int) -> Path:
+    """Where member `member` of a bag trains, inside the split's folder."""
+    return Path(folder) / f"bag_{member}"
 
 
 def ensemble_path(model_dir: str | Path) -> Path:

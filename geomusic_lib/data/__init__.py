@@ -12,7 +12,7 @@ from geomusic_lib.data.folk import (
 )
 from geomusic_lib.data.folk_labels import china_provinces, normalise_title, origin_country, origin_province
 from geomusic_lib.data.geo import country_table, geo_soft_targets, great_circle_km, lookup_country, region_of
-from geomusic_lib.data.splits import load_splits, make_splits, save_splits, Split, split_gaps, split_groups
+from geomusic_lib.data.splits import bag_splits, load_splits, make_splits, save_splits, Split, split_gaps, split_groups
 from geomusic_lib.data.store import (
     attach_features, build_class_table, load_dataset, load_run_data, prepare_run_data, read_meta, run_splits, RunData
 )
@@ -26,7 +26,7 @@ __all__ = [
     "read_mirage_events", "track_keys", "default_cache_dir", "cache_path", "clean_beat_strength", "essen_dir",
     "essen_files", "EVENT_COLUMNS", "FolkError", "load_folk_tracks", "parse_abc_events", "repair_dos_letters",
     "tonic_pitch_class", "china_provinces", "normalise_title", "origin_country", "origin_province", "country_table",
-    "geo_soft_targets", "great_circle_km", "lookup_country", "region_of", "load_splits", "make_splits", "save_splits",
+    "geo_soft_targets", "great_circle_km", "lookup_country", "region_of", "bag_splits", "load_splits", "make_splits", "save_splits",
     "Split", "split_gaps", "split_groups", "attach_features", "build_class_table", "load_dataset", "load_run_data",
     "prepare_run_data", "read_meta", "run_splits", "RunData", "duplicate_counts", "shared_between", "check_finite", "make_view", "Normalizer", "pad_frames", "ViewBatch",
     "frame_channels", "FRAMES_DIR", "frames_for_tracks", "load_frames", "write_frames"

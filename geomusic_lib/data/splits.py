@@ -95,6 +95,28 @@ def make_splits(frame: pd.DataFrame, params: SplitParams, seed: int,
     return _with_gaps_logged(frame, splits)
 
 
+def bag_splits(frame: pd.DataFrame, split: Split, folds: int, seed: int,
+               identical_features: Sequence[str] = ()) -> list[Split]:
+    """The members of a bag (k-fold bagging inside one split): the split's training and validation
+    rows cut into `folds` stratified folds, grouped as the split is (`split_groups`). Member j trains on
+    the other folds, early-stops on fold j (its out-of-fold rows) and predicts the split's test rows.
+    With `folds: 1` the one member is the split itself (its own validation rows)."""
+    if folds <= 1:
+        return [split]
+    rest = np.sort(np.concatenate([split.train, split.val]).astype(int))
+    labels = frame["label"].to_numpy(dtype=str)[rest]
+    groups = split_groups(frame, identical_features)[rest]
+    n_groups = len(np.unique(groups))
+    if n_groups < folds:
+        raise DataError(f"column 'group': {n_groups} artist group(s) in the training rows of the {split.name} cannot "
+                        f"fill {folds} bagging folds. Lower train.bagging.folds.")
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed + 7919 * (split.fold + 1))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        parts = list(splitter.split(np.zeros(len(rest)), labels, groups))
+    return [Split(split.fold, np.sort(rest[train]), np.sort(rest[held]), split.test) for train, held in parts]
+
+
 def _with_gaps_logged(frame: pd.DataFrame, splits: list[Split]) -> list[Split]:
     for note in split_gaps(frame, splits):
         logger.warning(note)

@@ -42,21 +42,29 @@ def model_kind(model_dir: str | Path) -> str:
 
 
 def load_history(model_dir: str | Path) -> pd.DataFrame:
-    """Training history of a model: `history.csv`, or every `fold_<k>/history.csv` with a `fold` column."""
+    """Training history of a model: `history.csv`, or every `fold_<k>/history.csv` with a `fold` column;
+    a bag's members (`[fold_<k>/]bag_<j>/history.csv`) add a `member` column."""
     model_dir = Path(model_dir)
     parts = []
-    if history_path(model_dir).is_file():
-        parts.append(pd.read_csv(history_path(model_dir)))
-    folds = sorted(model_dir.glob(f"fold_*/{HISTORY_FILE}"), key=lambda p: int(p.parent.name.split("_")[-1]))
-    for path in folds:
-        frame = pd.read_csv(path)
-        parts.append(frame.assign(fold=int(path.parent.name.split("_")[-1])) if "fold" not in frame else frame)
+    for path in sorted(model_dir.glob(f"**/{HISTORY_FILE}"), key=lambda p: _history_key(model_dir, p)):
+        fold, member = _history_key(model_dir, path)
+        frame = pd.read_csv(path).assign(fold=fold)
+        parts.append(frame.assign(member=member) if member >= 0 else frame)
     if not parts:
         raise FileNotFoundError(f"{model_dir}: no history.csv (nor fold_*/history.csv). Train the model first.")
-    history = pd.concat(parts, ignore_index=True)
-    if "fold" not in history.columns:
-        history["fold"] = -1
-    return history
+    return pd.concat(parts, ignore_index=True)
+
+
+def _history_key(model_dir: Path, path: Path) -> tuple[int, int]:
+    """(fold, bag member) of a history file from its folders: -1 where there is none."""
+    fold = member = -1
+    for part in path.parent.relative_to(model_dir).parts:
+        kind, _, number = part.partition("_")
+        if kind == "fold" and number.isdigit():
+            fold = int(number)
+        elif kind == "bag" and number.isdigit():
+            member = int(number)
+    return fold, member
 
 
 def evaluate_run(run: RunDir | str | Path, params: "EvaluateParams | Params | None" = None,
@@ -110,7 +118,8 @@ def validation_loss(model_dir: str | Path) -> float:
         return float("nan")
     if "val_loss" not in history.columns or history["val_loss"].isna().all():
         return float("nan")
-    return float(history.groupby("fold")["val_loss"].min().mean())
+    by = ["fold", "member"] if "member" in history.columns else ["fold"]
+    return float(history.groupby(by)["val_loss"].min().mean())
 
 
 def best_network(run: RunDir | str | Path, fold: int = -1, tabular: bool = False) -> tuple[str, Path]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import nn
 
+from geomusic_lib.models.bag import Bag
 from geomusic_lib.models.attention import ATTENTION_TYPES, AttentionConfig, AttentionLstm
 from geomusic_lib.models.cnn import Cnn, CnnConfig
 from geomusic_lib.models.fcnn import Fcnn, FcnnConfig
@@ -15,7 +16,7 @@ from geomusic_lib.models.tabm import Tabm, TabmConfig, piecewise_bins
 MODELS: dict[str, type[nn.Module]] = {"fcnn": Fcnn, "cnn": Cnn, "rnn": BiLstm, "attention": AttentionLstm,
                                    "tabm": Tabm}
 
-__all__ = ["MODELS", "ATTENTION_TYPES", "build_model", "count_parameters", "Fcnn", "FcnnConfig", "Cnn", "CnnConfig",
+__all__ = ["MODELS", "Bag", "ATTENTION_TYPES", "build_model", "count_parameters", "Fcnn", "FcnnConfig", "Cnn", "CnnConfig",
            "BiLstm", "RnnConfig", "AttentionLstm", "AttentionConfig", "Tabm", "TabmConfig",
            "CheckpointError", "FORMAT_VERSION", "check_fingerprint", "fingerprint", "load_checkpoint",
            "model_from_checkpoint", "save_checkpoint", "piecewise_bins"]
@@ -25,6 +26,8 @@ def build_model(name: str, config: dict[str, Any]) -> nn.Module:
     """Build model `name` from a plain dict (e.g. a checkpoint's `model_config`)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    if "bag" in config:  # k-fold bagging: one config per member
+        return Bag([build_model(name, member) for member in config["bag"]])
     cls = MODELS[name]
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     unknown = set(config) - fields

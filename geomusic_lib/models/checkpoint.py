@@ -17,7 +17,7 @@ from torch import nn
 from geomusic_lib.core.fileio import atomic_write_with
 from geomusic_lib.models import build_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a bag of k members (`models.Bag`, train.bagging.folds > 1) is one checkpoint; 1 loads too
 TRAINER_FILES = ("checkpoint_best.pt", "checkpoint_last.pt")  # written by geomusic_lib.training.trainer, one pair per folder
 REQUIRED_KEYS = ("format_version", "model_name", "model_config", "state_dict", "classes", "feature_names", "view")
 

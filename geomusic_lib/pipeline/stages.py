@@ -102,7 +102,12 @@ def train_network(params: Params, run: RunDir, model_name: str) -> Any:
                          frames=frames, class_info=data.classes)
     print(f"{model_name}: {result.n_parameters:,} trainable parameters")
     for split, fold in zip(data.splits, result.folds):
-        print(f"{split.name}: best epoch {fold.best_epoch} of {fold.epochs_run}, test accuracy {fold.test_accuracy:.3f}")
+        if fold.members:
+            epochs = ", ".join(f"{m.best_epoch} of {m.epochs_run}" for m in fold.members)
+            print(f"{split.name}: a bag of {len(fold.members)} (best epochs {epochs}), test accuracy of their mean "
+                  f"{fold.test_accuracy:.3f}")
+        else:
+            print(f"{split.name}: best epoch {fold.best_epoch} of {fold.epochs_run}, test accuracy {fold.test_accuracy:.3f}")
     return result
 
 
@@ -124,8 +129,10 @@ def fit_ensemble(params: Params, run: RunDir, data: RunData | None = None) -> li
     """Notebook 07: fit the run's ensemble when `evaluate.ensemble` is on and every split has
     validation rows; otherwise remove a stale one (so it is not scored) and say why."""
     data = data or load_run_data(run)
+    bagged = params.train.bagging.folds > 1
     why_not = ("evaluate.ensemble is false" if not params.evaluate.ensemble else
-               "a split has no validation rows (split.val: 0)" if any(len(s.val) == 0 for s in data.splits) else None)
+               "a split has no validation rows (split.val: 0)"
+               if not bagged and any(len(s.val) == 0 for s in data.splits) else None)
     if why_not:
         shutil.rmtree(run.model_dir(ENSEMBLE_NAME), ignore_errors=True)
         print(f"no ensemble: {why_not}")
@@ -133,8 +140,9 @@ def fit_ensemble(params: Params, run: RunDir, data: RunData | None = None) -> li
     fitted = run_ensemble(run, data, params)
     weighting = "classes weighted" if params.train.class_weights else "classes not weighted"
     for ens in fitted:
-        print(f"{ens.notes['split']}: {ens.describe()}   (objective {ens.objective}, {weighting}: ensemble "
-              f"{ens.score:.3f}, best member {min(ens.member_scores.values()):.3f}; validation log-loss "
+        print(f"{ens.notes['split']}: {ens.describe()}   (on {ens.notes['rows']}; objective {ens.objective}, "
+              f"{weighting}: ensemble "
+              f"{ens.score:.3f}, best member {min(ens.member_scores.values()):.3f}; log-loss "
               f"{ens.val_log_loss:.3f})")
     return fitted
 
@@ -163,14 +171,22 @@ def run_ensemble(run: RunDir, data: RunData, params: Params, members: Sequence[s
     benchmark's extra seeds). See `geomusic_lib.training.ensemble_members` for how each member's
     validation probabilities are obtained.
     """
-    from geomusic_lib.training.ensemble_members import split_member_probabilities
+    from geomusic_lib.training.bagging import bag_rows
+    from geomusic_lib.training.ensemble_members import oof_member_probabilities, split_member_probabilities
 
-    if any(len(s.val) == 0 for s in data.splits):
-        raise ValueError("the ensemble is fitted on validation rows, but a split has none (split.val is 0)")
     names = ensemble_members(run, params, members)
     params = effective_params(params, run, names)
     stored = {m: read_predictions(run.predictions(m)) for m in names}
-    per_split = split_member_probabilities(run, data, params, stored)
+    per_split = None if extra else oof_member_probabilities(run, data, names, stored)
+    if per_split is None and params.train.bagging.folds > 1 and not extra:
+        unbagged = [m for m in names if not run.oof(m).is_file()]
+        raise FileNotFoundError(f"{run.models_dir}: no oof.parquet for {unbagged}, so they were not bagged with "
+                                f"train.bagging.folds: {params.train.bagging.folds}; rerun their notebooks (03-07)")
+    held_out = [bag_rows(s) for s in data.splits] if per_split else [s.val for s in data.splits]
+    if per_split is None:
+        if any(len(s.val) == 0 for s in data.splits):
+            raise ValueError("the ensemble is fitted on validation rows, but a split has none (split.val is 0)")
+        per_split = split_member_probabilities(run, data, params, stored)
     for i, more in enumerate(extra or []):
         per_split[i].update(more)
     y = data.table.label_indices()
@@ -178,8 +194,9 @@ def run_ensemble(run: RunDir, data: RunData, params: Params, members: Sequence[s
     if params.ensemble_objective() == "expected_km":
         lat, lon = data.classes["lat"].to_numpy(float), data.classes["lon"].to_numpy(float)
         class_km = great_circle_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
-    fitted, test = ensemble_over_splits(per_split, [y[s.val] for s in data.splits],
-                                        [{"fold": s.fold, "split": s.name} for s in data.splits],
+    rows_kind = "out-of-fold rows" if held_out[0] is not data.splits[0].val else "validation rows"
+    fitted, test = ensemble_over_splits(per_split, [y[rows] for rows in held_out],
+                                        [{"fold": s.fold, "split": s.name, "rows": rows_kind} for s in data.splits],
                                         objective=params.ensemble_objective(), class_km=class_km)
     collected = FoldPredictions(data.table.frame, data.table.classes())
     for split, proba in zip(data.splits, test):

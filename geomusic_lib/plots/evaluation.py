@@ -137,14 +137,17 @@ def learning_curves(
     history: pd.DataFrame | Mapping[str, pd.DataFrame],
     title: str = "Learning curves",
 ) -> go.Figure:
-    """Training and validation loss, and validation accuracy, per epoch (one line per fold)."""
+    """Training and validation loss, and validation accuracy, per epoch (one line per fold and bag member;
+    a member's validation rows are its held-out fold)."""
     if isinstance(history, pd.DataFrame):
         history = {"model": history}
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation accuracy"), horizontal_spacing=0.14)
     for i, (name, frame) in enumerate(history.items()):
-        groups = frame.groupby("fold") if "fold" in frame.columns and frame["fold"].nunique() > 1 else [(None, frame)]
-        for j, (fold, part) in enumerate(groups):
-            label = name if fold is None or fold < 0 else f"{name} fold {fold}"
+        keys = [k for k in ("fold", "member") if k in frame.columns and frame[k].nunique() > 1]
+        groups = frame.groupby(keys) if keys else [((), frame)]
+        for j, (key, part) in enumerate(groups):
+            key = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+            label = " ".join([name] + [f"{k} {v}" for k, v in key.items() if v >= 0])
             first = j == 0
             common = {"legendgroup": name, "line": {"color": _colour(i)}}
             fig.add_trace(go.Scatter(x=part["epoch"], y=part["train_loss"], mode="lines", name=f"{name} train",

@@ -26,7 +26,8 @@ from geomusic_lib.data.views import check_finite
 from geomusic_lib.core.params import Params
 from geomusic_lib.predict.predictions import FoldPredictions
 from geomusic_lib.core.progress import progress_bar
-from geomusic_lib.core.rundir import predictions_path
+from geomusic_lib.core.rundir import oof_path, predictions_path
+from geomusic_lib.training.bagging import bag_rows, split_members
 
 BASELINES: dict[str, Callable[[int], ClassifierMixin]] = {
     "majority": lambda seed: DummyClassifier(strategy="prior"),
@@ -106,13 +107,36 @@ def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, ou
     y = table.label_indices()
     written: dict[str, Path] = {}
     for name in progress_bar(names, desc="baselines", enabled=progress):
-        collected = FoldPredictions(table.frame, classes)
+        collected, oof = FoldPredictions(table.frame, classes), FoldPredictions(table.frame, classes)
         for split in splits:
-            fit_rows = np.concatenate([split.train, split.val]).astype(int)
-            if len(fit_rows) == 0:
+            if len(split.train) + len(split.val) == 0:
                 raise ValueError(f"baseline {name}: the training split of fold {split.fold} is empty")
-            estimator = fit_baseline(name, params.seed + max(split.fold, 0), x[fit_rows], y[fit_rows],
-                                     params.baseline_settings_for(name))
-            collected.add(split.fold, split.test, baseline_proba(estimator, x[split.test], len(classes)))
+            members = split_members(table, split, params)
+            if len(members) == 1:  # no early stopping: one fit on the training and validation rows
+                fit_rows = np.concatenate([split.train, split.val]).astype(int)
+                estimator = fit_baseline(name, params.seed + max(split.fold, 0), x[fit_rows], y[fit_rows],
+                                         params.baseline_settings_for(name))
+                collected.add(split.fold, split.test, baseline_proba(estimator, x[split.test], len(classes)))
+                continue
+            test, out_of_fold = bagged_baseline(name, x, y, split, members, params, len(classes))
+            collected.add(split.fold, split.test, test)
+            oof.add(split.fold, bag_rows(split), out_of_fold)
         written[name] = collected.write(predictions_path(Path(out_dir) / name))
+        if oof.parts:
+            oof.write(oof_path(Path(out_dir) / name))
     return written
+
+
+def bagged_baseline(name: str, x: np.ndarray, y: np.ndarray, split: Split, members: Sequence[Split], params: Params,
+                    n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Baseline `name` fitted once per bag member: the mean of the members' test probabilities, and
+    each training row's probability from the member that left it out (in `bag_rows` order)."""
+    rows = bag_rows(split)
+    position = {int(r): i for i, r in enumerate(rows)}
+    out_of_fold, test = np.zeros((len(rows), n_classes)), np.zeros((len(split.test), n_classes))
+    for j, member in enumerate(members):
+        estimator = fit_baseline(name, params.seed + max(split.fold, 0) + 1000 * j, x[member.train], y[member.train],
+                                 params.baseline_settings_for(name))
+        out_of_fold[[position[int(r)] for r in member.val]] = baseline_proba(estimator, x[member.val], n_classes)
+        test += baseline_proba(estimator, x[split.test], n_classes) / len(members)
+    return test, out_of_fold

@@ -6,6 +6,10 @@ the ensemble) and on the test rows (to score it).
   run on the split's validation rows (on the run's frames for a frames model).
 - A baseline: a second fit on the training rows only (its stored fit also saw the validation rows).
 - Test rows: the member's stored predictions, in the order of the split's test rows.
+
+In a bagged run (`train.bagging.folds` > 1) every member has out-of-fold probabilities for all of a
+split's training rows (`oof.parquet`), and the ensemble is fitted on those rows instead: more rows,
+and none of them seen by the member that scored it.
 """
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ from geomusic_lib.training.ensemble import MemberProbabilities
 from geomusic_lib.models.checkpoint import check_fingerprint, load_checkpoint
 from geomusic_lib.core.params import Params
 from geomusic_lib.predict.predictor import Predictor
-from geomusic_lib.predict.predictions import Predictions
+from geomusic_lib.predict.predictions import Predictions, read_predictions
 from geomusic_lib.core.rundir import RunDir
+from geomusic_lib.training.bagging import bag_rows
 from geomusic_lib.training.trainer import run_fingerprint
 
 
@@ -57,18 +62,31 @@ def baseline_validation_proba(name: str, table: TrackTable, split: Split, seed: 
     return baseline_proba(estimator, table.features[split.val], len(table.classes()))
 
 
-def stored_test_proba(name: str, pred: Predictions, table: TrackTable, split: Split) -> np.ndarray:
-    """Rows of a member's stored test predictions, in the order of `split.test`."""
+def stored_test_proba(name: str, pred: Predictions, table: TrackTable, split: Split,
+                      rows: np.ndarray | None = None) -> np.ndarray:
+    """Rows of a member's stored predictions for `split` (its test rows, or `rows`), in that order."""
     if list(pred.classes) != table.classes():
         raise ValueError(f"{name}: its stored predictions have other classes than the run; rerun {name}")
     here = pred.fold == split.fold
     position = {tid: i for i, tid in enumerate(pred.track_ids[here])}
-    wanted = table.frame["track_id"].iloc[split.test]
+    wanted = table.frame["track_id"].iloc[split.test if rows is None else rows]
     missing = [t for t in wanted if t not in position]
     if missing:
-        raise ValueError(f"{name}: {len(missing)} test tracks of fold {split.fold} have no stored prediction "
+        raise ValueError(f"{name}: {len(missing)} tracks of fold {split.fold} have no stored prediction "
                          f"(e.g. {missing[0]}); rerun {name}")
     return pred.proba[here][[position[t] for t in wanted]]
+
+
+def oof_member_probabilities(run: RunDir, data: RunData, names: Sequence[str],
+                             stored: Mapping[str, Predictions]) -> list[dict[str, MemberProbabilities]] | None:
+    """For each split, every member's out-of-fold probabilities on the split's training rows
+    (`bag_rows`) and its stored test probabilities; None unless every member is bagged (`oof.parquet`)."""
+    if not names or not all(run.oof(m).is_file() for m in names):
+        return None
+    oof = {m: read_predictions(run.oof(m)) for m in names}
+    return [{m: MemberProbabilities(stored_test_proba(m, oof[m], data.table, split, bag_rows(split)),
+                                    stored_test_proba(m, stored[m], data.table, split)) for m in names}
+            for split in data.splits]
 
 
 def split_member_probabilities(run: RunDir, data: RunData, params: Params,

@@ -17,23 +17,22 @@ import torch
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
-from geomusic_lib.data import Normalizer, Split, TrackTable, ViewBatch, make_view
+from geomusic_lib.data import Split, TrackTable, ViewBatch
 from geomusic_lib.data.geo import geo_soft_targets
-from geomusic_lib.data.store import build_class_table
-from geomusic_lib.data.views import check_finite, pad_frames
 from geomusic_lib.core.fileio import atomic_write_csv
 from geomusic_lib.core.killpoint import hold_if_asked
 from geomusic_lib.predict.inference import batch_probabilities, resolve_device
 from geomusic_lib.models import MODELS, build_model, count_parameters, model_config_dict
-from geomusic_lib.models.tabm import piecewise_bins
-from geomusic_lib.models.checkpoint import (FORMAT_VERSION, CheckpointError, fingerprint, load_checkpoint,
+from geomusic_lib.models.checkpoint import (FORMAT_VERSION, CheckpointError, load_checkpoint,
                                             model_from_checkpoint, save_checkpoint)
 from geomusic_lib.core.params import Params
 from geomusic_lib.predict.predictions import FoldPredictions
 from geomusic_lib.core.progress import progress_bar
 from geomusic_lib.core.rngstate import capture_rng_state, restore_rng_state
-from geomusic_lib.core.rundir import checkpoint_path, fold_dir, history_path, predictions_path
+from geomusic_lib.core.rundir import checkpoint_path, fold_dir, history_path, oof_path, predictions_path
 from geomusic_lib.core.threads import choose_threads, torch_threads
+from geomusic_lib.training.bagging import bag_rows, split_members, train_bag
+from geomusic_lib.training.setup import class_coordinates, model_config, model_view, prepare_inputs, run_fingerprint
 
 #: Called after every epoch with the fold number and that epoch's history row (e.g. a tuner's pruning).
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -49,6 +48,7 @@ class FoldResult:
     epochs_run: int
     test_accuracy: float
     checkpoint: Path
+    members: list["FoldResult"] = field(default_factory=list)  # a bag's members (train.bagging.folds > 1)
 
 
 @dataclass
@@ -64,75 +64,6 @@ class TrainResult:
         """Mean test accuracy over folds (NaN before any fold has test rows)."""
         scores = [f.test_accuracy for f in self.folds if not math.isnan(f.test_accuracy)]
         return float(np.mean(scores)) if scores else float("nan")
-
-
-# --------------------------------------------------------------------------- set-up helpers
-def model_view(name: str, params: Params, grid_shape: Sequence[int] | None = None) -> str:
-    """The data view (see `geomusic_lib.data.make_view`) that model `name` reads. `view: auto`
-    means the grid where the source has a grid shape (`grid_shape`, UCI), else tokens."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    if name in ("fcnn", "tabm"):
-        return "vector"
-    view = getattr(params.model, name).view
-    if view == "auto":
-        view = "grid" if grid_shape else "tokens"
-    if name == "cnn":
-        return view
-    return "grid_sequence" if view == "grid" else view
-
-
-def _model_config(name: str, params: Params, x_train: torch.Tensor, n_classes: int) -> dict[str, Any]:
-    """The model's config: its params section plus what the data decide (sizes; TabM's bin edges,
-    from the training rows only)."""
-    x, hp = x_train, getattr(params.model, name).model_dump(exclude={"view"})
-    if name == "fcnn":
-        return {"in_features": int(np.prod(x.shape[1:])), "n_classes": n_classes, **hp}
-    if name == "tabm":
-        bins = piecewise_bins(x, hp["n_bins"]) if hp["embedding"] == "piecewise" else []
-        return {"in_features": int(np.prod(x.shape[1:])), "n_classes": n_classes, **hp, "bins": bins}
-    if name == "cnn":
-        dims = 2 if x.dim() == 4 else 1
-        return {"in_channels": int(x.shape[1] if dims == 2 else x.shape[2]), "n_classes": n_classes, "dims": dims, **hp}
-    return {"in_channels": int(x.shape[2]), "n_classes": n_classes, **hp}
-
-
-def class_coordinates(table: TrackTable, classes: Sequence[str],
-                      class_info: pd.DataFrame | None = None) -> tuple[list[float], list[float], list[str]]:
-    """Latitude, longitude and region of each class (label-encoder order), from the run's
-    `classes.csv` when given, else computed from the table."""
-    info = (class_info if class_info is not None else build_class_table(table.frame)).set_index("class")
-    info = info.loc[list(classes)]
-    return (info["lat"].astype(float).tolist(), info["lon"].astype(float).tolist(),
-            info["region"].fillna("").astype(str).tolist())
-
-
-def _prepare_inputs(table: TrackTable, split: Split, view: str,
-                    frames: Sequence[np.ndarray] | None) -> tuple[ViewBatch, Normalizer, list[str]]:
-    """Normalise with statistics of the training rows only, then shape the chosen view."""
-    ids = table.frame["track_id"].to_numpy()
-    if view == "frames":
-        if frames is None:
-            raise ValueError("view 'frames' needs frame sequences: pass frames=… (one (T, C) array per table row)")
-        if len(frames) != len(table.frame):
-            raise ValueError(f"got {len(frames)} frame sequences for {len(table.frame)} tracks; pass one per table row")
-        for i, f in enumerate(frames):
-            check_finite(f[None], "frames", row_ids=[ids[i]])
-        norm = Normalizer.fit([frames[i] for i in split.train])
-        batch = pad_frames([norm.transform(f) for f in frames])
-        return batch, norm, [f"frame_c{c:02d}" for c in range(batch.x.shape[2])]
-    x = table.features
-    check_finite(x, "features", names=table.feature_names, row_ids=ids)
-    norm = Normalizer.fit(x[split.train])
-    return make_view(view, norm.transform(x), grid_shape=table.grid_shape), norm, list(table.feature_names)
-
-
-def run_fingerprint(name: str, params: Params, split: Split, feature_names: Sequence[str]) -> str:
-    """The checkpoint fingerprint of network `name` trained with `params` on `split`."""
-    train = params.train.model_dump(mode="json", exclude={"threads"})  # threads change the speed, not the model
-    rows = {p: getattr(split, p) for p in ("train", "val", "test")}
-    return fingerprint(name, getattr(params.model, name).model_dump(mode="json"), train, params.seed, split.fold, rows,
-                       feature_names)
 
 
 def _write_history(history: list[dict[str, float]], path: Path) -> None:
@@ -174,12 +105,14 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
     y_all = table.label_indices()
     view = model_view(name, params, table.grid_shape)
     device = resolve_device(params.device)
-    collected = FoldPredictions(table.frame, classes)
+    collected, oof = FoldPredictions(table.frame, classes), FoldPredictions(table.frame, classes)
     result = TrainResult(name, out_dir, predictions_path(out_dir), 0)
     for split in splits:
         if len(split.train) == 0:
             raise ValueError(f"{name}: the training split of fold {split.fold} is empty; check data filters and split fractions")
-        batch, norm, feature_names = _prepare_inputs(table, split, view, frames)
+        members = split_members(table, split, params)
+        seen = split if len(members) == 1 else Split(split.fold, bag_rows(split), np.array([], int), split.test)
+        batch, norm, feature_names = prepare_inputs(table, seen, view, frames)
         static = {
             "format_version": FORMAT_VERSION, "model_name": name, "classes": classes, "class_lat": class_lat,
             "class_lon": class_lon, "class_region": class_region, "feature_names": feature_names, "view": view,
@@ -187,8 +120,13 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
             "params": params.to_plain(), "fold": split.fold,
             "fingerprint": run_fingerprint(name, params, split, feature_names),
         }
-        fold_res, model = _train_fold(name, batch, y_all, split, params, static, fold_dir(out_dir, split.fold),
-                                      device, progress, on_epoch)
+        if len(members) == 1:
+            fold_res, model = _train_fold(name, batch, y_all, split, params, static, fold_dir(out_dir, split.fold),
+                                          device, progress, on_epoch)
+        else:
+            fold_res, model, oof_proba = train_bag(name, batch, y_all, split, members, params, static,
+                                                   fold_dir(out_dir, split.fold), device, progress, on_epoch)
+            oof.add(split.fold, bag_rows(split), oof_proba)
         result.folds.append(fold_res)
         result.n_parameters = count_parameters(model)
         if len(split.test):
@@ -196,6 +134,8 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
             fold_res.test_accuracy = float((proba.argmax(1) == y_all[split.test]).mean())
             collected.add(split.fold, split.test, proba)
     collected.write(result.predictions)
+    if oof.parts:
+        oof.write(oof_path(out_dir))
     return result
 
 
@@ -280,12 +220,12 @@ def _new_fold(name: str, batch: ViewBatch, y_train: np.ndarray, split: Split, pa
               device: torch.device, static: dict[str, Any]) -> _Fold:
     """A seeded model, optimiser, scheduler, loss and early-stopping state for one fold."""
     tp = params.train
-    seed = params.seed + max(split.fold, 0)
+    seed = params.seed + max(split.fold, 0) + 1000 * int(static.get("bag_member", 0))
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     gen = torch.Generator().manual_seed(seed)
     n_classes = len(static["classes"])
-    config = _model_config(name, params, batch.x[torch.as_tensor(split.train, dtype=torch.long)], n_classes)
+    config = model_config(name, params, batch.x[torch.as_tensor(split.train, dtype=torch.long)], n_classes)
     model = build_model(name, config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
     monitor = tp.monitor if len(split.val) else "train_loss"
