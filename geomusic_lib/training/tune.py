@@ -148,7 +148,8 @@ def _network_objective(name: str, params: Params, data: RunData, frames) -> Call
     epochs = tp.epochs or params.train_for(name).epochs
 
     def objective(trial) -> float:
-        overrides = deep_merge(SPACES[name](trial), {"train_per_model": {name: {"epochs": epochs}}})
+        overrides = deep_merge(SPACES[name](trial), {"train_per_model": {name: {"epochs": epochs}},
+                                                     "train": {"bagging": {"folds": 1}}})  # trials: validation rows
         trial_params = with_overrides(params, overrides, source=f"tuning trial {trial.number} of {name}")
         index, best = {s.fold: i for i, s in enumerate(splits)}, {}
 
