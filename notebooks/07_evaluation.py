@@ -91,16 +91,16 @@ shown(tuning) if len(tuning) else None
 # only, then applied to the test rows. The weights minimise the run's objective,
 # `evaluate.ensemble_objective`: by default the log-loss, or the balanced log-loss when
 # `train.class_weights` weighs classes for every model. If no mixture beats the best
-# member on those rows, the ensemble is that member alone.
+# member on those rows, the ensemble is that member alone. Baselines are refitted on the
+# training rows for this, since their own fit saw the validation rows; the weights then apply
+# to their usual test probabilities. The networks' checkpoints were early-stopped on these same rows, so
+# they look slightly better there than they are. Temperature scaling also matters for the
+# distance-aware decision.
 #
 # **Out-of-fold rows.** With `train.bagging.folds` k > 1, every model trains k times, each
 # time leaving one fold of the training rows out, so each training row has a probability from
 # a model that never saw it. The ensemble is then fitted on all those out-of-fold rows instead
-# of the small validation split, and the printout below says which rows it used. Baselines are refitted on the training rows for
-# this, since their own fit saw the validation rows; the weights then apply to their usual
-# test probabilities. The networks' checkpoints were early-stopped on these same rows, so
-# they look slightly better there than they are. Temperature scaling also matters for the
-# distance-aware decision.
+# of the small validation split, and the printout below says which rows it used.
 
 # %%
 ensembles = stages.fit_ensemble(params, run, data)  # one per split: weights; T = final temperature
