@@ -23,7 +23,8 @@ from geomusic_lib.core.extras import require
 from geomusic_lib.core.fileio import atomic_write_bytes, atomic_write_text
 from geomusic_lib.core.manifest import accelerator, git_state, read_manifest
 from geomusic_lib.book.notebooks import NOTEBOOKS
-from geomusic_lib.core.params import format_params, Params
+from geomusic_lib.core.params import Params
+from geomusic_lib.core.params_text import format_params
 from geomusic_lib.core.rundir import RunDir, read_run_csv
 
 BOOK_PAGES = "book"  # prose pages, bibliography, CSS and the Sphinx extensions

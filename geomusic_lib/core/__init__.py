@@ -1,9 +1,10 @@
 """Run plumbing every other job uses: params, the run directory, atomic writes, manifest, run lock,
 progress, optional extras, threads and random state."""
 from geomusic_lib.core.params import (
-    AudioParams, deep_merge, EvaluateParams, FeatureParams, FolkParams, format_params, load_params, MirageParams,
+    AudioParams, deep_merge, EvaluateParams, FeatureParams, FolkParams, load_params, MirageParams,
     Params, params_from_dict, ParamsError, project_root_for, SplitParams, SpotifyParams, TuneParams, with_overrides
 )
+from geomusic_lib.core.params_text import format_params
 from geomusic_lib.core.rundir import (
     checkpoint_path, ensemble_path, fold_dir, HISTORY_FILE, history_path, predictions_path, read_run_csv, RunDir
 )

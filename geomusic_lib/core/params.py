@@ -9,7 +9,7 @@ from the environment or `.env` only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -448,14 +448,3 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
-
-
-def format_params(params: Params, show: Sequence[str] | None = None) -> str:
-    """The effective params (after defaults and overrides) as YAML, optionally a few sections."""
-    plain = params.to_plain()
-    if show is not None:
-        unknown = [key for key in show if key not in plain]
-        if unknown:
-            raise KeyError(f"show={unknown}: not a params section; choose from {sorted(plain)}")
-        plain = {key: plain[key] for key in show}
-    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=100).rstrip()

@@ -24,7 +24,8 @@ import yaml
 from plotly.io.base_renderers import MimetypeRenderer
 
 from geomusic_lib.data.io import DataError
-from geomusic_lib.core.params import Params, ParamsError, format_params, load_params
+from geomusic_lib.core.params import Params, ParamsError, load_params
+from geomusic_lib.core.params_text import format_params
 from geomusic_lib.core.rundir import RunDir
 
 BOOK_RENDERER = "geomusic_book"
