@@ -193,8 +193,9 @@ def weighting_protocol(run: RunDir) -> str:
     except (FileNotFoundError, KeyError, ValueError):
         return ""
     on = bool(plain.get("train", {}).get("class_weights"))
-    objective = plain.get("evaluate", {}).get("ensemble_objective", "auto")
-    objective = ("balanced_log_loss" if on else "log_loss") if objective == "auto" else objective
+    chosen = plain.get("evaluate", {}).get("ensemble_objective", "auto")  # resolved once, by Params
+    objective = Params.model_validate({"train": {"class_weights": on},
+                                       "evaluate": {"ensemble_objective": chosen}}).ensemble_objective()
     weighted = ("Classes are weighted by inverse frequency for every model (train.class_weights: true)"
                 if on else "Classes are not weighted, for any model (train.class_weights: false)")
     return f"{weighted}; the ensemble's weights minimise the {objective.replace('_', ' ')}. "

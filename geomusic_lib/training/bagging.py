@@ -27,6 +27,11 @@ def bag_rows(split: Split) -> np.ndarray:
     return np.sort(np.concatenate([split.train, split.val]).astype(int))
 
 
+def oof_positions(rows: np.ndarray, held_out: np.ndarray) -> np.ndarray:
+    """Where a member's held-out rows sit in `rows` (the sorted `bag_rows`)."""
+    return np.searchsorted(rows, np.asarray(held_out, dtype=int))
+
+
 def split_members(table: TrackTable, split: Split, params: Params) -> list[Split]:
     """The split itself, or with `train.bagging.folds` k > 1 the k members of its bag (grouped as
     the run's split is, identical feature vectors included under `data.duplicates: group`)."""
@@ -44,7 +49,6 @@ def train_bag(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, memb
     from geomusic_lib.training.trainer import FoldResult, _train_fold, run_fingerprint
 
     rows = bag_rows(split)
-    position = {int(r): i for i, r in enumerate(rows)}
     oof = np.zeros((len(rows), len(static["classes"])))
     results, models = [], []
     batch_size = params.train.batch_size * 4
@@ -53,7 +57,7 @@ def train_bag(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, memb
         member_static = {**static, "bag_member": j, "fingerprint": fingerprint}
         result, model = _train_fold(name, batch, y_all, member, params, member_static, bag_member_dir(out, j),
                                     device, progress, on_epoch)
-        oof[[position[int(r)] for r in member.val]] = batch_probabilities(model, batch, member.val, batch_size, device)
+        oof[oof_positions(rows, member.val)] = batch_probabilities(model, batch, member.val, batch_size, device)
         results.append(result)
         models.append(model)
     bag = Bag(models).eval()

@@ -27,7 +27,7 @@ from geomusic_lib.core.params import Params
 from geomusic_lib.predict.predictions import FoldPredictions
 from geomusic_lib.core.progress import progress_bar
 from geomusic_lib.core.rundir import oof_path, predictions_path
-from geomusic_lib.training.bagging import bag_rows, split_members
+from geomusic_lib.training.bagging import bag_rows, oof_positions, split_members
 
 BASELINES: dict[str, Callable[[int], ClassifierMixin]] = {
     "majority": lambda seed: DummyClassifier(strategy="prior"),
@@ -132,11 +132,10 @@ def bagged_baseline(name: str, x: np.ndarray, y: np.ndarray, split: Split, membe
     """Baseline `name` fitted once per bag member: the mean of the members' test probabilities, and
     each training row's probability from the member that left it out (in `bag_rows` order)."""
     rows = bag_rows(split)
-    position = {int(r): i for i, r in enumerate(rows)}
     out_of_fold, test = np.zeros((len(rows), n_classes)), np.zeros((len(split.test), n_classes))
     for j, member in enumerate(members):
         estimator = fit_baseline(name, params.seed + max(split.fold, 0) + 1000 * j, x[member.train], y[member.train],
                                  params.baseline_settings_for(name))
-        out_of_fold[[position[int(r)] for r in member.val]] = baseline_proba(estimator, x[member.val], n_classes)
+        out_of_fold[oof_positions(rows, member.val)] = baseline_proba(estimator, x[member.val], n_classes)
         test += baseline_proba(estimator, x[split.test], n_classes) / len(members)
     return test, out_of_fold
