@@ -1,9 +1,10 @@
 """10-fold stratified CV on UCI for every model and baseline: top-1 / top-5 accuracy and mean and
 median great-circle error (km), with the arg-max and the distance-aware decision, plus an
-ensemble whose member weights and temperatures are fitted on each fold's validation rows.
+ensemble whose member weights and temperatures are fitted on each fold's held-out rows.
 
     .venv/bin/python benchmarks/bench_uci_cv.py            # full run (about 15-20 min on 1 CPU core)
     .venv/bin/python benchmarks/bench_uci_cv.py --quick    # 3 folds, 3 epochs, a few members (under a minute)
+    .venv/bin/python benchmarks/bench_uci_cv.py --bagging 5 --threads 2   # k = 5 bags inside each outer fold
     .venv/bin/python benchmarks/bench_uci_cv.py --compare-chroma --models fcnn cnn \
         --baselines logreg random_forest svm knn           # 72 collapsed vs the file's 116 columns
 
@@ -17,11 +18,15 @@ under `benchmarks/out/uci_cv_run/` with the same params are reused (the trainer'
 baselines whose estimator, seed and folds are unchanged are read back.
 
 Protocol (see benchmarks/README.md): every model reads the same `make_splits(kfold)` splits.
-Networks early-stop on the fold's validation rows; baselines fit on train + validation. The
-ensemble never sees test rows while it is fitted: for each fold, every member's probabilities on
-that fold's *validation* rows (networks: the early-stopped checkpoint; baselines: a second fit on
-the training rows only) give a temperature per member, greedy log-loss weights and a final
-temperature (`geomusic_lib.training.ensemble.fit_ensemble`), which are then applied to the member's test
+Networks early-stop on the fold's validation rows; baselines fit on train + validation. With
+`--bagging K` (or `train.bagging.folds` in the params), every network and baseline instead trains
+K members inside each outer fold on its training + validation rows (`geomusic_lib.training.bagging`),
+and predicts the fold's test rows with their mean. The ensemble never sees test rows while it is
+fitted: every member's held-out probabilities (`oof.parquet`, written as it trained: the
+out-of-fold rows when bagged, else the validation rows, a baseline's from a fit on the training
+rows only) give a temperature per member, greedy weights under the run's objective
+(`evaluate.ensemble_objective`) and a final temperature
+(`geomusic_lib.training.ensemble.fit_ensemble`), which are then applied to the member's test
 probabilities of the same fold.
 """
 from __future__ import annotations
@@ -41,21 +46,21 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from geomusic_lib.training import ensemble_over_splits, make_baseline, MemberProbabilities, run_baselines
-from geomusic_lib.data import build_class_table, load_uci, make_splits, Split
-from geomusic_lib.training import network_validation_proba, train_model
+from geomusic_lib.data import build_class_table, load_uci, make_splits
+from geomusic_lib.training import train_model
 from geomusic_lib.evaluation import evaluate_predictions
 from geomusic_lib.core import deep_merge, params_from_dict, predictions_path, RunDir
-from geomusic_lib.predict import Predictions, Predictor, read_predictions
+from geomusic_lib.core.rundir import oof_path
+from geomusic_lib.predict import Predictions, read_predictions
 from geomusic_lib.core.manifest import MADE_AT_STAMP, made_at
 
 HERE = Path(__file__).resolve().parent
 MODELS = ["fcnn", "tabm", "cnn", "rnn", "attention"]
 BASELINES = ["majority", "logreg", "random_forest", "hist_gb", "svm", "knn"]
 #: Ensemble candidates, fixed before any test fold was scored. Weights (0 drops a member) and
-#: temperatures are fitted per fold on validation rows. hist_gb is left out only for run time
-#: (it would need a second, train-only fit, about 1 min more); majority carries no information.
+#: temperatures are fitted per fold on held-out rows; majority carries no information.
 CANDIDATES = ["fcnn", "fcnn_seeds", "tabm", "cnn", "rnn", "attention", "logreg", "svm", "svm_68", "knn",
-              "random_forest"]
+              "random_forest", "hist_gb"]
 #: Extra ensemble members: the FCNN retrained with other seeds on the same folds (averaged into one
 #: member, `fcnn_seeds`), and the SVM on the 68 features without chroma (`svm_68`).
 FCNN_SEEDS = [1042, 2042, 3042, 4042]
@@ -93,7 +98,7 @@ def _baseline(name: str, table, splits, params, models_dir: Path) -> float:
                       "features": list(table.feature_names),
                       "rows": [[s.train.tolist(), s.val.tolist(), s.test.tolist()] for s in splits]})
     key_file = Path(models_dir) / name / "cache.json"
-    if key_file.is_file() and predictions_path(Path(models_dir) / name).is_file():
+    if key_file.is_file() and all(p(Path(models_dir) / name).is_file() for p in (predictions_path, oof_path)):
         stored = json.loads(key_file.read_text())
         if stored["key"] == key:
             return stored["seconds"]
@@ -114,6 +119,7 @@ def _parse_args() -> argparse.Namespace:
     ap.add_argument("--overlay", type=Path, default=None,
                     help="a params file merged on top of --params, to benchmark other settings")
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    ap.add_argument("--bagging", type=int, default=None, help="override train.bagging.folds (k members per outer fold)")
     ap.add_argument("--threads", type=int, default=1, help="torch and BLAS/OpenMP threads, joblib workers")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--bootstrap", type=int, default=1000)
@@ -140,6 +146,8 @@ def _params(args: argparse.Namespace):
                  "train": {"threads": args.threads}}
     if args.epochs:
         overrides["train"]["epochs"] = args.epochs
+    if args.bagging:
+        overrides["train"]["bagging"] = {"folds": args.bagging}
     raw = yaml.safe_load(args.params.read_text(encoding="utf-8"))
     if args.overlay:
         raw = deep_merge(raw, yaml.safe_load(args.overlay.read_text(encoding="utf-8")) or {})
@@ -201,36 +209,32 @@ def _out_of_fold(args, run: RunDir, extra: dict[str, list[str]]) -> dict[str, Pr
     return preds
 
 
-def _validation_probas(args, m: str, table, splits, params, run: RunDir, extra) -> dict[int, np.ndarray]:
-    """Member `m` on each fold's validation rows: a network's early-stopped checkpoints (averaged
-    over its seeds), or a baseline fitted on the fold's training rows only."""
-    if m in args.models or m == "fcnn_seeds":
-        return {s.fold: np.mean([network_validation_proba(
-            Predictor.from_checkpoint(run.checkpoint(f, s.fold), device="cpu"),
-            table, s) for f in extra.get(m, [m])], axis=0) for s in splits}
-    base, src = (m, table) if m != "svm_68" else ("svm", _table68(table))
-    val_splits = [Split(s.fold, s.train, np.array([], dtype=int), s.val) for s in splits]
-    val_dir = run.path / "val_fits"  # baselines fitted on training rows only, scored on validation rows
-    _baseline(base, src, val_splits, params, val_dir / m)
-    vp = read_predictions(predictions_path(val_dir / m / base))
-    position = {tid: i for i, tid in enumerate(table.frame["track_id"])}
-    out = {}
-    for s in splits:
-        here = vp.fold == s.fold
-        assert [position[tid] for tid in vp.track_ids[here]] == s.val.tolist()
-        out[s.fold] = vp.proba[here]
-    return out
+def _held_out_probas(args, m: str, table, splits, params, run: RunDir, extra) -> dict[int, np.ndarray]:
+    """Member `m` on each fold's held-out rows (out-of-fold rows when bagged, else the validation
+    rows), read from the `oof.parquet` its training wrote (averaged over an extra member's folders)."""
+    from geomusic_lib.training.ensemble_members import expected_held_out, stored_test_proba
+
+    folders = extra.get(m, [m])
+    held = [read_predictions(oof_path(run.models_dir / f)) for f in folders]
+    bagged = params.train.bagging.folds > 1
+    return {s.fold: np.mean([stored_test_proba(m, h, table, s, expected_held_out(s, bagged)) for h in held], axis=0)
+            for s in splits}
 
 
 def _ensemble(args, table, splits, params, run: RunDir, extra, preds) -> tuple[Predictions, list, list[str]]:
-    """The validation-fitted ensemble of the candidates (`geomusic_lib.training.ensemble.ensemble_over_splits`)."""
+    """The ensemble of the candidates, fitted on held-out rows with the run's objective
+    (`geomusic_lib.training.ensemble.ensemble_over_splits`)."""
+    from geomusic_lib.training.ensemble_members import expected_held_out
+
     members = [m for m in CANDIDATES if m in preds]
-    val = {m: _validation_probas(args, m, table, splits, params, run, extra) for m in members}
+    held = {m: _held_out_probas(args, m, table, splits, params, run, extra) for m in members}
     ref = preds[members[0]]
-    per_split = [{m: MemberProbabilities(val[m][s.fold], preds[m].proba[ref.fold == s.fold]) for m in members}
+    per_split = [{m: MemberProbabilities(held[m][s.fold], preds[m].proba[ref.fold == s.fold]) for m in members}
                  for s in splits]
     y = table.label_indices()
-    fitted, test = ensemble_over_splits(per_split, [y[s.val] for s in splits], [{"fold": s.fold} for s in splits])
+    rows = [expected_held_out(s, params.train.bagging.folds > 1) for s in splits]
+    fitted, test = ensemble_over_splits(per_split, [y[r] for r in rows], [{"fold": s.fold} for s in splits],
+                                        objective=params.ensemble_objective())
     proba = np.zeros_like(ref.proba)
     for s, p in zip(splits, test):
         proba[ref.fold == s.fold] = p
@@ -238,7 +242,7 @@ def _ensemble(args, table, splits, params, run: RunDir, extra, preds) -> tuple[P
             fitted, members)
 
 
-def _table_text(args, table, classes, rows, seconds, ens_info, members, total: float) -> str:
+def _table_text(args, params, table, classes, rows, seconds, ens_info, members, total: float) -> str:
     settings = f"`{args.params.name}`" + (f" + `{args.overlay.name}`" if args.overlay else "")
     lines = [
         f"UCI Geographical Original of Music, {len(table.frame)} tracks, {len(classes)} classes, "
@@ -247,7 +251,7 @@ def _table_text(args, table, classes, rows, seconds, ens_info, members, total: f
            "each statistic's 12 identical chroma copies collapsed into one") + "), "
         f"{args.folds}-fold stratified CV (seed {args.seed}), out-of-fold predictions of every track; "
         f"network settings from {settings}" + (f", {args.epochs} epochs" if args.epochs else "")
-        + f"; torch {torch.__version__}, {args.threads} CPU thread(s), total {total:.0f} s. "
+        + f"; torch {torch.__version__}, {args.threads} CPU thread(s), total {total:.0f} s. " + _protocol(params) + " "
         f"Brackets: 95 % bootstrap intervals over tracks ({args.bootstrap} resamples). Distance-aware: the class "
         "with the least expected great-circle distance under the model's probabilities.",
         "",
@@ -266,12 +270,22 @@ def _table_text(args, table, classes, rows, seconds, ens_info, members, total: f
     if ens_info:
         weights = pd.DataFrame([e.weights for e in ens_info], columns=ens_info[0].members)
         temps = [e.temperature for e in ens_info]
-        lines += ["", "Ensemble members (mean weight over folds; each fold fits its own on its validation rows): "
+        lines += ["", "Ensemble members (mean weight over folds; each fold fits its own on its held-out rows): "
                   + ", ".join(f"{m} {w:.2f}" for m, w in weights.mean().items() if w > 0)
                   + f"; final temperature {np.mean(temps):.2f} (range {min(temps):.2f}–{max(temps):.2f}). "
                   "Candidates: " + ", ".join(members) + "."]
     lines += ["", ZHOU_REFERENCE]
     return "\n".join(lines)
+
+
+def _protocol(params) -> str:
+    """The bagging, class weighting and ensemble objective in force, in one sentence."""
+    k = params.train.bagging.folds
+    bagging = (f"Every model is a bag of {k} members per outer fold (each trained on {k - 1} of {k} parts of the "
+               "fold's training rows, early-stopped on the part left out)" if k > 1 else
+               "One model per outer fold (networks early-stop on its validation rows)")
+    weighting = "classes weighted (balanced) for every model" if params.train.class_weights else "classes unweighted"
+    return f"{bagging}; {weighting}; ensemble objective {params.ensemble_objective()}."
 
 
 def _paired_difference(a: Predictions, b: Predictions, seed: int, bootstrap: int) -> tuple[float, float, float]:
@@ -346,10 +360,10 @@ def main() -> None:
     if len([m for m in CANDIDATES if m in preds]) > 1:
         t = time.perf_counter()
         ensemble, ens_info, members = _ensemble(args, table, splits, params, run, extra, preds)
-        name = "ensemble (validation-fitted weights and temperatures)"
+        name = "ensemble (weights and temperatures fitted on held-out rows)"
         rows[name] = _scores(ensemble, classes, args.seed, args.bootstrap)
         seconds[name] = time.perf_counter() - t
-    text = _table_text(args, table, classes, rows, seconds, ens_info, members, time.perf_counter() - t0)
+    text = _table_text(args, params, table, classes, rows, seconds, ens_info, members, time.perf_counter() - t0)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{tag}.md").write_text(stamp + text + "\n", encoding="utf-8")

@@ -72,10 +72,11 @@ print("baselines:", ", ".join(stages.fit_baselines(params, run, data)))
 # %% [markdown]
 # ## Tuning
 # With `tune.enabled` (as in `params/tuned.yaml`), every network and the random forest and
-# histogram gradient boosting were tuned under the same budget of trials on the validation rows
-# before they trained (the baselines just now, in the cell above). The table lists, per model,
-# the trials run (pruned ones included), the time they took, the best validation log-loss and
-# the settings the model then trained with.
+# histogram gradient boosting were tuned under the same budget of trials on held-out rows
+# (`tune.folds` parts of the training rows, each held out once, or the validation rows) before
+# they trained (the baselines just now, in the cell above). The table lists, per model, the
+# rows trials were scored on, the trials run (pruned ones included), the time they took, the
+# best held-out log-loss and the settings the model then trained with.
 
 # %%
 tuning = tune.tuning_summary(run)
@@ -87,27 +88,27 @@ shown(tuning) if len(tuning) else None
 # ## A calibrated ensemble
 # Averaging models that err differently is the simplest way to gain accuracy. The
 # ensemble's member weights (greedy selection with replacement {cite:p}`caruana2004ensemble`) and
-# its temperatures {cite:p}`guo2017calibration` are fitted on the **validation** rows
-# only, then applied to the test rows. The weights minimise the run's objective,
+# its temperatures {cite:p}`guo2017calibration` are fitted on **held-out** rows only, then
+# applied to the test rows. The weights minimise the run's objective,
 # `evaluate.ensemble_objective`: by default the log-loss, or the balanced log-loss when
 # `train.class_weights` weighs classes for every model. If no mixture beats the best
-# member on those rows, the ensemble is that member alone. Baselines are refitted on the
-# training rows for this, since their own fit saw the validation rows; the weights then apply
-# to their usual test probabilities. The networks' checkpoints were early-stopped on these same rows, so
-# they look slightly better there than they are. Temperature scaling also matters for the
-# distance-aware decision.
+# member on those rows, the ensemble is that member alone. Every member wrote its held-out and
+# test probabilities as it trained, and the ensemble reads those files only. Temperature
+# scaling also matters for the distance-aware decision.
 #
 # **Out-of-fold rows.** With `train.bagging.folds` k > 1, every model trains k times, each
-# time leaving one fold of the training rows out, so each training row has a probability from
-# a model that never saw it. The ensemble is then fitted on all those out-of-fold rows instead
-# of the small validation split, and the printout below says which rows it used.
+# time leaving one part of the training rows out, so each training row has a probability from
+# a model that never saw it; the ensemble is fitted on all those out-of-fold rows. With k = 1
+# the held-out rows are the small validation split (a baseline's from a second fit on the
+# training rows only; the networks early-stopped on these rows, so they look slightly better
+# there than they are). The printout below says which rows this run used.
 
 # %%
 ensembles = stages.fit_ensemble(params, run, data)  # one per split: weights; T = final temperature
 
 # %% [markdown]
 # The table gives each member's weight, its temperature and its score under the objective
-# on the validation rows (lower is better), and the ensemble's score last. A member with
+# on those held-out rows (lower is better), and the ensemble's score last. A member with
 # weight 0 did not improve the mixture. A final temperature `T` below 1 sharpens the mixed
 # probabilities (averaging flattens them), above 1 softens them.
 

@@ -69,6 +69,23 @@ def test_a_bagged_network_writes_oof_rows_and_one_checkpoint_the_predictor_avera
     assert predictor.embed(test_rows.head(4)).shape[1] == 3 * members[0].embed(test_rows.head(4)).shape[1]
 
 
+def test_members_trained_in_parallel_processes_equal_members_trained_one_at_a_time(tmp_path, uci):
+    """train.bagging.jobs 2: two spawned workers; the same checkpoints, OOF and test probabilities."""
+    table, splits, params = uci
+    one = params.model_copy(update={"train": params.train.model_copy(update={"threads": 1})})
+    two = one.model_copy(update={"train": one.train.model_copy(update={
+        "bagging": one.train.bagging.model_copy(update={"jobs": 2})})})
+    train_model("fcnn", table, splits, one, tmp_path / "one", progress=False)
+    result = train_model("fcnn", table, splits, two, tmp_path / "two", progress=False)
+    assert len(result.folds[0].members) == 3
+    for name in ("oof.parquet", "predictions.parquet"):
+        np.testing.assert_array_equal(read_predictions(tmp_path / "one" / name).proba,
+                                      read_predictions(tmp_path / "two" / name).proba)
+    fingerprints = {torch.load(tmp_path / run / "bag_1" / "checkpoint_last.pt", weights_only=True)["fingerprint"]
+                    for run in ("one", "two")}
+    assert len(fingerprints) == 1  # jobs change the speed, not the model: either run resumes the other
+
+
 def test_an_interrupted_bag_resumes_to_what_a_lone_run_gives(tmp_path, uci):
     table, splits, params = uci
     lone = train_model("fcnn", table, splits, params, tmp_path / "lone", progress=False)
@@ -99,7 +116,9 @@ def test_bagged_baselines_write_oof_rows_from_members_that_left_them_out(tmp_pat
     refit = run_baselines(table, splits, params.model_copy(update={"train": params.train.model_copy(
         update={"bagging": params.train.bagging.model_copy(update={"folds": 1})})}), tmp_path / "one", names=["logreg"],
         progress=False)
-    assert not (refit["logreg"].parent / "oof.parquet").exists()
+    held_out = read_predictions(refit["logreg"].parent / "oof.parquet")  # unbagged: the validation rows
+    ids = table.frame["track_id"].to_numpy()
+    assert sorted(held_out.track_ids) == sorted(ids[splits[0].val])
     assert 0.2 < accuracy < 0.8  # out of fold: far below a fit's accuracy on its own rows
 
 

@@ -12,7 +12,6 @@ from geomusic_lib.training import (
     fit_weights,
     log_loss,
 )
-from geomusic_lib.models import CheckpointError
 from geomusic_lib.core import RunDir
 from geomusic_lib.pipeline import fit_ensemble as ensemble_stage, run_ensemble
 
@@ -121,7 +120,7 @@ def test_run_ensemble_names_a_member_without_predictions(small_run):
         run_ensemble(run, data, params, members=["fcnn", "svm"])
 
 
-def test_run_ensemble_refuses_a_checkpoint_trained_on_another_split(small_run):
+def test_run_ensemble_refuses_a_member_trained_on_another_split(small_run):
     from types import SimpleNamespace
 
     from geomusic_lib.data import make_splits
@@ -129,8 +128,27 @@ def test_run_ensemble_refuses_a_checkpoint_trained_on_another_split(small_run):
     run, data, params = small_run
     other = params.model_copy(update={"seed": params.seed + 1})
     moved = SimpleNamespace(table=data.table, splits=make_splits(data.table.frame, other.split, other.seed))
-    with pytest.raises(CheckpointError, match="retrain fcnn"):
+    with pytest.raises(ValueError, match="held-out tracks of fold -1 have no stored prediction.*rerun fcnn"):
         run_ensemble(run, moved, other, members=["fcnn"])
+
+
+def test_run_ensemble_reads_only_the_files_its_members_wrote(small_run, monkeypatch):
+    """No checkpoint is loaded and no baseline refitted: the members' oof.parquet and predictions.parquet suffice."""
+    import geomusic_lib.models.checkpoint as checkpoint
+    import geomusic_lib.training.baselines as baselines
+    from geomusic_lib.predict import read_predictions
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the ensemble reloaded a checkpoint or refitted a baseline")
+
+    monkeypatch.setattr(checkpoint, "load_checkpoint", refuse)
+    monkeypatch.setattr(baselines, "fit_baseline", refuse)
+    run, data, params = small_run
+    fitted = run_ensemble(run, data, params, members=["fcnn", "logreg"])
+    held_out = read_predictions(run.oof("fcnn"))  # unbagged: the validation rows
+    assert sorted(held_out.track_ids) == sorted(data.table.frame["track_id"].iloc[data.splits[0].val])
+    assert fitted[0].notes["rows"] == "validation rows"
+    assert fitted[0].score <= min(fitted[0].member_scores.values()) + 1e-9
 
 
 def test_ensemble_stage_removes_a_stale_ensemble_when_switched_off(small_run, capsys):

@@ -1,8 +1,10 @@
 """Packaging: a lean core (the predictor needs no extra), one-line errors for a missing extra,
-environment.yml mirrors pyproject.toml, and the wheel ships the LICENSE."""
+environment.yml mirrors pyproject.toml, and the wheel ships the LICENSE and, installed outside the
+checkout, predicts with a bag checkpoint."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -203,9 +205,11 @@ def test_torch_is_pinned_everywhere():
 
 
 # --------------------------------------------------------------------------- the wheel
-def test_wheel_ships_the_license(tmp_path):
-    """Built offline from a copy of the sources (nothing written into the checkout)."""
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built once, offline, from a copy of the sources (nothing written into the checkout)."""
     pytest.importorskip("setuptools", minversion="77")
+    tmp_path = tmp_path_factory.mktemp("wheel")
     source = tmp_path / "src"
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
@@ -217,7 +221,11 @@ def test_wheel_ships_the_license(tmp_path):
     done = subprocess.run([sys.executable, "-c", build, str(tmp_path / "dist")], cwd=source,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    wheel = tmp_path / "dist" / done.stdout.strip().splitlines()[-1]
+    return tmp_path / "dist" / done.stdout.strip().splitlines()[-1]
+
+
+def test_wheel_ships_the_license(wheel):
+    """The wheel carries the LICENSE and the metadata that keeps every extra optional."""
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         licence = next(n for n in names if re.fullmatch(r"geomusic-[^/]+\.dist-info/licenses/LICENSE", n))
@@ -229,33 +237,57 @@ def test_wheel_ships_the_license(tmp_path):
                    for line in metadata.splitlines())
 
 
-def test_a_bag_checkpoint_predicts_from_outside_the_repository_without_any_extra(tmp_path):
-    """A bagged network (train.bagging.folds > 1) is one self-contained checkpoint for the predictor."""
+def write_tiny_bag(folder: Path) -> tuple[Path, Path, np.ndarray]:
+    """A bag of 3 untrained fcnn members, the tracks CSV, and the mean of the members' probabilities there."""
     import torch
 
     from geomusic_lib.models import Bag, build_model, save_checkpoint
 
-    single, tracks = write_tiny_checkpoint(tmp_path / "single")
+    single, tracks = write_tiny_checkpoint(folder / "single")
     base = torch.load(single, weights_only=True)
     torch.manual_seed(1)
     config = base["model_config"]
     bag = Bag([build_model("fcnn", config) for _ in range(3)]).eval()
     path = save_checkpoint({**base, "format_version": 2, "model_config": {"bag": [config] * 3},
-                            "state_dict": bag.state_dict(), "bag_size": 3}, tmp_path / "bag" / "checkpoint_best.pt")
+                            "state_dict": bag.state_dict(), "bag_size": 3}, folder / "bag" / "checkpoint_best.pt")
+    x = torch.as_tensor(pd.read_csv(tracks).drop(columns="track_id").to_numpy(), dtype=torch.float32)
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(m(x), 1) for m in bag.members]).mean(0).numpy()
+    return path, tracks, mean
+
+
+def test_a_bag_checkpoint_predicts_from_the_installed_wheel_outside_the_repository(tmp_path, wheel):
+    """The wheel, installed outside the checkout (dependencies from this environment), predicts with a
+    bag checkpoint (train.bagging.folds > 1) from a folder outside the repository, without any extra:
+    the output is the mean of the members' probabilities."""
+    site = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-compile",
+               "--disable-pip-version-check", "--target", str(site), str(wheel)]
+    done = subprocess.run(install, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    path, tracks, mean = write_tiny_bag(tmp_path)
     output = tmp_path / "out.csv"
     code = """
-import subprocess
+import geomusic_lib
 from geomusic_lib.predict.cli import main
+print("imported from:", geomusic_lib.__file__)
 status = main(sys.argv[1:])
 print("optional modules loaded:", loaded_optional())
 sys.exit(status)
 """
     command = [sys.executable, "-c", CHILD_PRELUDE + code, json.dumps(OPTIONAL_MODULES), "block", "--checkpoint",
-               str(path), "--input", str(tracks), "--output", str(output), "--device", "cpu"]
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+               str(path), "--input", str(tracks), "--output", str(output), "--device", "cpu", "--top-k", "3"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(site)})
     assert done.returncode == 0, done.stderr
+    imported = Path(done.stdout.split("imported from:", 1)[1].split()[0]).resolve()
+    assert imported.is_relative_to(site.resolve()) and not imported.is_relative_to(REPO), imported
     assert "optional modules loaded: []" in done.stdout
-    x = torch.as_tensor(pd.read_csv(tracks).drop(columns="track_id").to_numpy(), dtype=torch.float32)
-    with torch.no_grad():
-        mean = torch.stack([torch.softmax(m(x), 1) for m in bag.members]).mean(0).numpy()
-    np.testing.assert_allclose(pd.read_csv(output)["p1"], mean.max(axis=1), atol=1e-5)
+    np.testing.assert_allclose(_probabilities(pd.read_csv(output), ["France", "Japan", "Mali"]), mean, atol=1e-5)
+
+
+def _probabilities(predicted: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    """The full (tracks, classes) probabilities from the predictor's top1..topk / p1..pk columns."""
+    k = len(classes)
+    return np.array([[dict(zip(row[[f"top{i}" for i in range(1, k + 1)]], row[[f"p{i}" for i in range(1, k + 1)]]))[c]
+                      for c in classes] for _, row in predicted.iterrows()])

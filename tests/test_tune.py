@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from geomusic_lib.pipeline import stages
@@ -52,9 +53,9 @@ def test_tuning_stores_a_study_per_model_and_the_best_settings(tuned_run):
     for name in ("fcnn", "random_forest"):
         assert len(stored_trials(run.tuning_db(name))) == 3
         best = json.loads(run.tuning_best(name).read_text())
-        assert best["trials_complete"] + best["trials_pruned"] == 3 and best["metric"] == "validation log-loss"
+        assert best["trials_complete"] + best["trials_pruned"] == 3 and best["metric"] == "held-out log-loss"
     table = trials_table(run, "fcnn")
-    assert len(table) == 3 and {"trial", "state", "validation log-loss", "lr", "width"} <= set(table.columns)
+    assert len(table) == 3 and {"trial", "state", "held-out log-loss", "lr", "width"} <= set(table.columns)
     first = table.iloc[0]  # the params file's own settings come first: tuning must beat them
     assert (first["width"], first["layers"], first["dropout"], first["lr"], first["weight_decay"]) == (
         512, 2, 0.5, 0.001, 0.05)
@@ -82,6 +83,31 @@ def test_tuning_needs_validation_rows(tmp_path):
     stages.prepare_data(params, run)
     with pytest.raises(ValueError, match="validation rows.*split.val"):
         stages.tune_models(params, run, ["fcnn"])
+
+
+def test_trials_with_tune_folds_are_scored_out_of_fold_on_every_training_row(tmp_path):
+    """tune.folds k: k parts per split, each held out once, covering its training and validation rows
+    and never a test row; a study scored one way is not silently resumed another way."""
+    from geomusic_lib.data import load_run_data
+    from geomusic_lib.training.bagging import bag_rows
+    from geomusic_lib.training.tune import trial_splits, tune_folds
+
+    params = params_from_dict(tune_params(tmp_path, trials=1, tune={"enabled": True, "trials": 1, "folds": 3}))
+    run = RunDir(params.run_dir)
+    stages.prepare_data(params, run)
+    data = load_run_data(run)
+    parts = trial_splits(data, params)
+    assert [p.fold for p in parts] == [0, 1, 2] and all(len(p.test) == 0 for p in parts)
+    held = np.sort(np.concatenate([p.val for p in parts]))
+    np.testing.assert_array_equal(held, bag_rows(data.splits[0]))  # every training row once
+    assert not set(held) & set(data.splits[0].test)
+    assert all(not set(p.train) & set(p.val) for p in parts)
+    assert tune_folds(params_from_dict({"train": {"bagging": {"folds": 4}}})) == 4  # auto follows the bag
+    stages.tune_models(params, run, ["random_forest"])
+    assert json.loads(run.tuning_best("random_forest").read_text())["scored_on"] == "1 split(s), 3 out-of-fold parts each"
+    other = params.model_copy(update={"tune": params.tune.model_copy(update={"folds": 1, "trials": 2})})
+    with pytest.raises(ValueError, match="scored on 1 split.*3 out-of-fold parts.*delete that file"):
+        stages.tune_models(other, run, ["random_forest"])
 
 
 def test_a_budget_is_required():
@@ -132,7 +158,7 @@ def test_killed_tuning_resumes_from_the_stored_trials(tmp_path):
     assert len(finished) == 8  # the budget counts the stored trials: 8 in all, none repeated
     assert f"{8 - len(finished_before)} new trial(s)" in done.stdout
     settings = [tuple(sorted(row.items())) for row in trials_table(RunDir(db.parents[2]), "fcnn")
-                .drop(columns=["trial", "state", "validation log-loss", "seconds"]).to_dict("records")]
+                .drop(columns=["trial", "state", "held-out log-loss", "seconds"]).to_dict("records")]
     assert len(set(settings)) == len(settings), "a resumed study proposed a stored trial's settings again"
 
 

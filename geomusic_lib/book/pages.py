@@ -139,7 +139,7 @@ def feature_dictionary_markdown() -> str:
 
 
 def tuning_table_markdown(run: RunDir) -> str:
-    """The run's tuning summary (trials, time, best validation log-loss and settings per model), or a
+    """The run's tuning summary (trials, time, best held-out log-loss and settings per model), or a
     note that the run did not tune and how to build the tuned one."""
     from geomusic_lib.training.tune import tuning_summary
 
@@ -147,8 +147,10 @@ def tuning_table_markdown(run: RunDir) -> str:
     if summary.empty:
         return ("```{note}\nThis run did not tune (`tune.enabled: false`): every model trained with the settings "
                 "of its params file. `make book PARAMS=params/tuned.yaml` builds the tuned run.\n```\n")
-    return (markdown_table(summary) + "\n\nTrials were scored on validation rows only; the models then trained "
-            "with the best settings. Every trial: `runs/<run_name>/tuning/<model>/study.db` (Optuna, SQLite).\n")
+    return (markdown_table(summary) + "\n\nTrials were scored on held-out rows only, never a test row: with "
+            "`tune.folds` k > 1, each trial trained k times and every training row was scored once, out of fold. "
+            "The models then trained with the best settings. Every trial: "
+            "`runs/<run_name>/tuning/<model>/study.db` (Optuna, SQLite).\n")
 
 
 RESULT_TABLES = {  # two tables that each fit the page: is the class right; how far off, how confident

@@ -12,27 +12,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from geomusic_lib.core.params_models import (AttentionParams, CnnParams, FcnnParams, ModelParams, NetworkName,  # noqa: F401
+                                            RnnParams, Strict, TabmParams)
 
 
 class ParamsError(ValueError):
     """A params file is missing, malformed or has an invalid key."""
 
 
-NetworkName = Literal["fcnn", "tabm", "cnn", "rnn", "attention"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class UciParams(_Strict):
+class UciParams(Strict):
     chromatic: bool = Field(True, description="116 features (default + chroma) instead of 68")
     collapse_chroma: bool = Field(True, description="one column per statistic for the file's 12 identical chroma "
                                                     "copies: 72 features on a 4 x 18 grid (false: all 116, 4 x 29)")
 
 
-class MirageParams(_Strict):
+class MirageParams(Strict):
     path: Path = Field(Path("data/raw/MIRAGE.csv"), description="MIRAGE.csv (v1 or legacy export)")
     target: Literal["station", "artist"] = "station"
     level: Literal["country", "region", "continent"] = "country"
@@ -44,7 +42,7 @@ class MirageParams(_Strict):
     cache_dir: Path | None = Field(None, description="parquet cache folder; None = $GEOMUSIC_CACHE/mirage or ~/.cache/geomusic/mirage")
 
 
-class FolkParams(_Strict):
+class FolkParams(Strict):
     """The Essen Folksong Collection inside music21 (`data.source: folk`; see geomusic_lib.data.folk)."""
     level: Literal["country", "china_province"] = "country"
     files: list[str] = Field(default_factory=list, description="Essen file stems to read, e.g. [han1, lux]; empty = all")
@@ -56,7 +54,7 @@ class FolkParams(_Strict):
     incipit_notes: int = Field(10, ge=0, description="notes of the incipit (pitch + rhythm) that also join variants (0: title only)")
 
 
-class TableParams(_Strict):
+class TableParams(Strict):
     path: Path | None = None
     label_column: str = "label"
     feature_columns: list[str] = Field(default_factory=list, description="empty = every numeric column")
@@ -71,7 +69,7 @@ class TableParams(_Strict):
     decimal: str = Field(".", min_length=1, max_length=1, description="decimal mark of CSV numbers, e.g. ','")
 
 
-class DataParams(_Strict):
+class DataParams(Strict):
     source: Literal["uci", "mirage", "table", "folk"] = "uci"
     uci: UciParams = Field(default_factory=UciParams)
     mirage: MirageParams = Field(default_factory=MirageParams)
@@ -83,7 +81,7 @@ class DataParams(_Strict):
                              "kept (drop), or split like other rows (keep)")
 
 
-class SplitParams(_Strict):
+class SplitParams(Strict):
     strategy: Literal["holdout", "kfold"] = "holdout"
     train: float = Field(0.7, gt=0, lt=1)
     val: float = Field(0.1, ge=0, lt=1)
@@ -98,7 +96,7 @@ class SplitParams(_Strict):
         return self
 
 
-class SpotifyParams(_Strict):
+class SpotifyParams(Strict):
     batch_size: int = Field(100, ge=1, le=100, description="ids per audio-features call (API max 100)")
     search_min_similarity: float = Field(0.85, ge=0, le=1)
     audio_analysis: bool = False
@@ -111,7 +109,7 @@ class SpotifyParams(_Strict):
     api_base: str | None = Field(None, description="override the API root (tests use a local fake)")
 
 
-class AudioParams(_Strict):
+class AudioParams(Strict):
     manifest: Path | None = Field(None, description="CSV with columns track_id,path")
     sample_rate: int = 22050
     n_mfcc: int = 20
@@ -119,7 +117,7 @@ class AudioParams(_Strict):
     max_frames: int = 1300
 
 
-class FeatureParams(_Strict):
+class FeatureParams(Strict):
     source: Literal["columns", "spotify", "audio", "metadata", "notes"] = "columns"
     sample_size: int | None = Field(None, ge=1)
     spotify: SpotifyParams = Field(default_factory=SpotifyParams)
@@ -133,61 +131,14 @@ class FeatureParams(_Strict):
     metadata_min_count: int = Field(5, ge=1)
 
 
-class FcnnParams(_Strict):
-    hidden: list[int] = Field(default_factory=lambda: [512, 256])
-    dropout: float = Field(0.5, ge=0, lt=1)
-
-
-class CnnParams(_Strict):
-    channels: list[int] = Field(default_factory=lambda: [64, 128, 256])
-    kernel_size: int = Field(3, ge=1)
-    dropout: float = Field(0.5, ge=0, lt=1)
-    view: Literal["auto", "grid", "tokens", "frames"] = Field(
-        "auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
-
-
-class RnnParams(_Strict):
-    hidden: int = Field(64, ge=1)
-    layers: int = Field(1, ge=1)
-    dropout: float = Field(0.5, ge=0, lt=1)
-    view: Literal["auto", "tokens", "grid", "frames"] = Field(
-        "auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
-
-
-class AttentionParams(_Strict):
-    hidden: int = Field(64, ge=1)
-    layers: int = Field(1, ge=1)
-    attention: Literal["self", "additive", "dot"] = "additive"
-    heads: int = Field(4, ge=1)
-    dropout: float = Field(0.5, ge=0, lt=1)
-    view: Literal["auto", "tokens", "grid", "frames"] = Field(
-        "auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
-
-
-class TabmParams(_Strict):
-    k: int = Field(16, ge=1, description="ensemble members (weight-sharing MLPs)")
-    n_blocks: int = Field(2, ge=1)
-    d_block: int = Field(256, ge=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    embedding: Literal["piecewise", "periodic", "none"] = "piecewise"
-    n_bins: int = Field(32, ge=2, description="quantile bins per feature (piecewise embeddings)")
-    d_embedding: int = Field(8, ge=1)
-
-
-class ModelParams(_Strict):
-    fcnn: FcnnParams = Field(default_factory=FcnnParams)
-    tabm: TabmParams = Field(default_factory=TabmParams)
-    cnn: CnnParams = Field(default_factory=CnnParams)
-    rnn: RnnParams = Field(default_factory=RnnParams)
-    attention: AttentionParams = Field(default_factory=AttentionParams)
-
-
-class BaggingParams(_Strict):
+class BaggingParams(Strict):
     folds: int = Field(1, ge=1, description="k-fold bagging inside each split: every model trains k times, each "
                                             "member early-stopping on its held-out fold; 1 = one model per split")
+    jobs: int | Literal["auto"] = Field(1, description="bag members trained at once, each in its own process; "
+                                        "auto = one per free CPU core, or per visible GPU")
 
 
-class TrainParams(_Strict):
+class TrainParams(Strict):
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -213,13 +164,15 @@ class TrainParams(_Strict):
         return value
 
 
-class TuneParams(_Strict):
+class TuneParams(Strict):
     enabled: bool = Field(False, description="tune each network and tree baseline on the validation rows before it "
                                              "trains (Optuna TPE, median pruning); params/tuned.yaml turns it on")
     trials: int | None = Field(20, ge=1, description="trials per model, stored ones included; null = no limit")
     timeout_s: float | None = Field(None, gt=0, description="seconds of trials per model, stored ones included; "
                                                             "null = no limit")
-    splits: int = Field(1, ge=1, description="trials score the validation rows of this many splits (first ones)")
+    splits: int = Field(1, ge=1, description="trials score the held-out rows of this many splits (first ones)")
+    folds: int | Literal["auto"] = Field("auto", description="a trial trains k times per split, each scored on one "
+                                         "held-out part; auto = train.bagging.folds (1: the validation rows)")
     epochs: int | None = Field(None, ge=1, description="epoch cap of a trial; null = train.epochs")
     warmup_epochs: int = Field(5, ge=0, description="epochs before a trial may be pruned")
     startup_trials: int = Field(5, ge=0, description="trials before pruning (and TPE) start")
@@ -232,7 +185,7 @@ class TuneParams(_Strict):
         return self
 
 
-class EvaluateParams(_Strict):
+class EvaluateParams(Strict):
     bootstrap: int = Field(1000, ge=0)
     decision: Literal["argmax", "distance"] = "argmax"
     calibration_bins: int = Field(10, ge=2)
@@ -244,7 +197,7 @@ class EvaluateParams(_Strict):
                             "when train.class_weights is on, else log_loss")
 
 
-class InterpretParams(_Strict):
+class InterpretParams(Strict):
     shap_background: int = Field(64, ge=1)
     shap_samples: int = Field(100, ge=1)
     shap_nsamples: int = Field(50, ge=1, description="expected-gradients draws per explained row")
@@ -255,7 +208,7 @@ class InterpretParams(_Strict):
     min_support: int = Field(3, ge=1, description="validation tracks a class needs to be chosen for per-class SHAP")
 
 
-class PredictParams(_Strict):
+class PredictParams(Strict):
     top_k: int = Field(5, ge=1)
     countries: list[str] = Field(default_factory=list, description="pin the classes 09 shows; empty: the "
                                  "n_countries classes the model gets right most often on validation rows")
@@ -269,7 +222,7 @@ class PredictParams(_Strict):
 WEIGHTED_BASELINES = ("logreg", "random_forest", "hist_gb", "svm")
 
 
-class Params(_Strict):
+class Params(Strict):
     run_name: str = "default"
     runs_dir: Path = Path("runs")
     seed: int = 42

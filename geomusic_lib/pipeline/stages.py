@@ -164,29 +164,20 @@ def ensemble_members(run: RunDir, params: Params, members: Sequence[str] | None 
 
 def run_ensemble(run: RunDir, data: RunData, params: Params, members: Sequence[str] | None = None,
                  extra: Sequence[dict[str, MemberProbabilities]] | None = None) -> list[FittedEnsemble]:
-    """Fit a calibrated ensemble of the run's networks and baselines on each split's validation
-    rows; write its test predictions and `ensemble.json` to `models/ensemble/`, so evaluation scores it.
+    """Fit a calibrated ensemble of the run's networks and baselines on each split's held-out rows
+    (out-of-fold training rows when bagged, else the validation rows); write its test predictions
+    and `ensemble.json` to `models/ensemble/`, so evaluation scores it.
 
-    `extra` adds members that are not stored in the run (one mapping per split, e.g. a
-    benchmark's extra seeds). See `geomusic_lib.training.ensemble_members` for how each member's
-    validation probabilities are obtained.
+    Every member's probabilities come from the files it wrote as it trained
+    (`geomusic_lib.training.ensemble_members`). `extra` adds members that are not stored in the run
+    (one mapping per split, on the same held-out rows, e.g. a benchmark's extra seeds).
     """
-    from geomusic_lib.training.bagging import bag_rows
-    from geomusic_lib.training.ensemble_members import oof_member_probabilities, split_member_probabilities
+    from geomusic_lib.training.ensemble_members import member_probabilities
 
     names = ensemble_members(run, params, members)
     params = effective_params(params, run, names)
     stored = {m: read_predictions(run.predictions(m)) for m in names}
-    per_split = None if extra else oof_member_probabilities(run, data, names, stored)
-    if per_split is None and params.train.bagging.folds > 1 and not extra:
-        unbagged = [m for m in names if not run.oof(m).is_file()]
-        raise FileNotFoundError(f"{run.models_dir}: no oof.parquet for {unbagged}, so they were not bagged with "
-                                f"train.bagging.folds: {params.train.bagging.folds}; rerun their notebooks (03-07)")
-    held_out = [bag_rows(s) for s in data.splits] if per_split else [s.val for s in data.splits]
-    if per_split is None:
-        if any(len(s.val) == 0 for s in data.splits):
-            raise ValueError("the ensemble is fitted on validation rows, but a split has none (split.val is 0)")
-        per_split = split_member_probabilities(run, data, params, stored)
+    per_split, held_out = member_probabilities(run, data, names, stored, params.train.bagging.folds > 1)
     for i, more in enumerate(extra or []):
         per_split[i].update(more)
     y = data.table.label_indices()
@@ -194,7 +185,7 @@ def run_ensemble(run: RunDir, data: RunData, params: Params, members: Sequence[s
     if params.ensemble_objective() == "expected_km":
         lat, lon = data.classes["lat"].to_numpy(float), data.classes["lon"].to_numpy(float)
         class_km = great_circle_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
-    rows_kind = "out-of-fold rows" if held_out[0] is not data.splits[0].val else "validation rows"
+    rows_kind = "out-of-fold rows" if params.train.bagging.folds > 1 else "validation rows"
     fitted, test = ensemble_over_splits(per_split, [y[rows] for rows in held_out],
                                         [{"fold": s.fold, "split": s.name, "rows": rows_kind} for s in data.splits],
                                         objective=params.ensemble_objective(), class_km=class_km)

@@ -6,11 +6,11 @@ from geomusic_lib.training.ensemble import (
     apply_temperature, combine, ensemble_over_splits, ensemble_summary, fit_ensemble, fit_temperature, fit_weights,
     FittedEnsemble, log_loss, MemberProbabilities, weights_table
 )
-from geomusic_lib.training.ensemble_members import network_validation_proba, split_member_probabilities
+from geomusic_lib.training.ensemble_members import member_probabilities
 
 __all__ = [
     "model_view", "train_model", "trials_table", "TUNABLE_BASELINES", "tune_model", "tuned_params", "tuning_summary",
     "baseline_proba", "fit_baseline", "make_baseline", "run_baselines", "SVM_MAX_ROWS", "apply_temperature", "combine",
     "ensemble_over_splits", "ensemble_summary", "fit_ensemble", "fit_temperature", "fit_weights", "FittedEnsemble",
-    "log_loss", "MemberProbabilities", "weights_table", "network_validation_proba", "split_member_probabilities"
+    "log_loss", "MemberProbabilities", "weights_table", "member_probabilities"
 ]

@@ -8,6 +8,10 @@ self-contained checkpoint (`models.Bag`) beside its members' folders `bag_<j>/`,
 """
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import signal
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,6 +20,7 @@ import torch
 
 from geomusic_lib.core.params import Params
 from geomusic_lib.core.rundir import bag_member_dir, checkpoint_path
+from geomusic_lib.core.threads import free_cores
 from geomusic_lib.data import bag_splits, Split, TrackTable, ViewBatch
 from geomusic_lib.models import Bag, model_config_dict
 from geomusic_lib.models.checkpoint import save_checkpoint
@@ -42,22 +47,25 @@ def split_members(table: TrackTable, split: Split, params: Params) -> list[Split
 def train_bag(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, members: Sequence[Split], params: Params,
               static: dict[str, Any], out: Path, device: torch.device, progress: bool,
               on_epoch: Any = None) -> tuple[Any, Bag, np.ndarray]:
-    """Train every member of the bag of `split` (skipping finished ones); write the bag's checkpoint.
+    """Train every member of the bag of `split` (skipping finished ones), `train.bagging.jobs` at
+    once; write the bag's checkpoint.
 
     Returns the bag's `FoldResult` (its members' results in `members`), the bag and the OOF
     probabilities of `bag_rows(split)`, in that order of rows."""
-    from geomusic_lib.training.trainer import FoldResult, _train_fold, run_fingerprint
+    from geomusic_lib.training.trainer import FoldResult, _train_fold
 
+    member_statics = [member_static(name, params, member, static, j, len(members)) for j, member in enumerate(members)]
+    jobs = bag_jobs(params.train.bagging.jobs, len(members), device)
+    if jobs > 1 and on_epoch is None:  # members train in worker processes; the loop below then reuses them
+        train_members_in_parallel(name, batch, y_all, members, params, member_statics, out, device, jobs)
     rows = bag_rows(split)
     oof = np.zeros((len(rows), len(static["classes"])))
     results, models = [], []
-    batch_size = params.train.batch_size * 4
     for j, member in enumerate(members):
-        fingerprint = run_fingerprint(name, params, member, static["feature_names"]) + f":bag{j}/{len(members)}"
-        member_static = {**static, "bag_member": j, "fingerprint": fingerprint}
-        result, model = _train_fold(name, batch, y_all, member, params, member_static, bag_member_dir(out, j),
+        result, model = _train_fold(name, batch, y_all, member, params, member_statics[j], bag_member_dir(out, j),
                                     device, progress, on_epoch)
-        oof[oof_positions(rows, member.val)] = batch_probabilities(model, batch, member.val, batch_size, device)
+        oof[oof_positions(rows, member.val)] = batch_probabilities(model, batch, member.val,
+                                                                   params.train.batch_size * 4, device)
         results.append(result)
         models.append(model)
     bag = Bag(models).eval()
@@ -67,6 +75,57 @@ def train_bag(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, memb
                          float(np.mean([r.best_metric for r in results])), max(r.epochs_run for r in results),
                          float("nan"), best, members=results)
     return summary, bag, oof
+
+
+def member_static(name: str, params: Params, member: Split, static: dict[str, Any], j: int,
+                  k: int) -> dict[str, Any]:
+    """Member j's checkpoint fields: the bag's, with its number and its own resume fingerprint."""
+    from geomusic_lib.training.setup import run_fingerprint
+
+    fingerprint = run_fingerprint(name, params, member, static["feature_names"]) + f":bag{j}/{k}"
+    return {**static, "bag_member": j, "fingerprint": fingerprint}
+
+
+def bag_jobs(setting: int | str, k: int, device: torch.device) -> int:
+    """How many members train at once (`train.bagging.jobs`): at most k; `auto` = the visible GPUs
+    on CUDA, else the free CPU cores."""
+    if setting == "auto":
+        setting = torch.cuda.device_count() if device.type == "cuda" else free_cores()
+    return max(1, min(int(setting), k))
+
+
+def train_members_in_parallel(name: str, batch: ViewBatch, y_all: np.ndarray, members: Sequence[Split],
+                              params: Params, statics: Sequence[dict[str, Any]], out: Path, device: torch.device,
+                              jobs: int) -> None:
+    """Train the bag's members in `jobs` spawned processes (member j on GPU j mod n with several
+    GPUs). Each writes its checkpoints as a lone member would, so a kill resumes the same way; the
+    workers die with this process."""
+    n_gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    if params.train.threads == "auto":  # the members share the cores: one thread each (threads never change results)
+        params = params.model_copy(update={"train": params.train.model_copy(update={"threads": 1})})
+    tasks = [(name, batch, y_all, member, params, statics[j], bag_member_dir(out, j),
+              f"cuda:{j % n_gpus}" if n_gpus > 1 else str(device)) for j, member in enumerate(members)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=die_with_parent) as pool:
+        for done in [pool.submit(train_member, *task) for task in tasks]:
+            done.result()
+
+
+def train_member(name: str, batch: ViewBatch, y_all: np.ndarray, member: Split, params: Params,
+                 static: dict[str, Any], folder: Path, device: str) -> None:
+    """One bag member in a worker process (its model is read back from its checkpoint)."""
+    from geomusic_lib.training.trainer import _train_fold
+
+    _train_fold(name, batch, y_all, member, params, static, folder, torch.device(device), False)
+
+
+def die_with_parent() -> None:
+    """Linux: a worker gets SIGKILL when the process that started it dies (so a killed run leaves no
+    orphan writing into the members' folders). Elsewhere: nothing."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def bag_checkpoint(bag: Bag, static: dict[str, Any], results: Sequence[Any]) -> dict[str, Any]:

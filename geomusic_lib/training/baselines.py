@@ -3,7 +3,9 @@ regression, random forest, histogram gradient boosting, an RBF support-vector ma
 k nearest neighbours (scikit-learn).
 
 Baselines have no early stopping, so each fits on the training and validation rows of a
-split together (scalers are fitted on those rows only) and predicts the test rows.
+split together (scalers are fitted on those rows only) and predicts the test rows. A second fit
+on the training rows alone gives the validation rows' held-out probabilities for the ensemble
+(a bagged baseline's members give out-of-fold ones instead).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline, Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+from threadpoolctl import threadpool_limits
 
 from geomusic_lib.data import Split, TrackTable
 from geomusic_lib.data.views import check_finite
@@ -27,6 +30,7 @@ from geomusic_lib.core.params import Params
 from geomusic_lib.predict.predictions import FoldPredictions
 from geomusic_lib.core.progress import progress_bar
 from geomusic_lib.core.rundir import oof_path, predictions_path
+from geomusic_lib.core.threads import free_cores
 from geomusic_lib.training.bagging import bag_rows, oof_positions, split_members
 
 BASELINES: dict[str, Callable[[int], ClassifierMixin]] = {
@@ -81,7 +85,8 @@ def fit_baseline(name: str, seed: int, x: np.ndarray, y: np.ndarray,
     if name == "svm" and len(x) > SVM_MAX_ROWS:
         raise ValueError(f"baseline svm: {len(x):,} training rows; an RBF SVM fits in about quadratic time and is "
                          f"refused above {SVM_MAX_ROWS:,}. Remove 'svm' from `baselines` (or set data.max_tracks).")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(limits=free_cores(), user_api="openmp"):
+        # OpenMP threads on cores other processes hold spin: hist_gb took 162 s instead of 3 s on a loaded machine
         warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated", category=FutureWarning)
         return make_baseline(name, seed, settings).fit(x, y)
 
@@ -95,7 +100,9 @@ def baseline_proba(estimator: ClassifierMixin, x: np.ndarray, n_classes: int) ->
 
 def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, out_dir: str | Path,
                   names: Sequence[str] | None = None, progress: bool = True) -> dict[str, Path]:
-    """Fit every baseline in `names` (default `params.baselines`) on each split; write `out_dir/<name>/predictions.parquet`."""
+    """Fit every baseline in `names` (default `params.baselines`) on each split; write
+    `out_dir/<name>/predictions.parquet` (test rows) and `oof.parquet` (held-out rows, which the
+    ensemble is fitted on: out-of-fold training rows when bagged, else the validation rows)."""
     names = list(params.baselines if names is None else names)
     for name in names:
         if name not in BASELINES:
@@ -107,24 +114,42 @@ def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, ou
     y = table.label_indices()
     written: dict[str, Path] = {}
     for name in progress_bar(names, desc="baselines", enabled=progress):
-        collected, oof = FoldPredictions(table.frame, classes), FoldPredictions(table.frame, classes)
+        collected, held_out = FoldPredictions(table.frame, classes), FoldPredictions(table.frame, classes)
         for split in splits:
             if len(split.train) + len(split.val) == 0:
                 raise ValueError(f"baseline {name}: the training split of fold {split.fold} is empty")
             members = split_members(table, split, params)
-            if len(members) == 1:  # no early stopping: one fit on the training and validation rows
-                fit_rows = np.concatenate([split.train, split.val]).astype(int)
-                estimator = fit_baseline(name, params.seed + max(split.fold, 0), x[fit_rows], y[fit_rows],
-                                         params.baseline_settings_for(name))
-                collected.add(split.fold, split.test, baseline_proba(estimator, x[split.test], len(classes)))
+            if len(members) == 1:
+                collected.add(split.fold, split.test, single_baseline(name, x, y, split, params, len(classes)))
+                if len(split.val):
+                    held_out.add(split.fold, split.val, validation_baseline(name, x, y, split, params, len(classes)))
                 continue
             test, out_of_fold = bagged_baseline(name, x, y, split, members, params, len(classes))
             collected.add(split.fold, split.test, test)
-            oof.add(split.fold, bag_rows(split), out_of_fold)
+            held_out.add(split.fold, bag_rows(split), out_of_fold)
         written[name] = collected.write(predictions_path(Path(out_dir) / name))
-        if oof.parts:
-            oof.write(oof_path(Path(out_dir) / name))
+        if held_out.parts:
+            held_out.write(oof_path(Path(out_dir) / name))
     return written
+
+
+def single_baseline(name: str, x: np.ndarray, y: np.ndarray, split: Split, params: Params,
+                    n_classes: int) -> np.ndarray:
+    """Baseline `name` fitted on the split's training and validation rows (it has no early stopping),
+    on the test rows."""
+    fit_rows = np.concatenate([split.train, split.val]).astype(int)
+    estimator = fit_baseline(name, params.seed + max(split.fold, 0), x[fit_rows], y[fit_rows],
+                             params.baseline_settings_for(name))
+    return baseline_proba(estimator, x[split.test], n_classes)
+
+
+def validation_baseline(name: str, x: np.ndarray, y: np.ndarray, split: Split, params: Params,
+                        n_classes: int) -> np.ndarray:
+    """Baseline `name` fitted on the split's training rows only, on its validation rows: the held-out
+    probabilities an unbagged run's ensemble is fitted on."""
+    estimator = fit_baseline(name, params.seed + max(split.fold, 0), x[split.train], y[split.train],
+                             params.baseline_settings_for(name))
+    return baseline_proba(estimator, x[split.val], n_classes)
 
 
 def bagged_baseline(name: str, x: np.ndarray, y: np.ndarray, split: Split, members: Sequence[Split], params: Params,

@@ -1,65 +1,24 @@
-"""Each ensemble member's probabilities on every split of a run: on the validation rows (to fit
-the ensemble) and on the test rows (to score it).
+"""Each ensemble member's probabilities on every split of a run, read from the files the member
+wrote when it trained, and nothing else (no checkpoint is reloaded, no baseline refitted):
 
-- A network: its early-stopped checkpoint of that split, checked to be trained on exactly this
-  split, features and settings (else its validation rows may have been training rows), and
-  run on the split's validation rows (on the run's frames for a frames model).
-- A baseline: a second fit on the training rows only (its stored fit also saw the validation rows).
-- Test rows: the member's stored predictions, in the order of the split's test rows.
+- held-out rows, to fit the ensemble: `oof.parquet`. Bagged (`train.bagging.folds` > 1), these
+  are every training row of the split, each scored by the bag member that left it out; unbagged,
+  they are the split's validation rows (a baseline's from its fit on the training rows only);
+- test rows, to score it: `predictions.parquet`.
 
-In a bagged run (`train.bagging.folds` > 1) every member has out-of-fold probabilities for all of a
-split's training rows (`oof.parquet`), and the ensemble is fitted on those rows instead: more rows,
-and none of them seen by the member that scored it.
+Both are in the predictions format (`geomusic_lib.predict.predictions`).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from geomusic_lib.training.baselines import BASELINES, baseline_proba, fit_baseline
-from geomusic_lib.data import RunData, Split, TrackTable
-from geomusic_lib.data.frames import frames_for_tracks
-from geomusic_lib.training.ensemble import MemberProbabilities
-from geomusic_lib.models.checkpoint import check_fingerprint, load_checkpoint
-from geomusic_lib.core.params import Params
-from geomusic_lib.predict.predictor import Predictor
-from geomusic_lib.predict.predictions import Predictions, read_predictions
 from geomusic_lib.core.rundir import RunDir
+from geomusic_lib.data import RunData, Split, TrackTable
+from geomusic_lib.predict.predictions import Predictions, read_predictions
 from geomusic_lib.training.bagging import bag_rows
-from geomusic_lib.training.trainer import run_fingerprint
-
-
-def network_predictors(name: str, table: TrackTable, splits: Sequence[Split], params: Params,
-                       run: RunDir) -> dict[int, Predictor]:
-    """Each split's early-stopped `Predictor` of network `name`, checked against the run."""
-    predictors = {}
-    for split in splits:
-        path = run.checkpoint(name, split.fold)
-        checkpoint = load_checkpoint(path, map_location="cpu")
-        expected = run_fingerprint(name, params.for_model(name), split, checkpoint.get("feature_names", []))
-        check_fingerprint(checkpoint, expected, path, f"retrain {name} (its notebook) before fitting the ensemble")
-        predictor = Predictor.from_dict(checkpoint, device="cpu", source=str(path))
-        if predictor.classes != table.classes():
-            raise ValueError(f"{path}: the checkpoint's classes differ from the run's; retrain {name}")
-        predictors[split.fold] = predictor
-    return predictors
-
-
-def network_validation_proba(predictor: Predictor, table: TrackTable, split: Split,
-                             frames: Sequence[np.ndarray] | None = None) -> np.ndarray:
-    """A network's probabilities on the split's validation rows (its frames for a frames model)."""
-    if predictor.view == "frames":
-        return predictor.predict_proba([frames[i] for i in split.val])
-    return predictor.predict_proba(table.frame.iloc[split.val])
-
-
-def baseline_validation_proba(name: str, table: TrackTable, split: Split, seed: int,
-                              settings: Mapping[str, Any] | None = None) -> np.ndarray:
-    """Baseline `name` (with its `settings`) refitted on the split's training rows only, on its validation rows."""
-    y = table.label_indices()
-    estimator = fit_baseline(name, seed + max(split.fold, 0), table.features[split.train], y[split.train], settings)
-    return baseline_proba(estimator, table.features[split.val], len(table.classes()))
+from geomusic_lib.training.ensemble import MemberProbabilities
 
 
 def stored_test_proba(name: str, pred: Predictions, table: TrackTable, split: Split,
@@ -72,40 +31,35 @@ def stored_test_proba(name: str, pred: Predictions, table: TrackTable, split: Sp
     wanted = table.frame["track_id"].iloc[split.test if rows is None else rows]
     missing = [t for t in wanted if t not in position]
     if missing:
-        raise ValueError(f"{name}: {len(missing)} tracks of fold {split.fold} have no stored prediction "
-                         f"(e.g. {missing[0]}); rerun {name}")
+        kind = "test" if rows is None else "held-out"
+        raise ValueError(f"{name}: {len(missing)} {kind} tracks of fold {split.fold} have no stored prediction "
+                         f"(e.g. {missing[0]}): it was trained on another split or bagging setting; rerun {name}")
     return pred.proba[here][[position[t] for t in wanted]]
 
 
-def oof_member_probabilities(run: RunDir, data: RunData, names: Sequence[str],
-                             stored: Mapping[str, Predictions]) -> list[dict[str, MemberProbabilities]] | None:
-    """For each split, every member's out-of-fold probabilities on the split's training rows
-    (`bag_rows`) and its stored test probabilities; None unless every member is bagged (`oof.parquet`)."""
-    if not names or not all(run.oof(m).is_file() for m in names):
-        return None
-    oof = {m: read_predictions(run.oof(m)) for m in names}
-    return [{m: MemberProbabilities(stored_test_proba(m, oof[m], data.table, split, bag_rows(split)),
-                                    stored_test_proba(m, stored[m], data.table, split)) for m in names}
-            for split in data.splits]
+def expected_held_out(split: Split, bagged: bool) -> np.ndarray:
+    """The rows a member of this run was scored on while held out: every training row of a bagged
+    split (`bag_rows`), else the validation rows."""
+    return bag_rows(split) if bagged else np.sort(np.asarray(split.val, dtype=int))
 
 
-def split_member_probabilities(run: RunDir, data: RunData, params: Params,
-                               stored: Mapping[str, Predictions]) -> list[dict[str, MemberProbabilities]]:
-    """For each split, every member's validation and test probabilities."""
-    table, splits = data.table, data.splits
-    predictors = {m: network_predictors(m, table, splits, params, run) for m in stored if m not in BASELINES}
-    frames = None
-    if any(p.view == "frames" for fold in predictors.values() for p in fold.values()):
-        frames = frames_for_tracks(table.frame["track_id"], run.features_dir)
-        if frames is None:
-            raise FileNotFoundError(f"{run.features_dir}: no frames for the frames-view network(s); "
-                                    "rerun the feature stage (02) of this run")
-    out = []
-    for split in splits:
-        probas = {}
-        for m, pred in stored.items():
-            val = (network_validation_proba(predictors[m][split.fold], table, split, frames) if m in predictors
-                   else baseline_validation_proba(m, table, split, params.seed, params.baseline_settings_for(m)))
-            probas[m] = MemberProbabilities(val, stored_test_proba(m, pred, table, split))
-        out.append(probas)
-    return out
+def member_probabilities(run: RunDir, data: RunData, names: Sequence[str], stored: Mapping[str, Predictions],
+                         bagged: bool) -> tuple[list[dict[str, MemberProbabilities]], list[np.ndarray]]:
+    """For each split, every member's held-out and test probabilities, and the held-out rows.
+    A member whose file misses one of those rows was trained on another split or bagging setting,
+    and is refused."""
+    missing = [m for m in names if not run.oof(m).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run.models_dir}: no held-out predictions (oof.parquet) for {missing}; rerun "
+                                "their notebooks (03-07) with this version, which writes them as the models train")
+    held = {m: read_predictions(run.oof(m)) for m in names}
+    per_split, rows_of_split = [], []
+    for split in data.splits:
+        rows = expected_held_out(split, bagged)
+        if not len(rows):
+            raise ValueError(f"the ensemble is fitted on held-out rows, but fold {split.fold} has none "
+                             "(split.val is 0 and train.bagging.folds is 1)")
+        per_split.append({m: MemberProbabilities(stored_test_proba(m, held[m], data.table, split, rows),
+                                                 stored_test_proba(m, stored[m], data.table, split)) for m in names})
+        rows_of_split.append(rows)
+    return per_split, rows_of_split

@@ -15,6 +15,7 @@ from geomusic_lib.data.store import build_class_table
 from geomusic_lib.data.views import check_finite, pad_frames
 from geomusic_lib.models import MODELS
 from geomusic_lib.models.checkpoint import fingerprint
+from geomusic_lib.models.fcnn import fcnn_statistics
 from geomusic_lib.models.tabm import piecewise_bins
 
 __all__ = ["model_view", "model_config", "class_coordinates", "prepare_inputs", "run_fingerprint"]
@@ -36,11 +37,11 @@ def model_view(name: str, params: Params, grid_shape: Sequence[int] | None = Non
 
 
 def model_config(name: str, params: Params, x_train: torch.Tensor, n_classes: int) -> dict[str, Any]:
-    """The model's config: its params section plus what the data decide (sizes; TabM's bin edges,
-    from the training rows only)."""
+    """The model's config: its params section plus what the data decide (sizes; TabM's bin edges and
+    the FCNN's robust scaling and bins, from the training rows only)."""
     x, hp = x_train, getattr(params.model, name).model_dump(exclude={"view"})
     if name == "fcnn":
-        return {"in_features": int(np.prod(x.shape[1:])), "n_classes": n_classes, **hp}
+        return {"in_features": int(np.prod(x.shape[1:])), "n_classes": n_classes, **hp, **fcnn_statistics(x, hp)}
     if name == "tabm":
         bins = piecewise_bins(x, hp["n_bins"]) if hp["embedding"] == "piecewise" else []
         return {"in_features": int(np.prod(x.shape[1:])), "n_classes": n_classes, **hp, "bins": bins}
@@ -82,7 +83,7 @@ def prepare_inputs(table: TrackTable, split: Split, view: str,
 
 def run_fingerprint(name: str, params: Params, split: Split, feature_names: Sequence[str]) -> str:
     """The checkpoint fingerprint of network `name` trained with `params` on `split`."""
-    train = params.train.model_dump(mode="json", exclude={"threads"})  # threads change the speed, not the model
+    train = params.train.model_dump(mode="json", exclude={"threads": True, "bagging": {"jobs"}})  # speed, not the model
     rows = {p: getattr(split, p) for p in ("train", "val", "test")}
     return fingerprint(name, getattr(params.model, name).model_dump(mode="json"), train, params.seed, split.fold, rows,
                        feature_names)

@@ -87,7 +87,8 @@ def _evaluate(model: nn.Module, batch: ViewBatch, y: torch.Tensor, rows: torch.T
 def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: Params, out_dir: str | Path,
                 frames: Sequence[np.ndarray] | None = None, progress: bool = True,
                 class_info: pd.DataFrame | None = None, on_epoch: EpochCallback | None = None) -> TrainResult:
-    """Train model `name` on each split; write checkpoints, `history.csv` and `predictions.parquet`.
+    """Train model `name` on each split; write checkpoints, `history.csv`, `predictions.parquet` (test
+    rows) and `oof.parquet` (held-out rows: out-of-fold training rows when bagged, else validation rows).
 
     A holdout split trains in `out_dir`; k folds train in `out_dir/fold_<k>/`, and the
     predictions are the out-of-fold rows of all folds. Re-running the same command after a
@@ -105,7 +106,7 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
     y_all = table.label_indices()
     view = model_view(name, params, table.grid_shape)
     device = resolve_device(params.device)
-    collected, oof = FoldPredictions(table.frame, classes), FoldPredictions(table.frame, classes)
+    collected, held_out = FoldPredictions(table.frame, classes), FoldPredictions(table.frame, classes)
     result = TrainResult(name, out_dir, predictions_path(out_dir), 0)
     for split in splits:
         if len(split.train) == 0:
@@ -123,10 +124,13 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
         if len(members) == 1:
             fold_res, model = _train_fold(name, batch, y_all, split, params, static, fold_dir(out_dir, split.fold),
                                           device, progress, on_epoch)
+            if len(split.val):  # the held-out rows of an unbagged model: the ensemble is fitted on them
+                held_out.add(split.fold, split.val,
+                             batch_probabilities(model, batch, split.val, params.train.batch_size * 4, device))
         else:
             fold_res, model, oof_proba = train_bag(name, batch, y_all, split, members, params, static,
                                                    fold_dir(out_dir, split.fold), device, progress, on_epoch)
-            oof.add(split.fold, bag_rows(split), oof_proba)
+            held_out.add(split.fold, bag_rows(split), oof_proba)
         result.folds.append(fold_res)
         result.n_parameters = count_parameters(model)
         if len(split.test):
@@ -134,8 +138,8 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
             fold_res.test_accuracy = float((proba.argmax(1) == y_all[split.test]).mean())
             collected.add(split.fold, split.test, proba)
     collected.write(result.predictions)
-    if oof.parts:
-        oof.write(oof_path(out_dir))
+    if held_out.parts:
+        held_out.write(oof_path(out_dir))
     return result
 
 

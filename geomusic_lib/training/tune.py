@@ -1,6 +1,10 @@
 """Tuning as a stage: Optuna's TPE sampler proposes settings for one network or tree baseline,
-each trial is scored on the validation rows of the run's first `tune.splits` splits (never a
-test row), and the median pruner stops network trials whose per-epoch validation loss lags.
+each trial is scored on held-out rows of the run's first `tune.splits` splits (never a test row),
+and the median pruner stops network trials whose per-epoch validation loss lags.
+
+With `tune.folds` k > 1 (by default the run's `train.bagging.folds`), a trial trains k times per
+split, on the parts a bag would use, and is scored on every training row once, out of fold: the
+score no longer hangs on one small validation split. With k = 1 it is the split's validation rows.
 
 Each model's study lives in its own SQLite file (`RunDir.tuning_db`), so a killed tuning run
 resumes from the stored trials, and the budget (`tune.trials`, `tune.timeout_s`) counts them.
@@ -19,7 +23,7 @@ import pandas as pd
 from sklearn.metrics import log_loss
 
 from geomusic_lib.training.baselines import baseline_proba, fit_baseline
-from geomusic_lib.data import RunData
+from geomusic_lib.data import bag_splits, RunData, Split
 from geomusic_lib.core.fileio import atomic_write_json
 from geomusic_lib.core.params import Params, TuneParams, deep_merge, with_overrides
 from geomusic_lib.core.progress import progress_bar
@@ -135,27 +139,49 @@ def overrides_of(name: str, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- objectives
-def _check_validation(data: RunData, tp: TuneParams) -> None:
-    if any(len(s.val) == 0 for s in data.splits[:tp.splits]):
-        raise ValueError("tuning scores settings on validation rows, but a split has none; set split.val > 0 "
-                         "(e.g. 0.1) or tune.enabled: false")
+def tune_folds(params: Params) -> int:
+    """The k of `tune.folds` (`auto`: `train.bagging.folds`)."""
+    k = params.train.bagging.folds if params.tune.folds == "auto" else int(params.tune.folds)
+    if k < 1:
+        raise ValueError(f"tune.folds is {params.tune.folds}; set a whole number ≥ 1 or auto")
+    return k
+
+
+def trial_splits(data: RunData, params: Params) -> list[Split]:
+    """The parts a trial trains and is scored on: for each of the first `tune.splits` splits, its
+    `tune.folds` grouped, stratified parts (one part: the split itself), numbered 0, 1, ... and
+    without test rows."""
+    k, splits = tune_folds(params), data.splits[:params.tune.splits]
+    if k > 1:
+        joined = data.table.feature_names if params.data.duplicates == "group" else ()
+        splits = [p for split in splits for p in bag_splits(data.table.frame, split, k, params.seed, joined)]
+    parts = splits
+    if any(len(p.val) == 0 for p in parts):
+        raise ValueError("tuning scores settings on held-out rows, but a split has no validation rows; set "
+                         "split.val > 0 (e.g. 0.1), tune.folds > 1, or tune.enabled: false")
+    return [Split(i, p.train, p.val, np.array([], dtype=int)) for i, p in enumerate(parts)]
+
+
+def _pooled(losses: Sequence[float], sizes: Sequence[int]) -> float:
+    """The log-loss over all held-out rows of the parts (a mean weighted by each part's rows)."""
+    return float(np.average(losses, weights=sizes))
 
 
 def _network_objective(name: str, params: Params, data: RunData, frames) -> Callable[[Any], float]:
-    """Best validation loss (mean over the tuned splits) of a network trained with the trial's settings."""
+    """Best validation loss of a network trained with the trial's settings, pooled over the trial's parts."""
     optuna = _optuna()
-    tp, splits = params.tune, data.splits[:params.tune.splits]
-    epochs = tp.epochs or params.train_for(name).epochs
+    splits = trial_splits(data, params)
+    epochs = params.tune.epochs or params.train_for(name).epochs
 
     def objective(trial) -> float:
         overrides = deep_merge(SPACES[name](trial), {"train_per_model": {name: {"epochs": epochs}},
-                                                     "train": {"bagging": {"folds": 1}}})  # trials: validation rows
+                                                     "train": {"bagging": {"folds": 1}}})  # the parts are the folds
         trial_params = with_overrides(params, overrides, source=f"tuning trial {trial.number} of {name}")
-        index, best = {s.fold: i for i, s in enumerate(splits)}, {}
+        best: dict[int, float] = {}
 
         def report(fold: int, row: dict[str, float]) -> None:
             best[fold] = min(best.get(fold, math.inf), row["val_loss"])
-            trial.report(row["val_loss"], index[fold] * epochs + int(row["epoch"]))
+            trial.report(row["val_loss"], fold * epochs + int(row["epoch"]))
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
@@ -167,7 +193,7 @@ def _network_objective(name: str, params: Params, data: RunData, frames) -> Call
                 if "diverged" not in str(err):
                     raise
                 raise optuna.TrialPruned(f"diverged: {err}") from None
-        return float(np.mean(list(best.values())))
+        return _pooled([best[s.fold] for s in splits], [len(s.val) for s in splits])
     return objective
 
 
@@ -178,17 +204,18 @@ def trial_settings(name: str, params: Params, trial) -> dict[str, Any]:
 
 
 def _baseline_objective(name: str, params: Params, data: RunData) -> Callable[[Any], float]:
-    """Validation log-loss (mean over the tuned splits) of the baseline fitted on the training rows."""
+    """Log-loss of the baseline fitted on each part's training rows, pooled over the parts' held-out rows."""
     x, y, n_classes = data.table.features, data.table.label_indices(), len(data.table.classes())
+    splits = trial_splits(data, params)
 
     def objective(trial) -> float:
         settings = trial_settings(name, params, trial)
         losses = []
-        for split in data.splits[:params.tune.splits]:
-            fitted = fit_baseline(name, params.seed + max(split.fold, 0), x[split.train], y[split.train], settings)
+        for split in splits:
+            fitted = fit_baseline(name, params.seed + split.fold, x[split.train], y[split.train], settings)
             proba = np.clip(baseline_proba(fitted, x[split.val], n_classes), 1e-6, 1.0)
             losses.append(log_loss(y[split.val], proba / proba.sum(1, keepdims=True), labels=np.arange(n_classes)))
-        return float(np.mean(losses))
+        return _pooled(losses, [len(s.val) for s in splits])
     return objective
 
 
@@ -205,6 +232,13 @@ def open_study(run: RunDir, name: str, params: Params):
     study = optuna.create_study(
         study_name=name, storage=f"sqlite:///{path}", load_if_exists=True, direction="minimize",
         pruner=optuna.pruners.MedianPruner(n_startup_trials=tp.startup_trials, n_warmup_steps=tp.warmup_epochs))
+    k = tune_folds(params)
+    scored_on = f"{tp.splits} split(s), " + (f"{k} out-of-fold parts each" if k > 1 else "validation rows")
+    stored = study.user_attrs.get("scored_on", scored_on if study.trials else None)
+    if stored not in (None, scored_on):
+        raise ValueError(f"{path}: this study's trials were scored on {stored}, not on {scored_on} (tune.splits, "
+                         "tune.folds); restore those settings, or delete that file to tune again")
+    study.set_user_attr("scored_on", scored_on)
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
     if not study.trials:  # trial 0: the params file's own settings, the ones to beat
@@ -236,7 +270,7 @@ def tune_model(name: str, params: Params, run: RunDir, data: RunData, frames=Non
     """Run (or resume) model `name`'s study within its budget; write and return its best settings."""
     if name not in SPACES:
         raise ValueError(f"tune: no search space for {name!r}; tunable models are {sorted(SPACES)}")
-    _check_validation(data, params.tune)
+    trial_splits(data, params)  # a clear error before the study opens
     study = open_study(run, name, params)
     n_left, seconds_left = remaining_budget(study, params.tune)
     if n_left != 0 and seconds_left != 0:
@@ -263,7 +297,8 @@ def _write_best(name: str, study, run: RunDir) -> dict[str, Any]:
         raise RuntimeError(f"tuning {name}: no trial finished (all {len(done)} were pruned or failed); "
                            f"raise tune.trials or tune.timeout_s, or delete {run.tuning_db(name).parent} to start over")
     best = min(complete, key=lambda t: t.value)
-    summary = {"model": name, "metric": "validation log-loss", "best_value": best.value, "best_trial": best.number,
+    summary = {"model": name, "metric": "held-out log-loss", "scored_on": study.user_attrs.get("scored_on", ""),
+               "best_value": best.value, "best_trial": best.number,
                "settings": best.params, "overrides": overrides_of(name, best.params),
                "trials_complete": len(complete), "trials_pruned": len(done) - len(complete),
                "seconds": round(_seconds(done), 1)}
@@ -285,25 +320,26 @@ def tuned_params(params: Params, run: RunDir, names: Sequence[str]) -> Params:
 
 
 def tuning_summary(run: RunDir) -> pd.DataFrame:
-    """One row per tuned model: trials, time, best validation log-loss and the best settings."""
+    """One row per tuned model: trials, time, best held-out log-loss and the best settings."""
     rows = []
     for path in sorted(run.tuning_dir.glob("*/best_params.json")):
         best = json.loads(path.read_text(encoding="utf-8"))
-        rows.append({"model": best["model"], "trials": best["trials_complete"] + best["trials_pruned"],
+        rows.append({"model": best["model"], "scored on": best.get("scored_on", "validation rows"),
+                     "trials": best["trials_complete"] + best["trials_pruned"],
                      "pruned": best["trials_pruned"], "seconds": best["seconds"],
-                     "best validation log-loss": round(best["best_value"], 4),
+                     "best held-out log-loss": round(best["best_value"], 4),
                      "best settings": ", ".join(f"{k}={_short(v)}" for k, v in best["settings"].items())})
-    return pd.DataFrame(rows, columns=["model", "trials", "pruned", "seconds", "best validation log-loss",
+    return pd.DataFrame(rows, columns=["model", "scored on", "trials", "pruned", "seconds", "best held-out log-loss",
                                        "best settings"])
 
 
 def trials_table(run: RunDir, name: str) -> pd.DataFrame:
-    """Every stored trial of model `name`: number, state, validation log-loss, seconds and settings."""
+    """Every stored trial of model `name`: number, state, held-out log-loss, seconds and settings."""
     optuna = _optuna()
     if not run.tuning_db(name).is_file():
-        return pd.DataFrame(columns=["trial", "state", "validation log-loss", "seconds"])
+        return pd.DataFrame(columns=["trial", "state", "held-out log-loss", "seconds"])
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{run.tuning_db(name)}")
-    rows = [{"trial": t.number, "state": t.state.name.lower(), "validation log-loss": t.value,
+    rows = [{"trial": t.number, "state": t.state.name.lower(), "held-out log-loss": t.value,
              "seconds": round(_seconds([t]), 1), **{k: _short(v) for k, v in t.params.items()}}
             for t in study.trials]
     return pd.DataFrame(rows)
