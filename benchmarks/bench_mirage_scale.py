@@ -9,6 +9,7 @@ Finally, how each stage grows between sizes: the exponent b of time ∝ n^b (1 =
 
     python benchmarks/bench_mirage_scale.py --sizes 100000 1000000 --jobs 2
     python benchmarks/bench_mirage_scale.py --sizes 10000 --params params/mirage_cpu.yaml
+    python benchmarks/bench_mirage_scale.py --sizes 1000000 --loader-only   # load + split only, minutes
 
 Writes `benchmarks/out/mirage_scale.md` (README via update_readme.py) and the committed copy
 `benchmarks/results/mirage_scale.md` (with the command, date, machine and load average; the book's
@@ -111,17 +112,18 @@ def run_book(params_file: Path, jobs: int, build: bool) -> tuple[dict[str, float
 
 
 def measure_loader(params_file: Path) -> dict[str, float]:
-    """Load + prepare (notebook 01's work) in a fresh process, twice: from the CSV (cache cleared), then cached."""
+    """Load + prepare (notebook 01's work: `load_dataset`, `run_splits`) in a fresh process, twice: from the CSV
+    (caches cleared), then from the caches (events, per-track table and split)."""
     code = ("import json,resource,sys,time\nfrom geomusic_lib.core import load_params\n"
-            "from geomusic_lib.data import load_dataset, make_splits\n"
+            "from geomusic_lib.data import load_dataset, run_splits\n"
             "p=load_params(sys.argv[1]);w,c=time.perf_counter(),time.process_time()\n"
-            "t=load_dataset(p);s=make_splits(t.frame,p.split,p.seed)\n"
+            "t=load_dataset(p);s=run_splits(t,p)\n"
             "print(json.dumps({'wall':time.perf_counter()-w,'cpu':time.process_time()-c,"
             "'rss_gb':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1e6,'tracks':len(t.frame),"
             "'classes':int(t.frame['label'].nunique())}))")
     out = {}
     for cache in (WORK / "cache",):
-        for f in cache.glob("*.parquet") if cache.is_dir() else []:
+        for f in [*cache.glob("*.parquet"), *cache.glob("*.npz")] if cache.is_dir() else []:  # events, tracks, split
             f.unlink()
     for label in ("csv", "cached"):
         done = subprocess.run([sys.executable, "-c", code, str(params_file)], cwd=REPO, capture_output=True, text=True,
@@ -240,7 +242,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-book", action="store_true", help="run the notebooks but skip jupyter-book build")
     ap.add_argument("--out", type=Path, default=OUT / "mirage_scale.md")
     ap.add_argument("--report-only", action="store_true", help="rewrite the reports from mirage_scale.json, run nothing")
+    ap.add_argument("--loader-only", action="store_true", help="print the loader's figures (CSV, cached), no book")
     args = ap.parse_args(argv)
+    if args.loader_only:
+        for events in args.sizes:
+            (WORK / str(events)).mkdir(parents=True, exist_ok=True)
+            params_file = write_params(args.params.resolve(), events, synthetic(events, args.seed), WORK / str(events))
+            print(f"{events:,} events, load average {os.getloadavg()[0]:.1f}:", json.dumps(measure_loader(params_file)))
+        return
     results = OUT / "mirage_scale.json"
     rows = {int(k): v for k, v in json.loads(results.read_text()).items()} if results.is_file() else {}
     for events in [] if args.report_only else args.sizes:

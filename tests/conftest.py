@@ -19,6 +19,18 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """In-process torch runs on one thread, as the trainer's `threads: auto` gives small models: two
+    pytest workers on two cores each spinning two OpenMP threads made LSTM backward passes 20-40x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def fixtures() -> Path:
     return FIXTURES

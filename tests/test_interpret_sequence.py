@@ -13,6 +13,17 @@ from geomusic_lib.plots import melody_weight_figure, pitch_name
 SUBSET = ["test0", "test1", "testd", "teste"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Integrated gradients and the predictions on one torch thread, as the trainer already trains
+    these small models (`train.threads: auto`): `make test` runs two workers on two cores, and there
+    the LSTM's backward passes on torch's default two OpenMP threads ran 10-30 times slower."""
+    from geomusic_lib.core.threads import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     pytest.importorskip("music21", reason="the folk source reads the Essen corpus inside music21: "
@@ -44,15 +55,20 @@ def trained(tmp_path_factory):
 
 
 def test_integrated_gradients_add_up_to_the_change_in_probability(trained):
+    """Completeness: each row's attributions sum to p(target | x) - p(target | zero input). After three
+    epochs that change is about 0.05, so the tolerance is 0.005 (a tenth of it); on this smooth, briefly
+    trained model the midpoint rule with the default 32 steps is within 1e-4."""
     predictors, _, seq, split, _ = trained
     rnn = predictors["rnn"]
     batch = rnn.prepare([seq[i] for i in split.test[:6]])
     target = rnn.predict_proba(batch).argmax(1)
-    attributions = iseq.integrated_gradients(rnn.model, batch.x, batch.mask, target, steps=64)
+    attributions = iseq.integrated_gradients(rnn.model, batch.x, batch.mask, target, steps=32)
     with torch.no_grad():
         p_x = torch.softmax(rnn.model(batch.x, batch.mask), 1)[np.arange(len(target)), target]
         p_0 = torch.softmax(rnn.model(torch.zeros_like(batch.x), batch.mask), 1)[np.arange(len(target)), target]
-    np.testing.assert_allclose(attributions.sum(axis=(1, 2)), (p_x - p_0).numpy(), atol=0.02)
+    change = (p_x - p_0).numpy()
+    assert np.abs(change).max() > 0.02  # a change the tolerance can tell from zero attributions
+    np.testing.assert_allclose(attributions.sum(axis=(1, 2)), change, atol=0.005)
     assert (attributions[~batch.mask.numpy()] == 0).all()  # padding gets nothing
 
 

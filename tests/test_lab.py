@@ -37,8 +37,8 @@ def test_run_all_twice_in_one_jupyterlab_kernel(checkout: Path):
     from nbclient import NotebookClient
 
     nb = nbformat.read(checkout / "notebooks" / "01_data_prep.ipynb", as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(checkout / "notebooks")}})
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", shutdown_kernel="immediate",
+                            resources={"metadata": {"path": str(checkout / "notebooks")}})  # no 1-2 s of teardown
     with client.setup_kernel():
         for _ in range(2):
             for index, cell in enumerate(nb.cells):

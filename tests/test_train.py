@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -133,22 +134,33 @@ SCRIPT = textwrap.dedent("""
     from geomusic_lib.data import load_uci, make_splits
     from geomusic_lib.core import params_from_dict
     from geomusic_lib.training import train_model
-    table = load_uci()
-    params = params_from_dict({"device": "cpu", "seed": 5, "split": {"strategy": "kfold", "folds": 2},
-                               "train": {"epochs": 12, "batch_size": 16, "patience": 100}})
-    splits = make_splits(table.frame, params.split, params.seed)
-    train_model("fcnn", table, splits, params, sys.argv[1], progress=False)
+
+
+    def train(out):
+        table = load_uci()
+        params = params_from_dict({"device": "cpu", "seed": 5, "split": {"strategy": "kfold", "folds": 2},
+                                   "train": {"epochs": 4, "batch_size": 16, "patience": 100}})
+        splits = make_splits(table.frame, params.split, params.seed)
+        train_model("fcnn", table, splits, params, out, progress=False)
+
+
+    if __name__ == "__main__":
+        train(sys.argv[1])
 """)
 
 
 @pytest.mark.slow
 def test_killed_subprocess_resumes_to_the_same_result(tmp_path):
-    """SIGKILL a training subprocess once the first checkpoint exists, rerun it, compare with an uninterrupted run."""
+    """SIGKILL a training subprocess once the first checkpoint exists, rerun it, compare with an uninterrupted run.
+
+    The uninterrupted run is the same script's `train` called in this process (one interpreter start
+    fewer; the trainer picks one thread for this small model either way). Four epochs per fold are
+    enough: the kill lands in fold 0 right after its first epoch, seven epochs before the end, and the
+    rerun must redo the rest of fold 0 and all of fold 1 bit for bit."""
     script = tmp_path / "train_uci.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    run = lambda out: subprocess.run([sys.executable, str(script), str(out)], env=env, check=True, timeout=600)  # noqa: E731
-    run(tmp_path / "straight")
+    runpy.run_path(str(script), run_name="straight")["train"](tmp_path / "straight")
 
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed")], env=env)
     first = tmp_path / "killed" / "fold_0" / "checkpoint_last.pt"
@@ -159,7 +171,7 @@ def test_killed_subprocess_resumes_to_the_same_result(tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
     assert not (tmp_path / "killed" / "predictions.parquet").exists()
-    run(tmp_path / "killed")
+    subprocess.run([sys.executable, str(script), str(tmp_path / "killed")], env=env, check=True, timeout=600)
     for fold in ("fold_0", "fold_1"):
         _assert_same_run_fold(tmp_path / "straight" / fold, tmp_path / "killed" / fold)
     np.testing.assert_array_equal(read_predictions(tmp_path / "straight" / "predictions.parquet").proba,

@@ -1,7 +1,11 @@
 """Dataset dispatch and the `runs/<name>/data/` files that later stages read."""
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +17,11 @@ from geomusic_lib.data.io import DataError
 from geomusic_lib.data.splits import Split, load_splits, make_splits, save_splits, split_gaps
 from geomusic_lib.data.table import BASE_COLUMNS, TrackTable, load_table
 from geomusic_lib.data.uci import load_uci
-from geomusic_lib.core.fileio import atomic_write_csv, atomic_write_json, atomic_write_parquet
-from geomusic_lib.core.params import Params, TABLE_DOCS
+from geomusic_lib.core.fileio import atomic_write_csv, atomic_write_json, atomic_write_parquet, atomic_write_with
+from geomusic_lib.core.params import MirageParams, Params, TABLE_DOCS
 from geomusic_lib.core.rundir import RunDir
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,9 +51,7 @@ def load_dataset(params: Params) -> TrackTable:
         table = load_folk_tracks(data.folk)
     else:
         from geomusic_lib.data.mirage import load_mirage_tracks
-        mirage = data.mirage.model_copy(update={"path": params.resolve(data.mirage.path), "cache_dir":
-                                                params.resolve(data.mirage.cache_dir) if data.mirage.cache_dir else None})
-        table = load_mirage_tracks(mirage, extra_columns=params.features.metadata_fields)
+        table = load_mirage_tracks(_mirage_params(params), extra_columns=params.features.metadata_fields)
     if data.max_tracks and len(table.frame) > data.max_tracks:
         table.frame = table.frame.sample(n=data.max_tracks, random_state=params.seed).sort_index().reset_index(drop=True)
     if table.feature_names:
@@ -62,10 +66,76 @@ def _shown_as_written(table: TrackTable, resolved: str, written: str) -> TrackTa
     return table
 
 
+def _mirage_params(params: Params) -> MirageParams:
+    """`data.mirage` with its paths resolved against the params file."""
+    mirage = params.data.mirage
+    return mirage.model_copy(update={"path": params.resolve(mirage.path),
+                                     "cache_dir": params.resolve(mirage.cache_dir) if mirage.cache_dir else None})
+
+
 def run_splits(table: TrackTable, params: Params) -> list[Split]:
-    """The run's splits: `make_splits` with identical feature vectors joined under `data.duplicates: group`."""
+    """The run's splits: `make_splits` with identical feature vectors joined under `data.duplicates: group`;
+    for MIRAGE with its cache on, kept beside the per-track cache (`split_cache_file`) and read from there."""
     joined = table.feature_names if params.data.duplicates == "group" else ()
-    return make_splits(table.frame, params.split, params.seed, identical_features=joined)
+    target = split_cache_file(params, joined)
+    cached = read_split_cache(target, table.frame) if target is not None else None
+    if cached is not None:
+        for note in split_gaps(table.frame, cached):
+            logger.warning(note)
+        return cached
+    splits = make_splits(table.frame, params.split, params.seed, identical_features=joined)
+    if target is not None:
+        write_split_cache(target, table.frame, splits)
+    return splits
+
+
+def split_cache_file(params: Params, joined: Sequence[str] = ()) -> Path | None:
+    """The split cache of a MIRAGE run: the per-track cache's name (`tracks_cache_file`: file, loader
+    settings, loader code) plus a key of what else makes the split: `split`, `seed`, `max_tracks`,
+    `duplicates` and the joined features, the split code and sklearn's version. None when the cache is off."""
+    if params.data.source != "mirage" or not params.data.mirage.cache:
+        return None
+    import sklearn
+
+    from geomusic_lib.data.mirage import tracks_cache_file
+    tracks = tracks_cache_file(_mirage_params(params), params.features.metadata_fields)
+    here = Path(__file__).parent
+    code = hashlib.sha1(b"".join((here / f).read_bytes() for f in ("splits.py", "duplicates.py"))).hexdigest()
+    key = json.dumps([tracks.name, params.split.model_dump(mode="json"), params.seed, params.data.max_tracks,
+                      params.data.duplicates, list(joined), code, sklearn.__version__], sort_keys=True)
+    return tracks.with_name(f"{tracks.stem}-split-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz")
+
+
+def _track_ids_digest(frame: pd.DataFrame) -> str:
+    return hashlib.sha1("\x1f".join(frame["track_id"].astype(str).tolist()).encode()).hexdigest()
+
+
+def write_split_cache(target: Path, frame: pd.DataFrame, splits: list[Split]) -> None:
+    """`splits` as row positions (npz), with a digest of the frame's track ids to check them against."""
+    arrays = {f"{i}_{part}": getattr(s, part) for i, s in enumerate(splits) for part in ("train", "val", "test")}
+    arrays.update(folds=np.array([s.fold for s in splits]), tracks=np.array(_track_ids_digest(frame)))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_with(target, write)
+
+
+def read_split_cache(target: Path, frame: pd.DataFrame) -> list[Split] | None:
+    """The splits `write_split_cache` stored for this frame; None when absent, unreadable (then removed) or
+    made for other track ids."""
+    if not target.is_file():
+        return None
+    try:
+        with np.load(target) as stored:
+            if str(stored["tracks"]) != _track_ids_digest(frame):
+                return None
+            return [Split(int(fold), *(stored[f"{i}_{part}"] for part in ("train", "val", "test")))
+                    for i, fold in enumerate(stored["folds"])]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        target.unlink(missing_ok=True)
+        return None
 
 
 def build_class_table(frame: pd.DataFrame, level: str = "auto") -> pd.DataFrame:

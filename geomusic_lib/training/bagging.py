@@ -8,7 +8,9 @@ self-contained checkpoint (`models.Bag`) beside its members' folders `bag_<j>/`,
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import multiprocessing
 import signal
 from concurrent.futures import ProcessPoolExecutor
@@ -56,14 +58,17 @@ def train_bag(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, memb
 
     member_statics = [member_static(name, params, member, static, j, len(members)) for j, member in enumerate(members)]
     jobs = bag_jobs(params.train.bagging.jobs, len(members), device)
-    if jobs > 1 and on_epoch is None:  # members train in worker processes; the loop below then reuses them
+    parallel = jobs > 1 and on_epoch is None
+    if parallel:  # members train in worker processes; the loop below then reuses them
         train_members_in_parallel(name, batch, y_all, members, params, member_statics, out, device, jobs)
+        print(f"{out}: {len(members)} bag members of {name} trained in {jobs} processes")
     rows = bag_rows(split)
     oof = np.zeros((len(rows), len(static["classes"])))
     results, models = [], []
     for j, member in enumerate(members):
-        result, model = _train_fold(name, batch, y_all, member, params, member_statics[j], bag_member_dir(out, j),
-                                    device, progress, on_epoch)
+        with contextlib.redirect_stdout(io.StringIO()) if parallel else contextlib.nullcontext():  # "reusing ..."
+            result, model = _train_fold(name, batch, y_all, member, params, member_statics[j], bag_member_dir(out, j),
+                                        device, progress, on_epoch)
         oof[oof_positions(rows, member.val)] = batch_probabilities(model, batch, member.val,
                                                                    params.train.batch_size * 4, device)
         results.append(result)
