@@ -6,6 +6,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 NetworkName = Literal["fcnn", "tabm", "cnn", "rnn", "attention"]
+View = Literal["auto", "grid", "tokens", "frames"]
+#: The `view` key of the CNN, RNN and attention networks.
+VIEW = Field("auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
 
 
 class Strict(BaseModel):
@@ -33,16 +36,14 @@ class CnnParams(Strict):
     channels: list[int] = Field(default_factory=lambda: [64, 128, 256])
     kernel_size: int = Field(3, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
-    view: Literal["auto", "grid", "tokens", "frames"] = Field(
-        "auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
+    view: View = VIEW
 
 
 class RnnParams(Strict):
     hidden: int = Field(64, ge=1)
     layers: int = Field(1, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
-    view: Literal["auto", "tokens", "grid", "frames"] = Field(
-        "auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
+    view: View = VIEW
 
 
 class AttentionParams(Strict):
@@ -51,8 +52,7 @@ class AttentionParams(Strict):
     attention: Literal["self", "additive", "dot"] = "additive"
     heads: int = Field(4, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
-    view: Literal["auto", "tokens", "grid", "frames"] = Field(
-        "auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
+    view: View = VIEW
 
 
 class TabmParams(Strict):

@@ -88,11 +88,11 @@ def make_splits(frame: pd.DataFrame, params: SplitParams, seed: int,
     groups = split_groups(frame, identical_features)
     codes, names = pd.factorize(groups)
     if len(names) >= FAST_SPLIT_MIN_GROUPS:
-        return _with_gaps_logged(frame, fast_splits(labels, codes, params, seed))
+        return with_gaps_logged(frame, fast_splits(labels, codes, params, seed))
     if params.strategy == "holdout":
         rest, test = _one_fold(labels, groups, max(2, round(1 / params.test)), seed, "test")
         train, val = _carve_validation(rest, labels, groups, params.val / (params.train + params.val), seed)
-        return _with_gaps_logged(frame, [Split(-1, np.sort(train), np.sort(val), np.sort(test))])
+        return with_gaps_logged(frame, [Split(-1, np.sort(train), np.sort(val), np.sort(test))])
     n_groups = len(names)
     if n_groups < params.folds:
         raise DataError(f"column 'group': {n_groups} distinct artist group(s) cannot fill {params.folds} folds. Lower split.folds.")
@@ -104,7 +104,7 @@ def make_splits(frame: pd.DataFrame, params: SplitParams, seed: int,
     for k, (rest, test) in enumerate(folds):
         train, val = _carve_validation(rest, labels, groups, params.val / (params.train + params.val), seed + k)
         splits.append(Split(k, np.sort(train), np.sort(val), np.sort(test)))
-    return _with_gaps_logged(frame, splits)
+    return with_gaps_logged(frame, splits)
 
 
 @dataclass
@@ -275,7 +275,8 @@ def bag_splits(frame: pd.DataFrame, split: Split, folds: int, seed: int,
     return [Split(split.fold, np.sort(rest[train]), np.sort(rest[held]), split.test) for train, held in parts]
 
 
-def _with_gaps_logged(frame: pd.DataFrame, splits: list[Split]) -> list[Split]:
+def with_gaps_logged(frame: pd.DataFrame, splits: list[Split]) -> list[Split]:
+    """`splits`, after logging a warning for each part that lacks a class (`split_gaps`)."""
     for note in split_gaps(frame, splits):
         logger.warning(note)
     return splits

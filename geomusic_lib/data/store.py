@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,14 +13,12 @@ import pandas as pd
 
 from geomusic_lib.data.duplicates import apply_duplicate_policy
 from geomusic_lib.data.io import DataError
-from geomusic_lib.data.splits import Split, load_splits, make_splits, save_splits, split_gaps
+from geomusic_lib.data.splits import Split, load_splits, make_splits, save_splits, split_gaps, with_gaps_logged
 from geomusic_lib.data.table import BASE_COLUMNS, TrackTable, load_table
 from geomusic_lib.data.uci import load_uci
 from geomusic_lib.core.fileio import atomic_write_csv, atomic_write_json, atomic_write_parquet, atomic_write_with
 from geomusic_lib.core.params import MirageParams, Params, TABLE_DOCS
 from geomusic_lib.core.rundir import RunDir
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,9 +77,7 @@ def run_splits(table: TrackTable, params: Params) -> list[Split]:
     target = split_cache_file(params, joined)
     cached = read_split_cache(target, table.frame) if target is not None else None
     if cached is not None:
-        for note in split_gaps(table.frame, cached):
-            logger.warning(note)
-        return cached
+        return with_gaps_logged(table.frame, cached)
     splits = make_splits(table.frame, params.split, params.seed, identical_features=joined)
     if target is not None:
         write_split_cache(target, table.frame, splits)

@@ -39,11 +39,14 @@ def oof_positions(rows: np.ndarray, held_out: np.ndarray) -> np.ndarray:
     return np.searchsorted(rows, np.asarray(held_out, dtype=int))
 
 
-def split_members(table: TrackTable, split: Split, params: Params) -> list[Split]:
-    """The split itself, or with `train.bagging.folds` k > 1 the k members of its bag (grouped as
-    the run's split is, identical feature vectors included under `data.duplicates: group`)."""
+def split_members(table: TrackTable, split: Split, params: Params, folds: int | None = None) -> list[Split]:
+    """The split itself, or with `folds` (default `train.bagging.folds`) k > 1 the k members of its
+    bag (grouped as the run's split is, identical feature vectors included under `data.duplicates: group`)."""
+    k = params.train.bagging.folds if folds is None else folds
+    if k <= 1:
+        return [split]
     joined = table.feature_names if params.data.duplicates == "group" else ()
-    return bag_splits(table.frame, split, params.train.bagging.folds, params.seed, joined)
+    return bag_splits(table.frame, split, k, params.seed, joined)
 
 
 def train_bag(name: str, batch: ViewBatch, y_all: np.ndarray, split: Split, members: Sequence[Split], params: Params,

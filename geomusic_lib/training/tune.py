@@ -23,11 +23,12 @@ import pandas as pd
 from sklearn.metrics import log_loss
 
 from geomusic_lib.training.baselines import baseline_proba, fit_baseline
-from geomusic_lib.data import bag_splits, RunData, Split
+from geomusic_lib.data import RunData, Split
 from geomusic_lib.core.fileio import atomic_write_json
 from geomusic_lib.core.params import Params, TuneParams, deep_merge, with_overrides
 from geomusic_lib.core.progress import progress_bar
 from geomusic_lib.core.rundir import RunDir
+from geomusic_lib.training.bagging import split_members
 from geomusic_lib.training.trainer import train_model
 
 TUNABLE_BASELINES = ("random_forest", "hist_gb")
@@ -151,11 +152,8 @@ def trial_splits(data: RunData, params: Params) -> list[Split]:
     """The parts a trial trains and is scored on: for each of the first `tune.splits` splits, its
     `tune.folds` grouped, stratified parts (one part: the split itself), numbered 0, 1, ... and
     without test rows."""
-    k, splits = tune_folds(params), data.splits[:params.tune.splits]
-    if k > 1:
-        joined = data.table.feature_names if params.data.duplicates == "group" else ()
-        splits = [p for split in splits for p in bag_splits(data.table.frame, split, k, params.seed, joined)]
-    parts = splits
+    k = tune_folds(params)
+    parts = [p for split in data.splits[:params.tune.splits] for p in split_members(data.table, split, params, k)]
     if any(len(p.val) == 0 for p in parts):
         raise ValueError("tuning scores settings on held-out rows, but a split has no validation rows; set "
                          "split.val > 0 (e.g. 0.1), tune.folds > 1, or tune.enabled: false")
