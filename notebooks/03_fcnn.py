@@ -20,14 +20,14 @@
 # - train a fully connected network (FCNN) that reads the features as one flat vector;
 # - train TabM, an MLP that holds several weight-sharing members and embeds each feature
 #   piecewise-linearly, one of the strongest default networks for tables in recent benchmarks;
-# - optionally tune both on the validation rows first (`tune.enabled`, see `params/tuned.yaml`);
+# - optionally tune both on held-out rows first (`tune.enabled`, see `params/tuned.yaml`);
 # - watch their learning curves and read their test scores, with 95 % bootstrap intervals.
 #
 # ## Prerequisites
 # | concept | importance | notes |
 # |---|---|---|
 # | [01](01_data_prep.ipynb) and [02](02_feature_extraction.ipynb) | necessary | the run's tracks, splits and features |
-# | Fully connected networks, dropout | helpful | the FCNN is about twenty lines in `geomusic_lib/models/fcnn.py` |
+# | Fully connected networks, dropout | helpful | the FCNN and its options are in `geomusic_lib/models/fcnn.py` |
 # | Ensembles, embeddings of numeric features | helpful | TabM {cite:p}`gorishniy2025tabm`, embeddings {cite:p}`gorishniy2022embeddings` |
 #
 # **Time to run**: about a minute on a laptop CPU for UCI; tuning (off by default) adds a few
@@ -63,10 +63,13 @@ print("training:", ", ".join(names))
 
 # %% [markdown]
 # ## The FCNN
-# The FCNN reads each track as one vector of features and passes it through a few
-# fully connected layers (`model.fcnn.hidden`), each with batch normalisation, ReLU and
-# dropout. It ignores any structure among the features: the order of the columns means
-# nothing to it. That makes it the neural counterpart of the logistic-regression and
+# The FCNN reads each track as one vector of features. By default it first scales each
+# feature by the median and inter-quartile range of the training rows and clips it smoothly
+# (`model.fcnn.robust_clip`), embeds it piecewise-linearly (`model.fcnn.embedding`), then
+# passes it through a few fully connected layers (`model.fcnn.hidden`), each with batch
+# normalisation, ReLU and dropout; these are two ingredients of RealMLP, kept because they
+# helped on validation rows (`benchmarks/results/fcnn_ingredients.md`). It ignores any
+# structure among the features: the order of the columns means nothing to it. That makes it the neural counterpart of the logistic-regression and
 # tree baselines of notebook 07.
 #
 # The code below is the library's own module for this model, shown as it is (the book

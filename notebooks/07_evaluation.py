@@ -18,7 +18,7 @@
 #
 # ## Overview
 # - fit the classic baselines on exactly the same splits as the networks;
-# - combine networks and baselines into an ensemble fitted on the validation rows;
+# - combine networks and baselines into an ensemble fitted on held-out rows;
 # - compare every model and baseline with 95 % bootstrap confidence intervals;
 # - see whether mistakes stay in the neighbourhood: confusions in geographic order, and
 #   errors in kilometres;
