@@ -262,13 +262,15 @@ def test_shown_table_hides_the_index_and_rounds_kilometres():
     assert ">median km<" in html and "median_km<" not in html  # headers wrap at the space
 
 
-def test_unknown_regions_never_count_as_a_match():
+def test_unknown_regions_are_neither_a_match_nor_a_miss():
     import numpy as np
 
     from geomusic_lib.evaluation.metrics import _same_known
 
-    continent = np.array(["", "", "Asia"])
-    assert _same_known(continent, np.array([1, 2, 2]), np.array([0, 2, 2])).tolist() == [False, True, True]
+    continent = np.array(["", "", "Asia", "Europe"])
+    hits = _same_known(continent, np.array([1, 2, 2, 2]), np.array([0, 2, 2, 3]))
+    assert np.isnan(hits[0]) and hits[1:].tolist() == [1.0, 1.0, 0.0]
+    assert np.isnan(_same_known(np.array(["", "", "Asia"]), np.array([1, 2]), np.array([0, 2]))).all()  # one group
 
 
 def test_best_network_can_pass_over_frames_models(tmp_path):
@@ -296,3 +298,28 @@ def test_best_network_can_pass_over_frames_models(tmp_path):
     save("fcnn", "frames")
     with pytest.raises(FileNotFoundError, match="tabular view"):
         best_network(run, tabular=True)
+
+
+def test_no_level_is_scored_where_the_labels_have_none():
+    """Provinces get China's regions and no continent score (all lie in Asia); a class with no known
+    region is left out of region accuracy rather than counted wrong."""
+    from geomusic_lib.data import build_class_table
+
+    provinces = ["Shanxi", "Hebei", "Jiangsu", "Hubei"]  # North, North, East, South Central China
+    classes = build_class_table(pd.DataFrame({"label": provinces, "lat": np.nan, "lon": np.nan}), "china_province")
+    assert dict(zip(classes["class"], classes["region"])) == {
+        "Hebei": "North China", "Hubei": "South Central China", "Jiangsu": "East China", "Shanxi": "North China"}
+    order = list(classes["class"])  # sorted: Hebei, Hubei, Jiangsu, Shanxi
+    y_true = np.array([order.index(p) for p in ["Shanxi", "Shanxi", "Jiangsu", "Hubei"]])
+    y_pred = np.array([order.index(p) for p in ["Hebei", "Jiangsu", "Jiangsu", "Shanxi"]])
+    proba = np.eye(4)[y_pred] * 0.9 + 0.025
+    pred = Predictions(track_ids=np.array(["a", "b", "c", "d"]), fold=np.full(4, -1), y_true=y_true, proba=proba,
+                       classes=order, true_lat=np.full(4, np.nan), true_lon=np.full(4, np.nan))
+    m = evaluate_predictions(pred, classes, bootstrap=50)
+    assert m["region_accuracy"] == pytest.approx(2 / 4)  # Shanxi→Hebei (both North) and Jiangsu→Jiangsu
+    assert np.isnan(m["continent_accuracy"]) and np.isnan(m["continent_accuracy_ci_low"])
+    unknown = classes.assign(region=classes["region"].where(classes["class"] != "Hubei", ""))
+    assert evaluate_predictions(pred, unknown, bootstrap=0)["region_accuracy"] == pytest.approx(2 / 3)
+    flat = classes.assign(region="", continent="")
+    m = evaluate_predictions(pred, flat, bootstrap=20)
+    assert np.isnan(m["region_accuracy"]) and np.isnan(m["continent_accuracy"]) and m["accuracy"] == 0.25

@@ -172,11 +172,13 @@ def results_table_markdown(run: RunDir, root: Path | None = None) -> str:
         return (f"```{{note}}\nNo metrics table yet: `{shown}` does not exist. "
                 "Run `make book` (or notebook 07_evaluation) to produce it.\n```\n")
     metrics = read_run_csv(path).sort_values("accuracy", ascending=False, kind="mergesort")
-    parts = []
+    parts, unscored = [], []
     for heading, columns in RESULT_TABLES.items():
         table = metrics[[c for c in ("model", "kind") if c in metrics.columns]].copy()
         for column, title in columns.items():
-            if column in metrics.columns:
+            if column in metrics.columns and metrics[column].isna().all():
+                unscored.append(title)
+            elif column in metrics.columns:
                 digits = 0 if column.endswith("_km") else 3
                 table[title] = [_with_interval(row, column, digits) for _, row in metrics.iterrows()]
         parts.append(f"**{heading}**\n\n" + markdown_table(table))
@@ -184,6 +186,9 @@ def results_table_markdown(run: RunDir, root: Path | None = None) -> str:
     protocol = split_protocol(json.loads(run.meta.read_text(encoding="utf-8")).get("notes", {})) + " " \
         if run.meta.is_file() else ""
     protocol += weighting_protocol(run)
+    if unscored:
+        protocol += (f"Not scored: {' and '.join(unscored)} (the labels have no such level, or all of them lie in "
+                     "one). ")
     return ("\n\n".join(parts) + f"\n\nEach cell: estimate (95 % bootstrap interval); {n}rows by test accuracy. "
             f"{protocol}All metrics, per-class tables included: `{shown}` and `eval/per_class/`, written by 07_evaluation.\n")
 

@@ -40,7 +40,7 @@ def origin_aliases() -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def china_provinces() -> pd.DataFrame:
-    """The shipped province table: `province, aliases, capital, geonameid, lat, lon, kind`."""
+    """The shipped province table: `province, aliases, capital, geonameid, lat, lon, region, kind`."""
     with (resources.files("geomusic_lib.data") / "china_provinces.csv").open("r", encoding="utf-8") as fh:
         return pd.read_csv(fh, keep_default_na=False)
 

@@ -136,7 +136,8 @@ def read_split_cache(target: Path, frame: pd.DataFrame) -> list[Split] | None:
 def build_class_table(frame: pd.DataFrame, level: str = "auto") -> pd.DataFrame:
     """`class, lat, lon, region, continent, n_tracks` in label-encoder (sorted) order.
 
-    `level="auto"` treats labels that are region or continent names as such.
+    `level="auto"` treats labels that are region or continent names as such; `china_province` gives each
+    province its region of China (`china_provinces.csv`) and the continent Asia.
     """
     from geomusic_lib.data import geo
 
@@ -153,12 +154,21 @@ def build_class_table(frame: pd.DataFrame, level: str = "auto") -> pd.DataFrame:
             region, continent = (info.region, info.continent) if info else ("", "")
         elif level == "region":
             region, continent = name, _continent_of_region(name)
+        elif level == "china_province":
+            region, continent = _province_regions().get(name, ""), "Asia"
         else:
             region = continent = name
         lat, lon = centroids.loc[name, ["lat", "lon"]] if name in centroids.index else (np.nan, np.nan)
         rows.append({"class": name, "lat": lat, "lon": lon, "region": region, "continent": continent,
                      "n_tracks": int((frame["label"] == name).sum())})
     return pd.DataFrame(rows)
+
+
+def _province_regions() -> dict[str, str]:
+    from geomusic_lib.data.folk_labels import china_provinces
+
+    table = china_provinces()
+    return dict(zip(table["province"], table["region"]))
 
 
 def _continent_of_region(region: str) -> str:
@@ -178,7 +188,7 @@ def prepare_run_data(params: Params, run: RunDir) -> tuple[TrackTable, list[Spli
     if gaps:
         table.notes["split_gaps"] = gaps
     atomic_write_parquet(table.frame, run.tracks, index=False)
-    level = params.data.mirage.level if params.data.source == "mirage" else "auto"
+    level = {"mirage": params.data.mirage.level, "folk": params.data.folk.level}.get(params.data.source, "auto")
     atomic_write_csv(build_class_table(table.frame, level), run.classes)
     save_splits(splits, table.frame, run.splits)
     write_meta(table, run.meta)

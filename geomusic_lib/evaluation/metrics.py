@@ -186,7 +186,7 @@ def _bootstrap(
     ece_gap = top1_correct.astype(float) - confidence
     for idx in _resamples(len(y_true), n_boot, seed):
         for name, hits in rows.items():
-            out[name].append(hits[idx].mean(axis=1))
+            out[name].append(_share(hits[idx], axis=1))
         with np.errstate(invalid="ignore", divide="ignore"):
             # all-NaN resamples (no coordinates at all) give NaN, silently
             sample_km = km[idx]
@@ -216,9 +216,22 @@ def _bootstrap(
 
 # --------------------------------------------------------------------------- metrics
 def _same_known(group: np.ndarray, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
-    """True where predicted and true class share a group; an unknown ("" or nan) group never matches."""
-    known = ~np.isin(group[y_true], ["", "nan", "None"])
-    return (group[y_pred] == group[y_true]) & known
+    """1 where predicted and true class share a group, 0 where not, NaN where the true class has no
+    known group ("" or nan). A level is scored only where it exists: when the classes fall into fewer
+    than two known groups (provinces of one continent, labels with no region), every row is NaN."""
+    known_groups = ~np.isin(group, ["", "nan", "None"])
+    if len(set(group[known_groups])) < 2:
+        return np.full(len(y_true), np.nan)
+    same = (group[y_pred] == group[y_true]).astype(float)
+    return np.where(known_groups[y_true], same, np.nan)
+
+
+def _share(hits: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """The mean of 0/1 hits over the rows where they are defined (NaN where none is)."""
+    hits = np.asarray(hits, dtype=float)
+    defined = ~np.isnan(hits)
+    total, count = np.where(defined, hits, 0.0).sum(axis=axis), defined.sum(axis=axis)
+    return np.divide(total, count, out=np.full(np.shape(total), np.nan), where=count > 0)
 
 
 def evaluate_predictions(
@@ -234,7 +247,8 @@ def evaluate_predictions(
 
     `decision` picks the predicted country (argmax or distance-aware); top-k and ECE always
     use the probabilities as they are. Region and continent accuracy compare the region
-    (continent) of the predicted country with the true one. `bootstrap=0` skips the CIs.
+    (continent) of the predicted class with the true one, on the rows whose class has one; they are
+    NaN where the labels have no such level (see `_same_known`). `bootstrap=0` skips the CIs.
     """
     n, n_classes = pred.proba.shape
     if n == 0:
@@ -292,8 +306,8 @@ def _point_estimates(proba: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, 
             "macro_f1": f1_score(y_true, y_pred, average="macro", zero_division=0),
             "mean_km": float(np.nanmean(km)) if has_km else np.nan,
             "median_km": float(np.nanmedian(km)) if has_km else np.nan,
-            "region_accuracy": float(rows["region_accuracy"].mean()),
-            "continent_accuracy": float(rows["continent_accuracy"].mean()),
+            "region_accuracy": float(_share(rows["region_accuracy"])),
+            "continent_accuracy": float(_share(rows["continent_accuracy"])),
             "ece": expected_calibration_error(proba, y_true, calibration_bins),
         }
 
