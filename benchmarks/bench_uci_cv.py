@@ -32,29 +32,28 @@ probabilities of the same fold.
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sklearn
 import torch
 import yaml
 from threadpoolctl import threadpool_limits
 
-from geomusic_lib.training import ensemble_over_splits, make_baseline, MemberProbabilities, run_baselines
 from geomusic_lib.data import build_class_table, load_uci, make_splits
 from geomusic_lib.training import train_model
 from geomusic_lib.evaluation import evaluate_predictions
-from geomusic_lib.core import deep_merge, params_from_dict, predictions_path, RunDir
-from geomusic_lib.core.rundir import oof_path
-from geomusic_lib.predict import Predictions, read_predictions
+from geomusic_lib.core import deep_merge, params_from_dict, RunDir
+from geomusic_lib.predict import Predictions
 from geomusic_lib.core.manifest import MADE_AT_STAMP, made_at
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _cv import cached_baseline, ensemble, ensemble_weights, km as _km, out_of_fold, pct as _pct, protocol  # noqa: E402
 MODELS = ["fcnn", "tabm", "cnn", "rnn", "attention"]
 BASELINES = ["majority", "logreg", "random_forest", "hist_gb", "svm", "knn"]
 #: Ensemble candidates, fixed before any test fold was scored. Weights (0 drops a member) and
@@ -83,30 +82,6 @@ def _scores(pred: Predictions, classes: pd.DataFrame, seed: int, bootstrap: int)
         out[f"median_{decision}"] = m["median_km"]
         out["top5"] = m["top5_accuracy"]
     return out
-
-
-def _sorted(pred: Predictions) -> Predictions:
-    order = np.argsort(pred.track_ids, kind="stable")
-    return Predictions(pred.track_ids[order], pred.fold[order], pred.y_true[order], pred.proba[order],
-                       pred.classes, pred.true_lat[order], pred.true_lon[order])
-
-
-def _baseline(name: str, table, splits, params, models_dir: Path) -> float:
-    """Fit baseline `name` unless an identical fit (estimator, seed, folds) is stored; returns seconds."""
-    key = json.dumps({"estimator": repr(make_baseline(name, params.seed)), "sklearn": sklearn.__version__,
-                      "seed": params.seed,
-                      "features": list(table.feature_names),
-                      "rows": [[s.train.tolist(), s.val.tolist(), s.test.tolist()] for s in splits]})
-    key_file = Path(models_dir) / name / "cache.json"
-    if key_file.is_file() and all(p(Path(models_dir) / name).is_file() for p in (predictions_path, oof_path)):
-        stored = json.loads(key_file.read_text())
-        if stored["key"] == key:
-            return stored["seconds"]
-    t = time.perf_counter()
-    run_baselines(table, splits, params, models_dir, names=[name], progress=False)
-    seconds = time.perf_counter() - t
-    key_file.write_text(json.dumps({"key": key, "seconds": seconds}))
-    return seconds
 
 
 def _parse_args() -> argparse.Namespace:
@@ -167,7 +142,7 @@ def _fit_members(args, table, splits, params, run: RunDir,
     extra member's folders."""
     seconds: dict[str, float] = {}
     for name in args.baselines:
-        seconds[name] = _baseline(name, table, splits, params, run.models_dir)
+        seconds[name] = cached_baseline(name, table, splits, params, run.models_dir)
         print(f"{name}: {seconds[name]:.0f} s", flush=True)
     for name in args.models:
         _timed(seconds, name, lambda: train_model(name, table, splits, params, run.model_dir(name), progress=False))
@@ -175,7 +150,7 @@ def _fit_members(args, table, splits, params, run: RunDir,
     if not extras:
         return seconds, extra
     if "svm" in args.baselines:
-        seconds["svm_68"] = _baseline("svm", _table68(table), splits, params, run.model_dir("svm_68"))
+        seconds["svm_68"] = cached_baseline("svm", _table68(table), splits, params, run.model_dir("svm_68"))
         extra["svm_68"] = ["svm_68/svm"]
         print(f"svm_68: {seconds['svm_68']:.0f} s", flush=True)
     if "fcnn" in args.models and args.fcnn_seeds:
@@ -194,54 +169,6 @@ def _table68(table):
     return table68
 
 
-def _out_of_fold(args, run: RunDir, extra: dict[str, list[str]]) -> dict[str, Predictions]:
-    """Every member's out-of-fold test predictions, all on the same rows and folds."""
-    preds: dict[str, Predictions] = {}
-    for name in [*args.baselines, *args.models, *extra]:
-        parts = [_sorted(read_predictions(predictions_path(run.models_dir / f))) for f in extra.get(name, [name])]
-        if preds:
-            ref = next(iter(preds.values()))
-            assert all((p.track_ids == ref.track_ids).all() and (p.fold == ref.fold).all() for p in parts), \
-                f"{name} was not evaluated on the same folds"
-        ref = parts[0]
-        preds[name] = Predictions(ref.track_ids, ref.fold, ref.y_true, np.mean([p.proba for p in parts], axis=0),
-                                  ref.classes, ref.true_lat, ref.true_lon)
-    return preds
-
-
-def _held_out_probas(args, m: str, table, splits, params, run: RunDir, extra) -> dict[int, np.ndarray]:
-    """Member `m` on each fold's held-out rows (out-of-fold rows when bagged, else the validation
-    rows), read from the `oof.parquet` its training wrote (averaged over an extra member's folders)."""
-    from geomusic_lib.training.ensemble_members import expected_held_out, stored_test_proba
-
-    folders = extra.get(m, [m])
-    held = [read_predictions(oof_path(run.models_dir / f)) for f in folders]
-    bagged = params.train.bagging.folds > 1
-    return {s.fold: np.mean([stored_test_proba(m, h, table, s, expected_held_out(s, bagged)) for h in held], axis=0)
-            for s in splits}
-
-
-def _ensemble(args, table, splits, params, run: RunDir, extra, preds) -> tuple[Predictions, list, list[str]]:
-    """The ensemble of the candidates, fitted on held-out rows with the run's objective
-    (`geomusic_lib.training.ensemble.ensemble_over_splits`)."""
-    from geomusic_lib.training.ensemble_members import expected_held_out
-
-    members = [m for m in CANDIDATES if m in preds]
-    held = {m: _held_out_probas(args, m, table, splits, params, run, extra) for m in members}
-    ref = preds[members[0]]
-    per_split = [{m: MemberProbabilities(held[m][s.fold], preds[m].proba[ref.fold == s.fold]) for m in members}
-                 for s in splits]
-    y = table.label_indices()
-    rows = [expected_held_out(s, params.train.bagging.folds > 1) for s in splits]
-    fitted, test = ensemble_over_splits(per_split, [y[r] for r in rows], [{"fold": s.fold} for s in splits],
-                                        objective=params.ensemble_objective())
-    proba = np.zeros_like(ref.proba)
-    for s, p in zip(splits, test):
-        proba[ref.fold == s.fold] = p
-    return (Predictions(ref.track_ids, ref.fold, ref.y_true, proba, ref.classes, ref.true_lat, ref.true_lon),
-            fitted, members)
-
-
 def _table_text(args, params, table, classes, rows, seconds, ens_info, members, total: float) -> str:
     settings = f"`{args.params.name}`" + (f" + `{args.overlay.name}`" if args.overlay else "")
     lines = [
@@ -251,7 +178,7 @@ def _table_text(args, params, table, classes, rows, seconds, ens_info, members, 
            "each statistic's 12 identical chroma copies collapsed into one") + "), "
         f"{args.folds}-fold stratified CV (seed {args.seed}), out-of-fold predictions of every track; "
         f"network settings from {settings}" + (f", {args.epochs} epochs" if args.epochs else "")
-        + f"; torch {torch.__version__}, {args.threads} CPU thread(s), total {total:.0f} s. " + _protocol(params) + " "
+        + f"; torch {torch.__version__}, {args.threads} CPU thread(s), total {total:.0f} s. " + protocol(params) + " "
         f"Brackets: 95 % bootstrap intervals over tracks ({args.bootstrap} resamples). Distance-aware: the class "
         "with the least expected great-circle distance under the model's probabilities.",
         "",
@@ -268,24 +195,9 @@ def _table_text(args, params, table, classes, rows, seconds, ens_info, members, 
                      f"{s['median_argmax']:,.0f} | {pct(s['acc_distance'])} | {km(s['km_distance'])} | "
                      f"{s['median_distance']:,.0f} | {took} |")
     if ens_info:
-        weights = pd.DataFrame([e.weights for e in ens_info], columns=ens_info[0].members)
-        temps = [e.temperature for e in ens_info]
-        lines += ["", "Ensemble members (mean weight over folds; each fold fits its own on its held-out rows): "
-                  + ", ".join(f"{m} {w:.2f}" for m, w in weights.mean().items() if w > 0)
-                  + f"; final temperature {np.mean(temps):.2f} (range {min(temps):.2f}–{max(temps):.2f}). "
-                  "Candidates: " + ", ".join(members) + "."]
+        lines += ["", ensemble_weights(ens_info, members)]
     lines += ["", ZHOU_REFERENCE]
     return "\n".join(lines)
-
-
-def _protocol(params) -> str:
-    """The bagging, class weighting and ensemble objective in force, in one sentence."""
-    k = params.train.bagging.folds
-    bagging = (f"Every model is a bag of {k} members per outer fold (each trained on {k - 1} of {k} parts of the "
-               "fold's training rows, early-stopped on the part left out)" if k > 1 else
-               "One model per outer fold (networks early-stop on its validation rows)")
-    weighting = "classes weighted (balanced) for every model" if params.train.class_weights else "classes unweighted"
-    return f"{bagging}; {weighting}; ensemble objective {params.ensemble_objective()}."
 
 
 def _paired_difference(a: Predictions, b: Predictions, seed: int, bootstrap: int) -> tuple[float, float, float]:
@@ -306,7 +218,7 @@ def _compare_chroma(args, params) -> str:
         splits = make_splits(table.frame, params.split, params.seed)
         run = RunDir(args.out / "chroma_collapse_run" / variant)
         secs[variant], _ = _fit_members(args, table, splits, params, run, extras=False)
-        preds[variant] = _out_of_fold(args, run, {})
+        preds[variant] = out_of_fold([*args.baselines, *args.models], run.models_dir)
         classes = build_class_table(table.frame)
         scores[variant] = {m: _scores(p, classes, args.seed, args.bootstrap) for m, p in preds[variant].items()}
     lines = [f"UCI, {args.folds}-fold stratified CV (seed {args.seed}), the same folds and settings "
@@ -323,14 +235,6 @@ def _compare_chroma(args, params) -> str:
                      f"{d[0]:+.1%} ({d[1]:+.1%} to {d[2]:+.1%}) | {_km(a['km_argmax'])} | {_km(b['km_argmax'])} | "
                      f"{secs['72'][m]:.0f} / {secs['116'][m]:.0f} |")
     return "\n".join(lines)
-
-
-def _pct(v) -> str:
-    return f"{v[0]:.1%} ({v[1]:.1%}–{v[2]:.1%})"
-
-
-def _km(v) -> str:
-    return f"{v[0]:,.0f} ({v[1]:,.0f}–{v[2]:,.0f})"
 
 
 def main() -> None:
@@ -354,14 +258,15 @@ def main() -> None:
     classes = build_class_table(table.frame)
     t0 = time.perf_counter()
     seconds, extra = _fit_members(args, table, splits, params, run)
-    preds = _out_of_fold(args, run, extra)
+    preds = out_of_fold([*args.baselines, *args.models], run.models_dir, extra)
     rows = {name: _scores(pred, classes, args.seed, args.bootstrap) for name, pred in preds.items()}
     ens_info, members = [], []
     if len([m for m in CANDIDATES if m in preds]) > 1:
         t = time.perf_counter()
-        ensemble, ens_info, members = _ensemble(args, table, splits, params, run, extra, preds)
+        members = [m for m in CANDIDATES if m in preds]
+        combined, ens_info = ensemble(members, table, splits, params, run.models_dir, preds, extra)
         name = "ensemble (weights and temperatures fitted on held-out rows)"
-        rows[name] = _scores(ensemble, classes, args.seed, args.bootstrap)
+        rows[name] = _scores(combined, classes, args.seed, args.bootstrap)
         seconds[name] = time.perf_counter() - t
     text = _table_text(args, params, table, classes, rows, seconds, ens_info, members, time.perf_counter() - t0)
     print(text)
