@@ -96,9 +96,12 @@ def held_out_score(name: str, table: TrackTable, splits, params: Params, out: Pa
 
 
 def input_of(name: str, params: Params) -> str:
-    view = getattr(getattr(params.model, name, None), "view", None)
-    return {"majority": "—", "ngram": "notes (n-grams)"}.get(name, "notes (frames)" if view == "frames" else
-                                                               "global features")
+    """What member `name` reads: global features, note frames (floats, viewpoint tokens or both), n-grams."""
+    section = getattr(params.model, name, None)
+    if getattr(section, "view", None) == "frames":
+        return {"floats": "notes (frames)", "viewpoints": "notes (viewpoint tokens)",
+                "both": "notes (frames + viewpoint tokens)"}[section.inputs]
+    return {"majority": "—", "ngram": "notes (n-grams)"}.get(name, "global features")
 
 
 def metric_row(pred: Predictions, classes: pd.DataFrame, args) -> dict[str, object]:
@@ -208,7 +211,7 @@ def level_table(level: str, params: Params, args, out: Path) -> tuple[list[str],
     names = [*params.baselines, *params.models]
     held = {m: held_out_score(m, table, splits, params, out, metric) for m in names}
     best = {kind: max((m for m in names if input_of(m, params) == kind), key=held.get, default=None)
-            for kind in ("global features", "notes (frames)", "notes (n-grams)")}
+            for kind in {input_of(m, params) for m in names} - {"—"}}
     preds = out_of_fold(names, out)
     candidates = [m for m in names if m != "majority"]
     t = time.perf_counter()
@@ -250,6 +253,8 @@ def level_params(path: Path, args, files: list[str] | None) -> Params:
         over["train"]["bagging"] = {"folds": args.bagging}
     if files is not None:
         over["data"] = {"folk": {"files": files}}
+    if args.overlay:
+        raw = deep_merge(raw, yaml.safe_load(args.overlay.read_text(encoding="utf-8")) or {})
     merged = deep_merge(raw, over)
     for key in ("models", "baselines"):
         if getattr(args, key) is not None:
@@ -265,6 +270,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=None, help="networks (default: each params file's `models`)")
     ap.add_argument("--baselines", nargs="*", default=None, help="baselines (default: each params file's `baselines`)")
     ap.add_argument("--bagging", type=int, default=None, help="override train.bagging.folds (k members per outer fold)")
+    ap.add_argument("--overlay", type=Path, default=None,
+                    help="a params file merged on top of both levels' params, to benchmark other settings")
     ap.add_argument("--levels", nargs="*", default=["country", "province"], choices=["country", "province", "files"],
                     help="files: only the collection-file checks of the country level")
     ap.add_argument("--files", nargs="*", default=None, help="Essen file stems for the country level (default: all)")
@@ -281,7 +288,7 @@ def main() -> None:
     os.environ["LOKY_MAX_CPU_COUNT"] = str(args.threads)
     threadpool_limits(args.threads)
     tag = (("folk_quick" if args.quick else "folk") + (f"_bag{args.bagging}" if args.bagging else "")
-           + ("_files" if args.levels == ["files"] else ""))
+           + (f"_{args.overlay.stem}" if args.overlay else "") + ("_files" if args.levels == ["files"] else ""))
     t0 = time.perf_counter()
     lines = [f"Essen Folksong Collection via music21; torch {torch.__version__}, {args.threads} CPU thread(s), "
              f"load {os.getloadavg()[0]:.1f} at the start. "

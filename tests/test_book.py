@@ -100,6 +100,21 @@ def test_missing_metrics_give_a_note_not_an_error(tmp_path):
     assert "No metrics table yet" in bookpages.results_table_markdown(tmp_path)
 
 
+def test_a_level_the_labels_lack_is_named_not_shown_as_nan(tmp_path):
+    import pandas as pd
+
+    from geomusic_lib.core import RunDir
+
+    run = RunDir(tmp_path)
+    run.metrics_csv.parent.mkdir(parents=True)
+    pd.DataFrame({"model": ["fcnn", "rnn"], "kind": "model", "n": 10, "accuracy": [0.3, 0.2],
+                  "region_accuracy": [0.5, 0.4], "continent_accuracy": [float("nan")] * 2}).to_csv(run.metrics_csv,
+                                                                                                 index=False)
+    text = bookpages.results_table_markdown(run)
+    assert "continent accuracy" not in text.split("Not scored")[0] and "nan" not in text
+    assert "Not scored: continent accuracy" in text and "| region accuracy |" in text
+
+
 def test_failed_notebook_is_named_with_its_executed_copy(tmp_path, capsys):
     """A failing notebook stops the run; the message names it and the copy with the traceback."""
     root = _copy_book_sources(tmp_path)

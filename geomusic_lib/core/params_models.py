@@ -9,6 +9,11 @@ NetworkName = Literal["fcnn", "tabm", "cnn", "rnn", "attention"]
 View = Literal["auto", "grid", "tokens", "frames"]
 #: The `view` key of the CNN, RNN and attention networks.
 VIEW = Field("auto", description="auto = grid where the source has a grid shape (UCI), else tokens")
+Inputs = Literal["floats", "viewpoints", "both"]
+#: What a sequence network reads per step of note frames (models/_tokens.py).
+INPUTS = Field("floats", description="floats: the frames' float channels; viewpoints: an embedding of each "
+                                     "viewpoint token (interval, degree, duration, ...; data/note_tokens.py); both")
+D_TOKEN = Field(8, ge=1, description="embedding width of each viewpoint token")
 
 
 class Strict(BaseModel):
@@ -37,6 +42,8 @@ class CnnParams(Strict):
     kernel_size: int = Field(3, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
     view: View = VIEW
+    inputs: Inputs = INPUTS
+    d_token: int = D_TOKEN
 
 
 class RnnParams(Strict):
@@ -44,6 +51,8 @@ class RnnParams(Strict):
     layers: int = Field(1, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
     view: View = VIEW
+    inputs: Inputs = INPUTS
+    d_token: int = D_TOKEN
 
 
 class AttentionParams(Strict):
@@ -53,6 +62,8 @@ class AttentionParams(Strict):
     heads: int = Field(4, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
     view: View = VIEW
+    inputs: Inputs = INPUTS
+    d_token: int = D_TOKEN
 
 
 class TabmParams(Strict):

@@ -20,15 +20,19 @@ class Normalizer:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, x_train: np.ndarray | Sequence[np.ndarray]) -> "Normalizer":
-        """Fit on training rows (a matrix) or training frames (a list of T×C arrays)."""
+    def fit(cls, x_train: np.ndarray | Sequence[np.ndarray], unscaled_last: int = 0) -> "Normalizer":
+        """Fit on training rows (a matrix) or training frames (a list of T×C arrays); the last
+        `unscaled_last` columns (categorical codes) keep their values (mean 0, std 1)."""
         data = np.concatenate(list(x_train), axis=0) if not isinstance(x_train, np.ndarray) else x_train
         if len(data) == 0:
             raise DataError("cannot fit normalisation on an empty training split.")
         check_finite(data, "training features")
         mean = data.mean(axis=0)
         std = data.std(axis=0)
-        return cls(mean.astype(np.float32), np.where(std < 1e-8, 1.0, std).astype(np.float32))
+        std = np.where(std < 1e-8, 1.0, std)
+        if unscaled_last:
+            mean[-unscaled_last:], std[-unscaled_last:] = 0.0, 1.0
+        return cls(mean.astype(np.float32), std.astype(np.float32))
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.std).astype(np.float32)

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from geomusic_lib.data.note_tokens import note_tokens, TOKEN_CHANNELS
 from geomusic_lib.features.base import FeatureError, FeatureResult, coverage_summary, write_frames, write_outputs
 from geomusic_lib.core.progress import progress_bar
 
 ARRAYS = ["notes_onset", "notes_bar_offset", "notes_bar_length", "notes_midi", "notes_duration", "notes_beat_strength"]
 #: Per-note channels, in column order.
 FRAME_CHANNELS = (["interval", "pitch_from_tonic"] + [f"degree_{d}" for d in range(12)]
-                  + ["log2_duration", "beat_strength", "bar_position", "is_rest", "tune_position"])
+                  + ["log2_duration", "beat_strength", "bar_position", "is_rest", "tune_position"] + TOKEN_CHANNELS)
 COMPOUND = {6, 9, 12}
 #: Frames keep the first this many notes and rests (all of 97 % of the Essen tunes; the longest has 520, and
 #: a batch is padded to its longest sequence). Global features see the whole tune.
@@ -51,7 +52,8 @@ def _intervals(midi: np.ndarray) -> np.ndarray:
 
 
 def note_frames(m: dict[str, np.ndarray], tonic_pc: float) -> np.ndarray:
-    """One step per note or rest: the `FRAME_CHANNELS` (finite float32)."""
+    """One step per note or rest: the `FRAME_CHANNELS` (finite float32; the `tok_*` channels hold the
+    integer codes of `geomusic_lib.data.note_tokens`)."""
     midi, rest = m["midi"], ~np.isfinite(m["midi"])
     ref = _tonic_reference(midi, tonic_pc)
     degree = np.zeros((len(midi), 12))
@@ -69,6 +71,7 @@ def note_frames(m: dict[str, np.ndarray], tonic_pc: float) -> np.ndarray:
         np.clip(np.nan_to_num(bar_position), 0, 1),
         rest.astype(float),
         m["onset"] / total,
+        *note_tokens(midi, m["duration"], m["beat_strength"], tonic_pc).T,
     ]
     return np.stack(columns, axis=1).astype(np.float32)
 

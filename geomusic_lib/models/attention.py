@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from geomusic_lib.models._masking import masked_softmax
+from geomusic_lib.models._tokens import StepInput
 from geomusic_lib.models.rnn import run_lstm
 
 ATTENTION_TYPES = ("self", "additive", "dot")
@@ -23,6 +24,9 @@ class AttentionConfig:
     attention: str = "additive"
     heads: int = 4
     dropout: float = 0.3
+    inputs: str = "floats"                 # floats | viewpoints | both (models/_tokens.py)
+    d_token: int = 8
+    token_vocab: list[int] = field(default_factory=list)   # the last channels' vocabulary sizes
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION_TYPES:
@@ -40,7 +44,8 @@ class AttentionLstm(nn.Module):
         super().__init__()
         self.config = AttentionConfig(**vars(config))  # re-validate
         width = 2 * config.hidden
-        self.lstm = nn.LSTM(config.in_channels, config.hidden, num_layers=config.layers, batch_first=True,
+        self.steps = StepInput(config.in_channels, config.token_vocab, config.d_token, config.inputs)
+        self.lstm = nn.LSTM(self.steps.out_channels, config.hidden, num_layers=config.layers, batch_first=True,
                             bidirectional=True, dropout=config.dropout if config.layers > 1 else 0.0)
         if config.attention == "self":
             self.self_attn = nn.MultiheadAttention(width, config.heads, dropout=config.dropout, batch_first=True)
@@ -57,7 +62,7 @@ class AttentionLstm(nn.Module):
     def _attend(self, x: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() != 3 or x.shape[2] != self.config.in_channels:
             raise ValueError(f"attention model expects (N, T, {self.config.in_channels}) steps, got shape {tuple(x.shape)}")
-        h, _, mask = run_lstm(self.lstm, x, mask)
+        h, _, mask = run_lstm(self.lstm, self.steps(x), mask)
         if self.config.attention == "self":
             ctx, _ = self.self_attn(h, h, h, key_padding_mask=~mask, need_weights=False)
             h = self.self_norm(h + ctx)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geomusic_lib.models._masking import check_mask, masked_max, masked_mean
+from geomusic_lib.models._tokens import StepInput
 
 
 @dataclass
@@ -18,6 +19,9 @@ class CnnConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
     kernel_size: int = 3
     dropout: float = 0.3
+    inputs: str = "floats"                 # 1-D only: floats | viewpoints | both (models/_tokens.py)
+    d_token: int = 8
+    token_vocab: list[int] = field(default_factory=list)   # the last channels' vocabulary sizes
 
 
 class Cnn(nn.Module):
@@ -39,7 +43,9 @@ class Cnn(nn.Module):
         self.config = config
         conv = nn.Conv2d if config.dims == 2 else nn.Conv1d
         norm = nn.BatchNorm2d if config.dims == 2 else nn.BatchNorm1d
-        blocks, width = [], config.in_channels
+        self.steps = StepInput(config.in_channels, config.token_vocab if config.dims == 1 else [], config.d_token,
+                               config.inputs)
+        blocks, width = [], self.steps.out_channels
         for size in config.channels:
             blocks.append(nn.Sequential(conv(width, size, config.kernel_size, padding=config.kernel_size // 2, bias=False),
                                         norm(size), nn.ReLU()))
@@ -67,6 +73,7 @@ class Cnn(nn.Module):
 
     def _embed_1d(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         mask = check_mask(x, mask)
+        x = self.steps(x)
         n_pool = len(self.blocks) - 1
         pad = (-x.shape[1]) % (2 ** n_pool)  # align pooling windows whatever the padded length
         h = F.pad(x, (0, 0, 0, pad)).transpose(1, 2)  # (N, C, T)

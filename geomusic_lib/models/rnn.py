@@ -1,13 +1,14 @@
 """Bidirectional LSTM over steps `(N, T, C)`, packed by length so padding never changes the result."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from geomusic_lib.models._masking import check_mask, masked_mean
+from geomusic_lib.models._tokens import StepInput
 
 
 @dataclass
@@ -18,6 +19,9 @@ class RnnConfig:
     layers: int = 2
     dropout: float = 0.3
     bidirectional: bool = True
+    inputs: str = "floats"                 # floats | viewpoints | both (models/_tokens.py)
+    d_token: int = 8
+    token_vocab: list[int] = field(default_factory=list)   # the last channels' vocabulary sizes
 
 
 def run_lstm(lstm: nn.LSTM, x: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -44,7 +48,8 @@ class BiLstm(nn.Module):
     def __init__(self, config: RnnConfig):
         super().__init__()
         self.config = config
-        self.lstm = nn.LSTM(config.in_channels, config.hidden, num_layers=config.layers, batch_first=True,
+        self.steps = StepInput(config.in_channels, config.token_vocab, config.d_token, config.inputs)
+        self.lstm = nn.LSTM(self.steps.out_channels, config.hidden, num_layers=config.layers, batch_first=True,
                             bidirectional=config.bidirectional, dropout=config.dropout if config.layers > 1 else 0.0)
         width = config.hidden * (2 if config.bidirectional else 1)
         self.norm = nn.LayerNorm(2 * width)
@@ -54,7 +59,7 @@ class BiLstm(nn.Module):
     def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 3 or x.shape[2] != self.config.in_channels:
             raise ValueError(f"BiLSTM expects (N, T, {self.config.in_channels}) steps, got shape {tuple(x.shape)}")
-        out, final, mask = run_lstm(self.lstm, x, mask)
+        out, final, mask = run_lstm(self.lstm, self.steps(x), mask)
         return self.norm(torch.cat([final, masked_mean(out, mask)], dim=1))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

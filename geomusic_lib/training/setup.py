@@ -11,6 +11,7 @@ import torch
 
 from geomusic_lib.core.params import Params
 from geomusic_lib.data import Normalizer, Split, TrackTable, ViewBatch, make_view
+from geomusic_lib.data.note_tokens import NOTE_TOKENS
 from geomusic_lib.data.store import build_class_table
 from geomusic_lib.data.views import check_finite, pad_frames
 from geomusic_lib.models import MODELS
@@ -18,7 +19,7 @@ from geomusic_lib.models.checkpoint import fingerprint
 from geomusic_lib.models.fcnn import fcnn_statistics
 from geomusic_lib.models.tabm import piecewise_bins
 
-__all__ = ["model_view", "model_config", "class_coordinates", "prepare_inputs", "run_fingerprint"]
+__all__ = ["model_view", "model_config", "class_coordinates", "prepare_inputs", "run_fingerprint", "token_vocab"]
 
 
 def model_view(name: str, params: Params, grid_shape: Sequence[int] | None = None) -> str:
@@ -45,10 +46,20 @@ def model_config(name: str, params: Params, x_train: torch.Tensor, n_classes: in
     if name == "tabm":
         bins = piecewise_bins(x, hp["n_bins"]) if hp["embedding"] == "piecewise" else []
         return {"in_features": int(np.prod(x.shape[1:])), "n_classes": n_classes, **hp, "bins": bins}
+    tokens = token_vocab(params)
+    if hp.get("inputs", "floats") != "floats" and not (tokens and model_view(name, params) == "frames"):
+        raise ValueError(f"model.{name}.inputs: {hp['inputs']} needs note frames with viewpoint tokens "
+                         f"(features.source: notes, model.{name}.view: frames); set model.{name}.inputs: floats")
     if name == "cnn":
         dims = 2 if x.dim() == 4 else 1
-        return {"in_channels": int(x.shape[1] if dims == 2 else x.shape[2]), "n_classes": n_classes, "dims": dims, **hp}
-    return {"in_channels": int(x.shape[2]), "n_classes": n_classes, **hp}
+        return {"in_channels": int(x.shape[1] if dims == 2 else x.shape[2]), "n_classes": n_classes, "dims": dims, **hp,
+                "token_vocab": tokens if dims == 1 else []}
+    return {"in_channels": int(x.shape[2]), "n_classes": n_classes, **hp, "token_vocab": tokens}
+
+
+def token_vocab(params: Params) -> list[int]:
+    """Vocabulary sizes of the frames' last, categorical channels: the notes source's viewpoint tokens."""
+    return list(NOTE_TOKENS.values()) if params.features.source == "notes" else []
 
 
 def class_coordinates(table: TrackTable, classes: Sequence[str],
@@ -61,9 +72,10 @@ def class_coordinates(table: TrackTable, classes: Sequence[str],
             info["region"].fillna("").astype(str).tolist())
 
 
-def prepare_inputs(table: TrackTable, split: Split, view: str,
-                    frames: Sequence[np.ndarray] | None) -> tuple[ViewBatch, Normalizer, list[str]]:
-    """Normalise with statistics of the training rows only, then shape the chosen view."""
+def prepare_inputs(table: TrackTable, split: Split, view: str, frames: Sequence[np.ndarray] | None,
+                   n_tokens: int = 0) -> tuple[ViewBatch, Normalizer, list[str]]:
+    """Normalise with statistics of the training rows only (the last `n_tokens` frame channels, token
+    codes, stay as they are), then shape the chosen view."""
     ids = table.frame["track_id"].to_numpy()
     if view == "frames":
         if frames is None:
@@ -72,7 +84,7 @@ def prepare_inputs(table: TrackTable, split: Split, view: str,
             raise ValueError(f"got {len(frames)} frame sequences for {len(table.frame)} tracks; pass one per table row")
         for i, f in enumerate(frames):
             check_finite(f[None], "frames", row_ids=[ids[i]])
-        norm = Normalizer.fit([frames[i] for i in split.train])
+        norm = Normalizer.fit([frames[i] for i in split.train], unscaled_last=n_tokens)
         batch = pad_frames([norm.transform(f) for f in frames])
         return batch, norm, [f"frame_c{c:02d}" for c in range(batch.x.shape[2])]
     x = table.features

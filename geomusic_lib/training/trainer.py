@@ -32,7 +32,8 @@ from geomusic_lib.core.rngstate import capture_rng_state, restore_rng_state
 from geomusic_lib.core.rundir import checkpoint_path, fold_dir, history_path, oof_path, predictions_path
 from geomusic_lib.core.threads import choose_threads, torch_threads
 from geomusic_lib.training.bagging import bag_rows, split_members, train_bag
-from geomusic_lib.training.setup import class_coordinates, model_config, model_view, prepare_inputs, run_fingerprint
+from geomusic_lib.training.setup import (class_coordinates, model_config, model_view, prepare_inputs, run_fingerprint,
+                                         token_vocab)
 
 #: Called after every epoch with the fold number and that epoch's history row (e.g. a tuner's pruning).
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -113,7 +114,7 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
             raise ValueError(f"{name}: the training split of fold {split.fold} is empty; check data filters and split fractions")
         members = split_members(table, split, params)
         seen = split if len(members) == 1 else Split(split.fold, bag_rows(split), np.array([], int), split.test)
-        batch, norm, feature_names = prepare_inputs(table, seen, view, frames)
+        batch, norm, feature_names = prepare_inputs(table, seen, view, frames, len(token_vocab(params)))
         static = {
             "format_version": FORMAT_VERSION, "model_name": name, "classes": classes, "class_lat": class_lat,
             "class_lon": class_lon, "class_region": class_region, "feature_names": feature_names, "view": view,
