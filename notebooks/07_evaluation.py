@@ -63,7 +63,10 @@ params, run = open_stage(params_file, run_name, show=["models", "baselines", "ev
 # The baselines in `params.baselines` (by default the majority class as the floor,
 # logistic regression, a random forest, histogram gradient boosting and an RBF
 # support-vector machine; `knn` is also available), fitted on the training and
-# validation rows of the same splits the networks used.
+# validation rows of the same splits the networks used. For melodies (`data.source: folk`),
+# `ngram` is an event model {cite:p}`hillewaere2009global`: a logistic regression on TF-IDF
+# counts of 1- to 4-grams of melodic events (interval, scale degree, duration, metrical
+# accent; `baseline_settings.ngram` chooses them), not on the global features.
 
 # %%
 data = load_run_data(run)
@@ -204,3 +207,4 @@ display(Markdown(comparison_findings(metrics, floor_of(data), best, per_class) +
 # - {cite:t}`efron1993bootstrap` (bootstrap intervals)
 # - {cite:t}`guo2017calibration` (temperature scaling)
 # - {cite:t}`pedregosa2011sklearn` (the baselines)
+# - {cite:t}`hillewaere2009global` (the n-gram event model, for melodies)

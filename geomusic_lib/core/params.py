@@ -16,6 +16,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 
 from geomusic_lib.core.params_models import (AttentionParams, CnnParams, FcnnParams, ModelParams, NetworkName,  # noqa: F401
                                             RnnParams, Strict, TabmParams)
+from geomusic_lib.core.params_ngram import NGRAM_VIEWPOINTS, NgramSettings  # noqa: F401
 
 
 class ParamsError(ValueError):
@@ -176,12 +177,28 @@ class TuneParams(Strict):
     epochs: int | None = Field(None, ge=1, description="epoch cap of a trial; null = train.epochs")
     warmup_epochs: int = Field(5, ge=0, description="epochs before a trial may be pruned")
     startup_trials: int = Field(5, ge=0, description="trials before pruning (and TPE) start")
+    storage: str = Field("sqlite", min_length=1, description="where each model's study lives: sqlite (a file "
+                         "under the run, one process), journal (a journal file under the run that local workers "
+                         "share), a journal file's path, or an Optuna RDB URL that machines share, e.g. "
+                         "postgresql+pg8000://tuner:${PGPASSWORD}@host/db; ${VAR} is read from the environment "
+                         "or .env")
+    heartbeat_s: int = Field(30, ge=1, description="RDB storage: a worker silent for twice this long has its "
+                                                   "trial failed and re-run by the others")
 
     @model_validator(mode="after")
     def _some_budget(self) -> "TuneParams":
         if self.trials is None and self.timeout_s is None:
             raise ValueError("tune.trials and tune.timeout_s are both null, so tuning would never stop; set one, "
                              "e.g. tune.trials: 20")
+        return self
+
+    @model_validator(mode="after")
+    def _no_password(self) -> "TuneParams":  # an `after` check: the error never echoes the value
+        userinfo = self.storage.partition("://")[2].rpartition("@")[0] if "://" in self.storage else ""
+        if ":" in userinfo and "${" not in userinfo.partition(":")[2]:
+            raise ValueError("tune.storage holds a password, which would reach the run's manifest and book; write "
+                             "it as ${VAR} (e.g. postgresql+pg8000://tuner:${PGPASSWORD}@host/db) and set VAR in "
+                             "the environment or .env")
         return self
 
 
@@ -219,7 +236,7 @@ class PredictParams(Strict):
 
 
 #: baselines whose estimator takes `class_weight` (knn cannot weigh classes; the majority class is the floor)
-WEIGHTED_BASELINES = ("logreg", "random_forest", "hist_gb", "svm")
+WEIGHTED_BASELINES = ("logreg", "random_forest", "hist_gb", "svm", "ngram")
 
 
 class Params(Strict):
@@ -232,7 +249,7 @@ class Params(Strict):
     features: FeatureParams = Field(default_factory=FeatureParams)
     models: list[NetworkName] = Field(default_factory=lambda: ["fcnn", "tabm", "cnn", "rnn", "attention"])
     model: ModelParams = Field(default_factory=ModelParams)
-    baselines: list[Literal["majority", "logreg", "random_forest", "hist_gb", "svm", "knn"]] = Field(
+    baselines: list[Literal["majority", "logreg", "random_forest", "hist_gb", "svm", "knn", "ngram"]] = Field(
         default_factory=lambda: ["majority", "logreg", "random_forest", "hist_gb", "svm"]
     )
     train: TrainParams = Field(default_factory=TrainParams)
@@ -241,13 +258,26 @@ class Params(Strict):
                                  "rnn": {"lr": 0.003}, "attention": {"lr": 0.003}},
         description="train keys that differ for one network, e.g. {rnn: {lr: 0.003}}; a file that sets "
                     "train_per_model replaces this whole mapping")
-    baseline_settings: dict[Literal["random_forest", "hist_gb"], dict[str, Any]] = Field(
+    baseline_settings: dict[Literal["random_forest", "hist_gb", "ngram"], dict[str, Any]] = Field(
         default_factory=dict, description="estimator settings of a tree baseline, e.g. {random_forest: "
-                                          "{min_samples_leaf: 2}} (tuning writes the best ones)")
+                                          "{min_samples_leaf: 2}} (tuning writes the best ones), or of the "
+                                          "ngram baseline ({ngram: {viewpoints: [interval], orders: [1, 2, 3]}})")
     tune: TuneParams = Field(default_factory=TuneParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     interpret: InterpretParams = Field(default_factory=InterpretParams)
     predict: PredictParams = Field(default_factory=PredictParams)
+
+    @field_validator("baseline_settings")
+    @classmethod
+    def _valid_ngram_settings(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if "ngram" in value:
+            try:
+                NgramSettings.model_validate(value["ngram"])
+            except ValidationError as err:
+                e = err.errors()[0]
+                key = ".".join(map(str, e["loc"]))
+                raise ValueError(f"baseline_settings.ngram.{key}: {e['msg'].removeprefix('Value error, ')}") from None
+        return value
 
     @field_validator("run_name")
     @classmethod

@@ -1,6 +1,7 @@
 """Classic baselines on exactly the splits the neural models use: majority class, logistic
 regression, random forest, histogram gradient boosting, an RBF support-vector machine and
-k nearest neighbours (scikit-learn).
+k nearest neighbours (scikit-learn) on the features, and for melodies an n-gram event model
+(`ngram`, after Hillewaere, Manderick & Conklin 2009: `geomusic_lib.training.ngram`).
 
 Baselines have no early stopping, so each fits on the training and validation rows of a
 split together (scalers are fitted on those rows only) and predicts the test rows. A second fit
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from sklearn.base import ClassifierMixin
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -32,6 +34,7 @@ from geomusic_lib.core.progress import progress_bar
 from geomusic_lib.core.rundir import oof_path, predictions_path
 from geomusic_lib.core.threads import free_cores
 from geomusic_lib.training.bagging import bag_rows, oof_positions, split_members
+from geomusic_lib.training.ngram import melody_inputs, NgramClassifier
 
 BASELINES: dict[str, Callable[[int], ClassifierMixin]] = {
     "majority": lambda seed: DummyClassifier(strategy="prior"),
@@ -45,7 +48,11 @@ BASELINES: dict[str, Callable[[int], ClassifierMixin]] = {
     # beat CalibratedClassifierCV(SVC(), ensemble=False) here (5-fold UCI: 43.8 % vs 37.9 % top-1).
     "svm": lambda seed: make_pipeline(StandardScaler(), SVC(C=10.0, gamma="scale", probability=True, random_state=seed)),
     "knn": lambda seed: make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=10, weights="distance")),
+    # reads melodies, not features: viewpoint n-grams (baseline_settings.ngram; benchmarks/bench_ngram.py)
+    "ngram": lambda seed: NgramClassifier(),
 }
+#: baselines whose input is the tunes' melodies (`melody_inputs`) rather than the feature matrix
+MELODY_BASELINES = ("ngram",)
 
 
 SVM_MAX_ROWS = 50_000
@@ -98,22 +105,38 @@ def baseline_proba(estimator: ClassifierMixin, x: np.ndarray, n_classes: int) ->
     return proba
 
 
+def baseline_inputs(table: TrackTable, names: Sequence[str], out_dir: str | Path | None = None,
+                    melodies: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+    """Each baseline's input rows: the feature matrix (checked finite), or the tunes' viewpoints for
+    `MELODY_BASELINES` (from the table, `melodies`, or the run's tracks; an error when there are none)."""
+    inputs: dict[str, np.ndarray] = {}
+    if any(name in MELODY_BASELINES for name in names):
+        inputs["melodies"] = melody_inputs(table, melodies, out_dir)
+    if any(name not in MELODY_BASELINES for name in names):
+        x = table.features
+        check_finite(x, "features", names=table.feature_names, row_ids=table.frame["track_id"].to_numpy(),
+                     fix="Impute or drop those tracks.")
+        inputs["features"] = x
+    return {name: inputs["melodies" if name in MELODY_BASELINES else "features"] for name in names}
+
+
 def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, out_dir: str | Path,
-                  names: Sequence[str] | None = None, progress: bool = True) -> dict[str, Path]:
+                  names: Sequence[str] | None = None, progress: bool = True,
+                  melodies: pd.DataFrame | None = None) -> dict[str, Path]:
     """Fit every baseline in `names` (default `params.baselines`) on each split; write
     `out_dir/<name>/predictions.parquet` (test rows) and `oof.parquet` (held-out rows, which the
-    ensemble is fitted on: out-of-fold training rows when bagged, else the validation rows)."""
+    ensemble is fitted on: out-of-fold training rows when bagged, else the validation rows).
+    `melodies` (`track_id` + note arrays) feeds `ngram` when the table holds only features."""
     names = list(params.baselines if names is None else names)
     for name in names:
         if name not in BASELINES:
             raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
-    x = table.features
-    check_finite(x, "features", names=table.feature_names, row_ids=table.frame["track_id"].to_numpy(),
-                 fix="Impute or drop those tracks.")
+    inputs = baseline_inputs(table, names, out_dir, melodies)
     classes = table.classes()
     y = table.label_indices()
     written: dict[str, Path] = {}
     for name in progress_bar(names, desc="baselines", enabled=progress):
+        x = inputs[name]
         collected, held_out = FoldPredictions(table.frame, classes), FoldPredictions(table.frame, classes)
         for split in splits:
             if len(split.train) + len(split.val) == 0:
