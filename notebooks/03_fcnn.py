@@ -101,9 +101,10 @@ show_model_source(tabm_name)
 # With `tune.enabled: true` (as in `params/tuned.yaml`) each network is tuned before it trains:
 # Optuna's TPE sampler proposes settings, each trial trains on the training rows and is scored
 # by its best validation loss, and trials whose validation loss lags the median at the same
-# epoch are pruned. The study is stored in `runs/<run_name>/tuning/<model>/study.db`, so an
-# interrupted tuning resumes without repeating trials. Test rows are never used. With tuning
-# off (the default), this cell only says so.
+# epoch are pruned. The study is stored in `runs/<run_name>/tuning/<model>/study.db` (or in
+# `tune.storage`: a journal file or a PostgreSQL server that several `geomusic tune --worker`
+# processes share), so an interrupted tuning resumes without repeating trials. Test rows are
+# never used. With tuning off (the default), this cell only says so.
 
 # %%
 tuned = stages.tune_models(params, run, names)  # empty when tuning is off

@@ -47,7 +47,7 @@ def test_an_unknown_command_is_one_line_and_exit_2(capsys):
 
     assert main(["train"]) == 2
     err = capsys.readouterr().err
-    assert err.splitlines()[0] == "error: unknown command 'train'; choose one of run, predict, features"
+    assert err.splitlines()[0] == "error: unknown command 'train'; choose one of run, tune, predict, features"
     assert main([]) == 2
 
 

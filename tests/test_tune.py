@@ -1,6 +1,6 @@
-"""Tuning as a stage: studies stored per model in SQLite under the run, the best settings applied
-by the model stages, validation rows only, and a killed tuning run that resumes without repeating
-a trial."""
+"""Tuning as a stage: studies stored per model in SQLite under the run (`tune.storage: sqlite`, the
+default; shared storages: test_tune_workers.py), the best settings applied by the model stages,
+validation rows only, and a killed tuning run that resumes without repeating a trial."""
 from __future__ import annotations
 
 import json
@@ -54,8 +54,11 @@ def test_tuning_stores_a_study_per_model_and_the_best_settings(tuned_run):
         assert len(stored_trials(run.tuning_db(name))) == 3
         best = json.loads(run.tuning_best(name).read_text())
         assert best["trials_complete"] + best["trials_pruned"] == 3 and best["metric"] == "held-out log-loss"
+        assert best["storage"] == {"kind": "sqlite", "spec": "sqlite", "study": name,
+                                   "shown": str(run.tuning_db(name))}  # tune.storage's default: as before
     table = trials_table(run, "fcnn")
     assert len(table) == 3 and {"trial", "state", "held-out log-loss", "lr", "width"} <= set(table.columns)
+    assert table.equals(trials_table(run, "fcnn", params))  # found from the params, or from best_params.json
     first = table.iloc[0]  # the params file's own settings come first: tuning must beat them
     assert (first["width"], first["layers"], first["dropout"], first["lr"], first["weight_decay"]) == (
         512, 2, 0.5, 0.001, 0.05)

@@ -149,8 +149,8 @@ def tuning_table_markdown(run: RunDir) -> str:
                 "of its params file. `make book PARAMS=params/tuned.yaml` builds the tuned run.\n```\n")
     return (markdown_table(summary) + "\n\nTrials were scored on held-out rows only, never a test row: with "
             "`tune.folds` k > 1, each trial trained k times and every training row was scored once, out of fold. "
-            "The models then trained with the best settings. Every trial: "
-            "`runs/<run_name>/tuning/<model>/study.db` (Optuna, SQLite).\n")
+            "The models then trained with the best settings. Every trial is in the study's storage (`tune.storage`; by "
+            "default `runs/<run_name>/tuning/<model>/study.db`, Optuna SQLite).\n")
 
 
 RESULT_TABLES = {  # two tables that each fit the page: is the class right; how far off, how confident

@@ -8,7 +8,7 @@ names by hand, so the layout below is the only copy of it:
     runs/<name>/features/                  extracted features, request cache, frames/
     runs/<name>/models/<model>/[fold_k/]   checkpoints, history; predictions per model
     runs/<name>/eval/                      metrics and per-class tables
-    runs/<name>/tuning/<model>/            Optuna study (SQLite) and the best settings of one model
+    runs/<name>/tuning/<model>/            Optuna study (SQLite or journal) and the best settings of one model
     runs/<name>/logs/                      kernel logs of the orchestrator
     runs/<name>/book/                      this run's book: sources, executed copies, generated
                                            pages (book/notebooks, book/_generated), _build/html
@@ -102,6 +102,10 @@ class RunDir:
     def tuning_db(self, model: str) -> Path:
         """The SQLite file of model `model`'s Optuna study (one per model, so notebooks tune in parallel)."""
         return self.tuning_dir / model / "study.db"
+
+    def tuning_journal(self, model: str) -> Path:
+        """The journal file of model `model`'s study with `tune.storage: journal` (local workers share it)."""
+        return self.tuning_dir / model / "journal.log"
 
     def tuning_best(self, model: str) -> Path:
         """`best_params.json`: the best trial's settings as params overrides, with the study's counts and time."""

@@ -1,4 +1,4 @@
-"""`geomusic`, the console command: `geomusic run`, `geomusic predict` and `geomusic features`.
+"""`geomusic`, the console command: `geomusic run`, `geomusic tune`, `geomusic predict` and `geomusic features`.
 
 Each command keeps its own options (`geomusic run --help`); this module only dispatches.
 """
@@ -11,6 +11,7 @@ from typing import Sequence
 #: command → (module with `main(argv) -> int`, one line for `geomusic --help`)
 COMMANDS = {
     "run": ("geomusic_lib.pipeline.run", "run every notebook of a params file with papermill, then build the run's book"),
+    "tune": ("geomusic_lib.pipeline.tune_cli", "tune a run's models; --worker joins a study other processes share"),
     "predict": ("geomusic_lib.predict.cli", "place new tracks with a trained checkpoint (needs no extra)"),
     "features": ("geomusic_lib.features.cli", "extract features for a track table (columns, Spotify, local audio)"),
 }

@@ -8,6 +8,8 @@ score no longer hangs on one small validation split. With k = 1 it is the split'
 
 Each model's study lives in its own SQLite file (`RunDir.tuning_db`), so a killed tuning run
 resumes from the stored trials, and the budget (`tune.trials`, `tune.timeout_s`) counts them.
+With `tune.storage` a journal file or an RDB URL (`tune_storage`), several workers
+(`geomusic tune --worker`) share one study and finish its budget together.
 The best settings go to `RunDir.tuning_best` as params overrides; `tuned_params` applies them.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import math
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -30,6 +33,8 @@ from geomusic_lib.core.progress import progress_bar
 from geomusic_lib.core.rundir import RunDir
 from geomusic_lib.training.bagging import split_members
 from geomusic_lib.training.trainer import train_model
+from geomusic_lib.training.tune_storage import (StudyStore, from_record, open_storage, recover_dead_trials,
+                                                study_store, worker_id, worker_seed_offset, POLL_S)
 
 TUNABLE_BASELINES = ("random_forest", "hist_gb")
 FINISHED = ("COMPLETE", "PRUNED")
@@ -218,31 +223,56 @@ def _baseline_objective(name: str, params: Params, data: RunData) -> Callable[[A
 
 
 # --------------------------------------------------------------------------- studies
+def storage_of(run: RunDir, name: str, params: Params) -> StudyStore:
+    """Where model `name`'s study lives under `tune.storage` (`tune_storage.study_store`)."""
+    return study_store(run, name, params.tune, params.resolve)
+
+
+def _create_or_load(optuna, store: StudyStore, params: Params, pruner):
+    """The study and whether this process created it (on a shared storage, only its creator enqueues trial 0)."""
+    storage = open_storage(store, params.tune.heartbeat_s)
+    if not store.shared:
+        study = optuna.create_study(study_name=store.study_name, storage=storage, load_if_exists=True,
+                                    direction="minimize", pruner=pruner)
+        return study, not study.trials
+    try:
+        return optuna.create_study(study_name=store.study_name, storage=storage, direction="minimize",
+                                   pruner=pruner), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=store.study_name, storage=storage, pruner=pruner), False
+
+
 def open_study(run: RunDir, name: str, params: Params):
-    """Model `name`'s study in its SQLite file, created or resumed. Its first trial is the params
-    file's settings. A trial a killed run left running is marked failed (it never counts), and the
-    sampler's seed moves on by the number of stored trials, so a resumed study never proposes its
-    first trials again."""
+    """Model `name`'s study under `tune.storage`, created or resumed. Its first trial is the params
+    file's settings. In the run's SQLite file, a trial a killed run left running is marked failed (it
+    never counts); on a shared storage, only the trials of dead workers are (`recover_dead_trials`).
+    The sampler's seed moves on by the number of stored trials (and, shared, by a worker's own
+    offset), so a resumed study never proposes its first trials again."""
     optuna = _optuna()
-    path = run.tuning_db(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    store = storage_of(run, name, params)
+    if not store.shared:
+        Path(store.target).parent.mkdir(parents=True, exist_ok=True)
     tp = params.tune
-    study = optuna.create_study(
-        study_name=name, storage=f"sqlite:///{path}", load_if_exists=True, direction="minimize",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=tp.startup_trials, n_warmup_steps=tp.warmup_epochs))
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=tp.startup_trials, n_warmup_steps=tp.warmup_epochs)
+    study, created = _create_or_load(optuna, store, params, pruner)
     k = tune_folds(params)
     scored_on = f"{tp.splits} split(s), " + (f"{k} out-of-fold parts each" if k > 1 else "validation rows")
     stored = study.user_attrs.get("scored_on", scored_on if study.trials else None)
     if stored not in (None, scored_on):
-        raise ValueError(f"{path}: this study's trials were scored on {stored}, not on {scored_on} (tune.splits, "
-                         "tune.folds); restore those settings, or delete that file to tune again")
+        raise ValueError(f"{store.shown} (study {store.study_name}): this study's trials were scored on {stored}, "
+                         f"not on {scored_on} (tune.splits, tune.folds); restore those settings, or delete that "
+                         f"{'study' if store.kind == 'rdb' else 'file'} to tune again")
     study.set_user_attr("scored_on", scored_on)
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-    if not study.trials:  # trial 0: the params file's own settings, the ones to beat
+    if store.shared:
+        recover_dead_trials(study)
+    else:
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    if created:  # trial 0: the params file's own settings, the ones to beat
         study.enqueue_trial(current_settings(name, params))
-    study.sampler = optuna.samplers.TPESampler(seed=params.seed + len(study.trials),
-                                               n_startup_trials=tp.startup_trials)
+    study.sampler = optuna.samplers.TPESampler(
+        seed=params.seed + len(study.trials) + (worker_seed_offset() if store.shared else 0),
+        n_startup_trials=tp.startup_trials, constant_liar=store.shared)
     return study
 
 
@@ -263,12 +293,49 @@ def remaining_budget(study, tp: TuneParams) -> tuple[int | None, float | None]:
     return trials, seconds
 
 
+class _Surplus(Exception):
+    """A worker's trial that would pass `tune.trials`: other workers ran or run the last ones."""
+
+
+def _shared_optimize(study, objective: Callable[[Any], float], tp: TuneParams, tick) -> None:
+    """Run trials with the other workers of a shared study until its budget is spent: a trial that
+    would pass `tune.trials` is failed unrun, and while the last trials run elsewhere this worker
+    waits, to re-run one whose worker dies."""
+    optuna, me = _optuna(), worker_id()
+
+    def guarded(trial) -> float:
+        trial.set_user_attr("worker", me)
+        ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number
+                 and t.state.name in (*FINISHED, "RUNNING")]
+        if tp.trials is not None and len(ahead) >= tp.trials:
+            trial.set_user_attr("surplus", True)
+            raise _Surplus(f"tune.trials ({tp.trials}) reached by the other workers")
+        return objective(trial)
+
+    while True:
+        recover_dead_trials(study)
+        n_left, seconds_left = remaining_budget(study, tp)
+        if n_left == 0 or seconds_left == 0:
+            return
+        states = [t.state.name for t in study.get_trials(deepcopy=False)]
+        if n_left is not None and states.count("RUNNING") >= n_left and "WAITING" not in states:
+            time.sleep(POLL_S)
+            continue
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # a surplus trial is no failure to report
+        try:  # (any other error of a trial still ends the worker, with its traceback)
+            study.optimize(guarded, n_trials=1, callbacks=[tick], catch=(_Surplus,))
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+
+
 def tune_model(name: str, params: Params, run: RunDir, data: RunData, frames=None,
                progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) model `name`'s study within its budget; write and return its best settings."""
+    """Run (or resume, or join) model `name`'s study within its budget; write and return its best settings."""
     if name not in SPACES:
         raise ValueError(f"tune: no search space for {name!r}; tunable models are {sorted(SPACES)}")
     trial_splits(data, params)  # a clear error before the study opens
+    store = storage_of(run, name, params)
     study = open_study(run, name, params)
     n_left, seconds_left = remaining_budget(study, params.tune)
     if n_left != 0 and seconds_left != 0:
@@ -277,29 +344,36 @@ def tune_model(name: str, params: Params, run: RunDir, data: RunData, frames=Non
         bar, ran = progress_bar(total=n_left, desc=f"tuning {name}", enabled=progress), []
 
         def tick(study, trial) -> None:
+            if trial.user_attrs.get("surplus"):
+                return
             bar.update(1)
             ran.append(trial.number)
             if any(t.state.name == "COMPLETE" for t in study.trials):
                 bar.set_postfix(best=f"{study.best_value:.3f}")
         t0 = time.perf_counter()
-        study.optimize(objective, n_trials=n_left, timeout=seconds_left, callbacks=[tick], catch=())
+        if store.shared:
+            print(f"tuning {name}: worker {worker_id()} on study {store.study_name} at {store.shown}")
+            _shared_optimize(study, objective, params.tune, tick)
+        else:
+            study.optimize(objective, n_trials=n_left, timeout=seconds_left, callbacks=[tick], catch=())
         bar.close()
         print(f"tuning {name}: {len(ran)} new trial(s) in {time.perf_counter() - t0:.0f} s")
-    return _write_best(name, study, run)
+    return _write_best(name, study, run, store)
 
 
-def _write_best(name: str, study, run: RunDir) -> dict[str, Any]:
+def _write_best(name: str, study, run: RunDir, store: StudyStore) -> dict[str, Any]:
     done = _finished(study)
     complete = [t for t in done if t.state.name == "COMPLETE"]
     if not complete:
-        raise RuntimeError(f"tuning {name}: no trial finished (all {len(done)} were pruned or failed); "
-                           f"raise tune.trials or tune.timeout_s, or delete {run.tuning_db(name).parent} to start over")
+        raise RuntimeError(f"tuning {name}: no trial finished (all {len(done)} were pruned or failed); raise "
+                           f"tune.trials or tune.timeout_s, or delete study {store.study_name} at {store.shown} "
+                           "to start over")
     best = min(complete, key=lambda t: t.value)
     summary = {"model": name, "metric": "held-out log-loss", "scored_on": study.user_attrs.get("scored_on", ""),
                "best_value": best.value, "best_trial": best.number,
                "settings": best.params, "overrides": overrides_of(name, best.params),
                "trials_complete": len(complete), "trials_pruned": len(done) - len(complete),
-               "seconds": round(_seconds(done), 1)}
+               "seconds": round(_seconds(done), 1), "storage": store.record()}
     atomic_write_json(run.tuning_best(name), summary)
     return summary
 
@@ -331,12 +405,17 @@ def tuning_summary(run: RunDir) -> pd.DataFrame:
                                        "best settings"])
 
 
-def trials_table(run: RunDir, name: str) -> pd.DataFrame:
-    """Every stored trial of model `name`: number, state, held-out log-loss, seconds and settings."""
+def trials_table(run: RunDir, name: str, params: Params | None = None) -> pd.DataFrame:
+    """Every stored trial of model `name`: number, state, held-out log-loss, seconds and settings. The
+    study is found under `params.tune.storage`, else where `best_params.json` says, else in SQLite."""
     optuna = _optuna()
-    if not run.tuning_db(name).is_file():
+    best = run.tuning_best(name)
+    store = (storage_of(run, name, params) if params is not None else
+             from_record(run, name, json.loads(best.read_text(encoding="utf-8")).get("storage")
+                         if best.is_file() else None))
+    if store.kind != "rdb" and not Path(store.target).is_file():
         return pd.DataFrame(columns=["trial", "state", "held-out log-loss", "seconds"])
-    study = optuna.load_study(study_name=name, storage=f"sqlite:///{run.tuning_db(name)}")
+    study = optuna.load_study(study_name=store.study_name, storage=open_storage(store, 60))
     rows = [{"trial": t.number, "state": t.state.name.lower(), "held-out log-loss": t.value,
              "seconds": round(_seconds([t]), 1), **{k: _short(v) for k, v in t.params.items()}}
             for t in study.trials]
