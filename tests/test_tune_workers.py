@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from geomusic_lib.core import params_from_dict, RunDir
+from geomusic_lib.core.killpoint import HOLD_ENV
 from geomusic_lib.core.params import ParamsError
 from geomusic_lib.pipeline import stages
 from geomusic_lib.training import trials_table
@@ -65,28 +66,27 @@ def _start(params_file: Path, log: Path, env: dict) -> subprocess.Popen:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
 
 
-def _kill_mid_trial(read, victim: subprocess.Popen) -> tuple[int | None, dict[int, float]]:
-    """Kill -9 `victim` once it has finished a trial and is running another; the number of the trial
-    it died in (None in the rare case that it had just finished it) and the trials complete then."""
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and victim.poll() is None:
-        study = read()
-        trials = study.get_trials(deepcopy=False) if study else []
-        mine = [t for t in trials if t.user_attrs.get("worker", "").endswith(f":{victim.pid}")]
-        running = [t for t in mine if t.state.name == "RUNNING"]
-        if running and any(t.state.name == "COMPLETE" for t in mine):
-            os.kill(victim.pid, signal.SIGKILL)
-            victim.wait()
-            after = study.get_trials(deepcopy=False)
-            died_in = after[running[0].number].state.name in ("RUNNING", "FAIL")
-            return (running[0].number if died_in else None), {t.number: t.value for t in after
-                                                              if t.state.name == "COMPLETE"}
-        time.sleep(0.2 if mine else 0.5)  # light polling: the workers need the two cores
-    pytest.fail("the worker to kill never ran a second trial; make the trials slower")
+def _wait_for(condition, what: str, proc: subprocess.Popen, seconds: float = 120):
+    """Poll `condition()` until it returns something truthy (its value), while `proc` lives."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.3)
+    pytest.fail(f"{what} did not happen (exit code {proc.poll()})")
+
+
+def _trials_of(read, proc: subprocess.Popen, state: str) -> list:
+    study = read()
+    return [t for t in (study.get_trials(deepcopy=False) if study else [])
+            if t.user_attrs.get("worker", "").endswith(f":{proc.pid}") and t.state.name == state]
 
 
 def share_and_kill(tmp_path: Path, storage: str, env_extra: dict | None = None) -> tuple[list, str]:
-    """Two workers on one study; one is killed in a trial. Returns the stored trials and the survivor's output."""
+    """Two workers on one study: the victim holds inside its first trial (GEOMUSIC_HOLD_AFTER), the
+    survivor joins and runs trials beside it, then the victim is killed -9. Returns the stored trials
+    and both outputs."""
     raw = worker_params(tmp_path / "runs", storage)
     params_file = tmp_path / "workers.yaml"
     params_file.write_text(yaml.safe_dump(raw))
@@ -95,29 +95,31 @@ def share_and_kill(tmp_path: Path, storage: str, env_extra: dict | None = None) 
     stages.prepare_data(params, run)
     read = _reader(params, run)
     env = {**os.environ, "TQDM_DISABLE": "1", **(env_extra or {})}
-    survivor = _start(params_file, tmp_path / "a.log", env)
-    victim = _start(params_file, tmp_path / "b.log", env)
+    env.pop(HOLD_ENV, None)
+    victim, survivor = _start(params_file, tmp_path / "b.log", {**env, HOLD_ENV: "fcnn:1"}), None
     try:
-        killed, complete = _kill_mid_trial(read, victim)
+        held = _wait_for(lambda: _trials_of(read, victim, "RUNNING"), "the victim's held trial", victim)[0].number
+        survivor = _start(params_file, tmp_path / "a.log", env)
+        complete = _wait_for(lambda: _trials_of(read, survivor, "COMPLETE"), "a trial of the survivor", survivor)
+        assert all(t.number != held for t in complete)  # the survivor left the victim's trial alone
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
         assert survivor.wait(timeout=120) == 0, (tmp_path / "a.log").read_text()[-2000:]
     finally:
         for proc in (survivor, victim):
-            if proc.poll() is None:
+            if proc is not None and proc.poll() is None:
                 proc.kill()
     trials = read().trials
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-    assert len(finished) == BUDGET  # the two workers finished the budget together, and no more
-    assert all(trials[n].state.name == "COMPLETE" and trials[n].value == v for n, v in complete.items())
-    if killed is not None:
-        assert trials[killed].state.name == "FAIL"  # the killed worker's trial never counts...
-        assert [t.user_attrs.get("retry_of") for t in finished].count(killed) == 1  # ...and was re-run once
+    assert len(finished) == BUDGET  # the budget was finished together, and no more
+    assert trials[held].state.name == "FAIL"  # the killed worker's trial never counts...
+    assert [t.user_attrs.get("retry_of") for t in finished].count(held) == 1  # ...and was re-run once
     assert len({t.number for t in finished}) == BUDGET
     settings = [tuple(sorted(t.params.items())) for t in finished]
     assert len(set(settings)) == BUDGET, "two finished trials share their settings"
     first = tuple(sorted(current_settings("fcnn", params).items()))
     assert settings.count(first) == 1  # trial 0, the params file's settings, ran once
-    workers = {t.user_attrs["worker"] for t in finished}
-    assert len(workers) == 2  # both workers contributed (the victim before its death)
+    assert trials[held].user_attrs["worker"].endswith(f":{victim.pid}")  # one study, two workers
     best = json.loads(run.tuning_best("fcnn").read_text())
     assert best["trials_complete"] + best["trials_pruned"] == BUDGET
     assert len(trials_table(run, "fcnn")) == len(trials)  # the notebooks read the study back
