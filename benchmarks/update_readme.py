@@ -21,7 +21,8 @@ BENCH_TABLES = {"uci_cv.md": "10-fold cross-validation on UCI (`benchmarks/bench
                 "chroma_collapse.md": "UCI chroma copies: 72 distinct columns against the file's 116, 10-fold CV "
                                       "(`benchmarks/bench_uci_cv.py --compare-chroma`)",
                 "spotify_country.md": "The spotify_country table, artist-grouped 5-fold CV (`benchmarks/bench_spotify_country.py`)",
-                "folk.md": "Essen folk melodies, variant-grouped 5-fold CV (`benchmarks/bench_folk.py`)",
+                "folk.md": "Essen folk melodies, variant-grouped 5-fold CV (`benchmarks/bench_folk.py`); the Chinese "
+                           "provinces are the fair test of melody reading (the country label mostly follows the file)",
                 "mirage_scale.md": "MIRAGE at full scale: synthetic v1 exports of 10K-1M events through the whole book "
                                    "(`benchmarks/bench_mirage_scale.py`)"}
 
