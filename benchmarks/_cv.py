@@ -27,6 +27,7 @@ def cached_baseline(name: str, table, splits, params: Params, models_dir: Path) 
     is stored under `models_dir`; returns its seconds."""
     key = json.dumps({"estimator": repr(make_baseline(name, params.seed)), "sklearn": sklearn.__version__,
                       "settings": params.baseline_settings_for(name), "bagging": params.train.bagging.folds,
+                      "duplicates": params.data.duplicates, "labels": table.label_indices().tolist(),
                       "seed": params.seed, "features": list(table.feature_names),
                       "rows": [[s.train.tolist(), s.val.tolist(), s.test.tolist()] for s in splits]}, default=str)
     key_file = Path(models_dir) / name / "cache.json"

@@ -9,7 +9,10 @@ for countries, params/folk_china.yaml for provinces, `split.strategy: kfold`). E
 scored on the validation rows of every fold, fitted on that fold's training rows only; the one with the
 best mean validation balanced accuracy is chosen. Then the chosen setting and the global-feature
 baselines (logistic regression, random forest; balanced class weights, as `train.class_weights` gives
-them) fit on training + validation rows and predict the test rows. Test rows choose nothing. Brackets:
+them) fit on training + validation rows and predict the test rows. No fold's test rows choose its
+setting, but one setting is chosen for all folds from every fold's validation rows, and a fold's validation
+rows are test rows of another fold: the choice is not nested, so the n-gram's figures carry a small
+optimistic bias against the untuned baselines (about 20 settings were compared). Brackets:
 95 % bootstrap intervals over tunes. `baseline_settings.ngram`'s defaults are the setting with the best
 validation balanced accuracy averaged over both levels (ties: validation top-1).
 """

@@ -171,6 +171,7 @@ for model, method in [("attention", "attention"), ("rnn", "integrated_gradients"
     melodies = interpret_sequence.melody_showcase(run, data, split, model, method, params.device, ip.top_countries)
     if melodies is None:
         print(f"No melodies for {model}: no note sequences (see params/folk.yaml), no {model} on frames, "
+              f"{'a model that embeds viewpoint tokens (no gradient reaches a token), ' if method != 'attention' else ''}"
               "or no validation tune it got right.")
         continue
     label = method.replace("_", " ").replace("attention", "attention weight")

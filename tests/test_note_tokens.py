@@ -78,3 +78,17 @@ def test_viewpoint_inputs_need_note_frames():
         model_config("rnn", params, torch.zeros(2, 5, 3), 4)
     with pytest.raises(Exception, match="inputs"):
         params_from_dict({"model": {"rnn": {"inputs": "pitches"}}})
+
+
+def test_a_notes_run_reads_tokens_only_where_a_network_reads_frames_and_refuses_stale_frames():
+    from geomusic_lib.data import DataError
+    from geomusic_lib.training.setup import check_token_channels, token_vocab
+
+    notes = params_from_dict({"features": {"source": "notes"}, "model": {"rnn": {"view": "frames"},
+                                                                        "cnn": {"view": "tokens"}}})
+    assert token_vocab(notes, "rnn") == list(NOTE_TOKENS.values()) and token_vocab(notes, "cnn") == []
+    assert model_config("cnn", notes, torch.zeros(2, 5, 1), 4)["token_vocab"] == []  # a token view of the features
+    old = note_frames(melody(0), 2.0)[:, :-len(TOKEN_CHANNELS)]  # 19 channels, as extracted before the tokens
+    with pytest.raises(DataError, match="not viewpoint tokens.*run 02_feature_extraction again"):
+        check_token_channels([old], len(TOKEN_CHANNELS))
+    check_token_channels([note_frames(melody(0), 2.0)], len(TOKEN_CHANNELS))

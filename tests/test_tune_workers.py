@@ -214,9 +214,11 @@ def test_two_workers_share_a_postgresql_study_and_never_show_its_password(tmp_pa
 
 
 # --------------------------------------------------------------------------- storage options
-def test_a_password_in_the_params_file_is_refused_without_echoing_it():
+@pytest.mark.parametrize("url", ["postgresql://tuner:hunter2@db/geo", "postgresql://tuner:pre${PW}hunter2@db/geo",
+                                 "postgresql+pg8000://tuner@db/geo?password=hunter2"])
+def test_a_password_in_the_params_file_is_refused_without_echoing_it(url):
     with pytest.raises(ParamsError, match=r"tune.storage holds a password.*\$\{VAR\}") as err:
-        params_from_dict({"tune": {"storage": "postgresql://tuner:hunter2@db/geo"}})
+        params_from_dict({"tune": {"storage": url}})
     assert "hunter2" not in str(err.value)
     params_from_dict({"tune": {"storage": "postgresql+pg8000://tuner:${PW}@db/geo"}})  # from the environment
 

@@ -8,6 +8,8 @@ from the environment or `.env` only.
 """
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Any, Literal
 
@@ -195,7 +197,9 @@ class TuneParams(Strict):
     @model_validator(mode="after")
     def _no_password(self) -> "TuneParams":  # an `after` check: the error never echoes the value
         userinfo = self.storage.partition("://")[2].rpartition("@")[0] if "://" in self.storage else ""
-        if ":" in userinfo and "${" not in userinfo.partition(":")[2]:
+        secret = userinfo.partition(":")[2] if ":" in userinfo else None
+        query = self.storage.partition("?")[2].lower()
+        if (secret is not None and not re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", secret)) or "password=" in query:
             raise ValueError("tune.storage holds a password, which would reach the run's manifest and book; write "
                              "it as ${VAR} (e.g. postgresql+pg8000://tuner:${PGPASSWORD}@host/db) and set VAR in "
                              "the environment or .env")

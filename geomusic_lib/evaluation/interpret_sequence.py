@@ -119,7 +119,8 @@ def melody_showcase(run: "RunDir", data: "RunData", split: "Split", model: str, 
                     excerpt_notes: int = 48) -> MelodyShowcase | None:
     """The most confident correct validation tunes of `n_classes` classes for `model`, with its
     per-note weights (`method`: "attention" or "integrated_gradients"); None when the run has no note
-    arrays (not a symbolic source), did not train `model` on frames, or got no validation tune right. Each melody is cut to its first
+    arrays (not a symbolic source), did not train `model` on frames, asks for integrated gradients of a
+    model that embeds viewpoint tokens (`inputs` other than floats), or got no validation tune right. Each melody is cut to its first
     `excerpt_notes` steps: a short excerpt, never a whole tune (the Essen terms)."""
     from geomusic_lib.predict.predictor import Predictor
 
@@ -130,6 +131,8 @@ def melody_showcase(run: "RunDir", data: "RunData", split: "Split", model: str, 
     predictor = Predictor.from_checkpoint(path, device=device)
     if predictor.view != "frames" or "notes_midi" not in tracks.columns:
         return None
+    if method == "integrated_gradients" and getattr(getattr(predictor.model, "steps", None), "inputs", "floats") != "floats":
+        return None  # token codes are embedded through an integer lookup: no gradient reaches them
     rows = data.table.frame.iloc[split.val]
     batch = predictor.prepare(predictor.track_inputs(rows, run.features_dir))
     proba = predictor.predict_proba(batch)

@@ -196,7 +196,9 @@ def frame_sequences(data: Any, n_channels: int, model_name: str,
         if f.ndim != 2 or f.shape[0] == 0 or f.shape[1] != n_channels:
             raise PredictionError(
                 f"{what}: track {name}: expected frames × {n_channels} channels, got shape {f.shape}. "
-                "Extract the frames with the same source and settings as the training run.")
+                "Extract the frames with the same source and settings as the training run"
+                + (" (note frames gained 6 viewpoint-token channels in geomusic 0.2: retrain a checkpoint made "
+                   "before)" if f.ndim == 2 and f.shape[1] == n_channels + 6 else "") + ".")
         if not np.issubdtype(f.dtype, np.number) or not np.isfinite(f).all():
             raise PredictionError(f"{what}: track {name}: frames with NaN, infinite or non-numeric values.")
     return [f.astype(np.float64) for f in sequences], track_ids

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from geomusic_lib.core.params import Params
-from geomusic_lib.data import Normalizer, Split, TrackTable, ViewBatch, make_view
+from geomusic_lib.data import DataError, Normalizer, Split, TrackTable, ViewBatch, make_view
 from geomusic_lib.data.note_tokens import NOTE_TOKENS
 from geomusic_lib.data.store import build_class_table
 from geomusic_lib.data.views import check_finite, pad_frames
@@ -46,8 +46,8 @@ def model_config(name: str, params: Params, x_train: torch.Tensor, n_classes: in
     if name == "tabm":
         bins = piecewise_bins(x, hp["n_bins"]) if hp["embedding"] == "piecewise" else []
         return {"in_features": int(np.prod(x.shape[1:])), "n_classes": n_classes, **hp, "bins": bins}
-    tokens = token_vocab(params)
-    if hp.get("inputs", "floats") != "floats" and not (tokens and model_view(name, params) == "frames"):
+    tokens = token_vocab(params, name)
+    if hp.get("inputs", "floats") != "floats" and not tokens:
         raise ValueError(f"model.{name}.inputs: {hp['inputs']} needs note frames with viewpoint tokens "
                          f"(features.source: notes, model.{name}.view: frames); set model.{name}.inputs: floats")
     if name == "cnn":
@@ -57,9 +57,11 @@ def model_config(name: str, params: Params, x_train: torch.Tensor, n_classes: in
     return {"in_channels": int(x.shape[2]), "n_classes": n_classes, **hp, "token_vocab": tokens}
 
 
-def token_vocab(params: Params) -> list[int]:
-    """Vocabulary sizes of the frames' last, categorical channels: the notes source's viewpoint tokens."""
-    return list(NOTE_TOKENS.values()) if params.features.source == "notes" else []
+def token_vocab(params: Params, name: str) -> list[int]:
+    """Vocabulary sizes of the last, categorical channels network `name` reads: the notes source's
+    viewpoint tokens when it reads note frames, else none."""
+    on_frames = name in ("cnn", "rnn", "attention") and model_view(name, params) == "frames"
+    return list(NOTE_TOKENS.values()) if params.features.source == "notes" and on_frames else []
 
 
 def class_coordinates(table: TrackTable, classes: Sequence[str],
@@ -84,6 +86,8 @@ def prepare_inputs(table: TrackTable, split: Split, view: str, frames: Sequence[
             raise ValueError(f"got {len(frames)} frame sequences for {len(table.frame)} tracks; pass one per table row")
         for i, f in enumerate(frames):
             check_finite(f[None], "frames", row_ids=[ids[i]])
+        if n_tokens:
+            check_token_channels([frames[i] for i in split.train], n_tokens)
         norm = Normalizer.fit([frames[i] for i in split.train], unscaled_last=n_tokens)
         batch = pad_frames([norm.transform(f) for f in frames])
         return batch, norm, [f"frame_c{c:02d}" for c in range(batch.x.shape[2])]
@@ -91,6 +95,16 @@ def prepare_inputs(table: TrackTable, split: Split, view: str, frames: Sequence[
     check_finite(x, "features", names=table.feature_names, row_ids=ids)
     norm = Normalizer.fit(x[split.train])
     return make_view(view, norm.transform(x), grid_shape=table.grid_shape), norm, list(table.feature_names)
+
+
+def check_token_channels(frames: Sequence[np.ndarray], n_tokens: int) -> None:
+    """The last `n_tokens` channels must hold viewpoint codes (whole numbers within their vocabularies);
+    frames extracted before the notes source wrote them do not."""
+    last = np.concatenate([f[:, -n_tokens:] for f in frames], axis=0)
+    sizes = np.array(list(NOTE_TOKENS.values())[-n_tokens:])
+    if last.shape[1] != n_tokens or not (np.all(last == np.round(last)) and np.all((last >= 0) & (last < sizes))):
+        raise DataError(f"the note frames' last {n_tokens} channels are not viewpoint tokens: they were extracted "
+                        "before geomusic wrote them; run 02_feature_extraction again (geomusic run --only 02,03,04,05,06)")
 
 
 def run_fingerprint(name: str, params: Params, split: Split, feature_names: Sequence[str]) -> str:

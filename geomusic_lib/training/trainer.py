@@ -114,7 +114,7 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
             raise ValueError(f"{name}: the training split of fold {split.fold} is empty; check data filters and split fractions")
         members = split_members(table, split, params)
         seen = split if len(members) == 1 else Split(split.fold, bag_rows(split), np.array([], int), split.test)
-        batch, norm, feature_names = prepare_inputs(table, seen, view, frames, len(token_vocab(params)))
+        batch, norm, feature_names = prepare_inputs(table, seen, view, frames, len(token_vocab(params, name)))
         static = {
             "format_version": FORMAT_VERSION, "model_name": name, "classes": classes, "class_lat": class_lat,
             "class_lon": class_lon, "class_region": class_region, "feature_names": feature_names, "view": view,

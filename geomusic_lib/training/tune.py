@@ -38,6 +38,7 @@ from geomusic_lib.training.tune_storage import (StudyStore, from_record, open_st
 
 TUNABLE_BASELINES = ("random_forest", "hist_gb")
 FINISHED = ("COMPLETE", "PRUNED")
+FIRST_TRIAL_WAIT_S = 30.0  # how long a worker that loads a new shared study waits for its creator's trial 0
 
 
 # --------------------------------------------------------------------------- search spaces
@@ -228,18 +229,29 @@ def storage_of(run: RunDir, name: str, params: Params) -> StudyStore:
     return study_store(run, name, params.tune, params.resolve)
 
 
-def _create_or_load(optuna, store: StudyStore, params: Params, pruner):
-    """The study and whether this process created it (on a shared storage, only its creator enqueues trial 0)."""
+def _create_or_load(optuna, store: StudyStore, params: Params, pruner, first: dict[str, Any]):
+    """The study, with trial 0 (`first`, the params file's settings) enqueued once. On a shared storage
+    its creator enqueues it at once; a worker that loads the study waits for it (and enqueues it itself
+    if the creator died before it could), so no worker's sampler takes trial 0's place."""
     storage = open_storage(store, params.tune.heartbeat_s)
     if not store.shared:
         study = optuna.create_study(study_name=store.study_name, storage=storage, load_if_exists=True,
                                     direction="minimize", pruner=pruner)
-        return study, not study.trials
+        if not study.trials:
+            study.enqueue_trial(first)
+        return study
     try:
-        return optuna.create_study(study_name=store.study_name, storage=storage, direction="minimize",
-                                   pruner=pruner), True
+        study = optuna.create_study(study_name=store.study_name, storage=storage, direction="minimize", pruner=pruner)
+        study.enqueue_trial(first)
+        return study
     except optuna.exceptions.DuplicatedStudyError:
-        return optuna.load_study(study_name=store.study_name, storage=storage, pruner=pruner), False
+        study = optuna.load_study(study_name=store.study_name, storage=storage, pruner=pruner)
+    deadline = time.monotonic() + FIRST_TRIAL_WAIT_S
+    while not study.get_trials(deepcopy=False) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(first)
+    return study
 
 
 def open_study(run: RunDir, name: str, params: Params):
@@ -254,7 +266,7 @@ def open_study(run: RunDir, name: str, params: Params):
         Path(store.target).parent.mkdir(parents=True, exist_ok=True)
     tp = params.tune
     pruner = optuna.pruners.MedianPruner(n_startup_trials=tp.startup_trials, n_warmup_steps=tp.warmup_epochs)
-    study, created = _create_or_load(optuna, store, params, pruner)
+    study = _create_or_load(optuna, store, params, pruner, current_settings(name, params))
     k = tune_folds(params)
     scored_on = f"{tp.splits} split(s), " + (f"{k} out-of-fold parts each" if k > 1 else "validation rows")
     stored = study.user_attrs.get("scored_on", scored_on if study.trials else None)
@@ -268,8 +280,6 @@ def open_study(run: RunDir, name: str, params: Params):
     else:
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-    if created:  # trial 0: the params file's own settings, the ones to beat
-        study.enqueue_trial(current_settings(name, params))
     study.sampler = optuna.samplers.TPESampler(
         seed=params.seed + len(study.trials) + (worker_seed_offset() if store.shared else 0),
         n_startup_trials=tp.startup_trials, constant_liar=store.shared)

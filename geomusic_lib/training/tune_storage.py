@@ -21,7 +21,7 @@ import socket
 import time
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, unquote
@@ -44,7 +44,7 @@ class StudyStore:
     """One model's study: its storage kind, what opens it and its name there."""
 
     kind: str  # sqlite | journal | rdb
-    target: str = ""  # sqlite, journal: the file; rdb: the URL with its credentials (never shown)
+    target: str = field(default="", repr=False)  # sqlite, journal: the file; rdb: the URL with its credentials
     study_name: str = ""
     spec: str = "sqlite"  # what reopens it: `sqlite`, a journal's path, or `tune.storage` as written (no secret)
 
