@@ -289,7 +289,7 @@ def main() -> None:
     threadpool_limits(args.threads)
     tag = (("folk_quick" if args.quick else "folk") + (f"_bag{args.bagging}" if args.bagging else "")
            + (f"_{args.overlay.stem}" if args.overlay else "") + ("_files" if args.levels == ["files"] else ""))
-    t0 = time.perf_counter()
+    t0, stamp = time.perf_counter(), MADE_AT_STAMP.format(made_at(HERE.parent))  # the code that runs, not a later one
     lines = [f"Essen Folksong Collection via music21; torch {torch.__version__}, {args.threads} CPU thread(s), "
              f"load {os.getloadavg()[0]:.1f} at the start. "
              f"Brackets: 95 % bootstrap intervals over tunes ({args.bootstrap} resamples).", ""]
@@ -307,7 +307,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{tag}.md").write_text(MADE_AT_STAMP.format(made_at(HERE.parent)) + "\n" + text + "\n", encoding="utf-8")
+    (args.out / f"{tag}.md").write_text(stamp + "\n" + text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
