@@ -38,6 +38,14 @@ def stored_trials(db: Path) -> list[tuple[int, str]]:
         return con.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
 
 
+def stored_trials_so_far(db: Path) -> list[tuple[int, str]]:
+    """`stored_trials` while Optuna may still be creating the file's tables (none yet: no trials)."""
+    try:
+        return stored_trials(db)
+    except sqlite3.OperationalError:  # the file exists, its tables not yet
+        return []
+
+
 @pytest.fixture(scope="module")
 def tuned_run(tmp_path_factory):
     params = params_from_dict(tune_params(tmp_path_factory.mktemp("runs")))
@@ -143,7 +151,7 @@ def test_killed_tuning_resumes_from_the_stored_trials(tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "runs"), "8"], env=env)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
-        if db.is_file() and sum(state == "COMPLETE" for _, state in stored_trials(db)) >= 2:
+        if db.is_file() and sum(state == "COMPLETE" for _, state in stored_trials_so_far(db)) >= 2:
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the tuning run ended before it could be killed; make its trials slower"
