@@ -15,6 +15,7 @@ from geomusic_lib.data.viewpoints import melody_viewpoints, tune_viewpoints
 from geomusic_lib.predict import read_predictions
 from geomusic_lib.training import run_baselines
 from geomusic_lib.training.baselines import fit_baseline, make_baseline
+from geomusic_lib.training.ngram import run_melodies
 
 SCALE = np.array([0, 2, 4, 5, 7, 9, 11, 12])
 
@@ -96,7 +97,7 @@ def test_a_run_table_of_features_reads_the_melodies_from_the_runs_tracks(tmp_pat
                                table.feature_names, "folk")
     split = Split(-1, np.arange(30), np.arange(30, 34), np.arange(34, 40))
     written = run_baselines(features_only, [split], params_from_dict({}), run.models_dir, names=["ngram"],
-                            progress=False)
+                            progress=False, melodies=run_melodies(run))
     assert len(read_predictions(written["ngram"]).track_ids) == 6
 
 

@@ -114,7 +114,8 @@ def train_network(params: Params, run: RunDir, model_name: str) -> Any:
 def fit_baselines(params: Params, run: RunDir, data: RunData | None = None,
                   names: Sequence[str] | None = None) -> list[str]:
     """Notebook 07: fit the baselines of `params.baselines` on the run's splits; returns their names."""
-    from geomusic_lib.training.baselines import run_baselines
+    from geomusic_lib.training.baselines import MELODY_BASELINES, run_baselines
+    from geomusic_lib.training.ngram import run_melodies
     from geomusic_lib.training.tune import TUNABLE_BASELINES
 
     data = data or load_run_data(run)
@@ -122,7 +123,8 @@ def fit_baselines(params: Params, run: RunDir, data: RunData | None = None,
     if params.tune.enabled:
         tune_models(params, run, [n for n in names if n in TUNABLE_BASELINES])
         params = effective_params(params, run, names)
-    return list(run_baselines(data.table, data.splits, params, run.models_dir, names=names))
+    melodies = run_melodies(run) if any(n in MELODY_BASELINES for n in names) else None  # 07's table: features only
+    return list(run_baselines(data.table, data.splits, params, run.models_dir, names=names, melodies=melodies))
 
 
 def fit_ensemble(params: Params, run: RunDir, data: RunData | None = None) -> list[FittedEnsemble]:

@@ -105,13 +105,13 @@ def baseline_proba(estimator: ClassifierMixin, x: np.ndarray, n_classes: int) ->
     return proba
 
 
-def baseline_inputs(table: TrackTable, names: Sequence[str], out_dir: str | Path | None = None,
-                    melodies: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+def baseline_inputs(table: TrackTable, names: Sequence[str], melodies: pd.DataFrame | None = None
+                    ) -> dict[str, np.ndarray]:
     """Each baseline's input rows: the feature matrix (checked finite), or the tunes' viewpoints for
-    `MELODY_BASELINES` (from the table, `melodies`, or the run's tracks; an error when there are none)."""
+    `MELODY_BASELINES` (from the table or `melodies`; an error when there are none)."""
     inputs: dict[str, np.ndarray] = {}
     if any(name in MELODY_BASELINES for name in names):
-        inputs["melodies"] = melody_inputs(table, melodies, out_dir)
+        inputs["melodies"] = melody_inputs(table, melodies)
     if any(name not in MELODY_BASELINES for name in names):
         x = table.features
         check_finite(x, "features", names=table.feature_names, row_ids=table.frame["track_id"].to_numpy(),
@@ -131,7 +131,7 @@ def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, ou
     for name in names:
         if name not in BASELINES:
             raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
-    inputs = baseline_inputs(table, names, out_dir, melodies)
+    inputs = baseline_inputs(table, names, melodies)
     classes = table.classes()
     y = table.label_indices()
     written: dict[str, Path] = {}

@@ -8,7 +8,6 @@ Its input is an object array of per-tune viewpoint dicts (`melody_inputs`), not 
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -67,31 +66,22 @@ class NgramClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(x).argmax(1)]
 
 
-def _melody_source(table: TrackTable, melodies: pd.DataFrame | None, out_dir: str | Path | None
-                   ) -> pd.DataFrame | None:
-    """Where the tunes' note arrays are: the table, `melodies`, else the run's `data/tracks.parquet`
-    when `out_dir` is a run's `models/` folder (the table of notebook 07 holds only features)."""
-    if all(c in table.frame.columns for c in MELODY_COLUMNS):
-        return table.frame
-    if melodies is not None:
-        return melodies
-    if out_dir is None:
-        return None
-    run = RunDir(Path(out_dir).parent)
-    if Path(out_dir).resolve() != run.models_dir.resolve() or not run.tracks.is_file():
+def run_melodies(run: RunDir) -> pd.DataFrame | None:
+    """`track_id` and the note arrays of a run's tracks (`data/tracks.parquet`), or None when it has none
+    (the table that notebook 07 loads holds only features)."""
+    if not run.tracks.is_file():
         return None
     import pyarrow.parquet as pq
 
-    present = set(pq.read_schema(run.tracks).names)
-    if not {"track_id", *MELODY_COLUMNS} <= present:
+    if not {"track_id", *MELODY_COLUMNS} <= set(pq.read_schema(run.tracks).names):
         return None
     return pd.read_parquet(run.tracks, columns=["track_id", *MELODY_COLUMNS])
 
 
-def melody_inputs(table: TrackTable, melodies: pd.DataFrame | None = None,
-                  out_dir: str | Path | None = None) -> np.ndarray:
-    """The `ngram` baseline's input: one viewpoint dict per table row (an object array, row order)."""
-    source = _melody_source(table, melodies, out_dir)
+def melody_inputs(table: TrackTable, melodies: pd.DataFrame | None = None) -> np.ndarray:
+    """The `ngram` baseline's input: one viewpoint dict per table row (an object array, row order), from
+    the table's note arrays, else from `melodies` (`track_id` + note arrays, e.g. `run_melodies`)."""
+    source = table.frame if all(c in table.frame.columns for c in MELODY_COLUMNS) else melodies
     if source is None or not all(c in source.columns for c in MELODY_COLUMNS):
         raise ValueError(NO_MELODIES)
     if source is not table.frame:
