@@ -178,6 +178,7 @@ def file_report(table: TrackTable, splits, params: Params, args, out: Path) -> l
 def files_level(params: Params, args, out: Path) -> list[str]:
     """Only the file checks (cheap): `--levels files`, with `--files` for a subset of the corpus."""
     table, _, _ = load_level(params)
+    params = params.for_tracks(len(table.frame))
     return file_report(table, make_splits(table.frame, params.split, params.seed), params, args, out)
 
 
@@ -201,6 +202,7 @@ def _cell(value, column: str) -> str:
 def level_table(level: str, params: Params, args, out: Path) -> tuple[list[str], TrackTable, list[Split]]:
     """Every member of `params` and their ensemble on one level, as a Markdown table."""
     table, frames, info = load_level(params)
+    params = params.for_tracks(len(table.frame))  # train.bagging.folds: auto made a number
     splits = make_splits(table.frame, params.split, params.seed)
     classes = build_class_table(table.frame, "china_province" if level == "province" else "country")
     print(f"{level} level: {len(table.frame)} tunes, {len(classes)} classes, {info['groups']} groups "

@@ -130,7 +130,7 @@ def _markdown(table: pd.DataFrame, params, run: RunDir, args) -> str:
             f"; torch {torch.__version__}. Brackets: 95 % bootstrap intervals over rows ({args.bootstrap} resamples). "
             + split_protocol(data.table.notes) + f" Classes are {'' if params.train.class_weights else 'not '}weighted, "
             f"for every model (train.class_weights); the ensemble minimises the {params.ensemble_objective()} on the "
-            f"validation rows; train.bagging.folds: {params.train.bagging.folds}.")
+            f"validation rows; train.bagging.folds: {params.train.bagging.folds_for(len(data.table.frame))}.")
     lines = [head, "", "| model | top-1 | top-5 | mean km | time s |", "|---|---:|---:|---:|---:|"]
     for r in table.itertuples(index=False):
         lines.append(f"| {r.model} | {r[1]:.1%} ({r[2]:.1%}–{r[3]:.1%}) | {r[4]:.1%} | {r[5]:,.0f} ({r[6]:,.0f}–"

@@ -215,6 +215,7 @@ def _compare_chroma(args, params) -> str:
     t0 = time.perf_counter()
     for variant, collapse in (("72", True), ("116", False)):
         table = load_uci(collapse_chroma=collapse)
+        params = params.for_tracks(len(table.frame))
         splits = make_splits(table.frame, params.split, params.seed)
         run = RunDir(args.out / "chroma_collapse_run" / variant)
         secs[variant], _ = _fit_members(args, table, splits, params, run, extras=False)
@@ -252,6 +253,7 @@ def main() -> None:
         (args.out / "chroma_collapse.md").write_text(stamp + text + "\n", encoding="utf-8")
         return
     table = load_uci(collapse_chroma=not args.keep_chroma_copies)
+    params = params.for_tracks(len(table.frame))  # train.bagging.folds: auto made a number
     splits = make_splits(table.frame, params.split, params.seed)
     tag = ("uci_cv_quick" if args.quick else "uci_cv") + ("_chroma_copies" if args.keep_chroma_copies else "")
     run = RunDir(args.out / f"{tag}_run")

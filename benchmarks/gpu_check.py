@@ -351,12 +351,13 @@ def uci_data(ctx: Context) -> tuple[Any, list[Any]]:
 
 
 def uci_params(ctx: Context, epochs: int, **train: Any) -> Any:
-    """params/default.yaml on `device: auto` with AMP, `epochs` epochs and no early stop before them."""
+    """params/default.yaml on `device: auto` with AMP, `epochs` epochs, no early stop before them and one
+    model per split (unless `bagging` is given)."""
     from geomusic_lib.core import load_params
 
     return load_params(REPO / "params" / "default.yaml", {
         "run_name": "gpu_check", "runs_dir": str(ctx.work / "runs"), "device": "auto",
-        "train": {"epochs": epochs, "patience": epochs + 1, "amp": True, **train}})
+        "train": {"epochs": epochs, "patience": epochs + 1, "amp": True, "bagging": {"folds": 1}, **train}})
 
 
 def epoch_times(folder: Path) -> dict[str, Any]:

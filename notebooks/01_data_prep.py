@@ -41,7 +41,7 @@ from IPython.display import Markdown, display
 
 from geomusic_lib import plots
 from geomusic_lib.book import data_findings
-from geomusic_lib.data import shared_between
+from geomusic_lib.data import shared_between, typical_tune_view
 from geomusic_lib.pipeline import open_stage, stages
 
 # %% [markdown]
@@ -121,6 +121,29 @@ for split in splits:
           f"on both sides of the test split: {seen['artists']} artists, {seen['vectors']} identical feature vectors")
     assert seen["artists"] == 0, "an artist is on both sides of the split"
     assert seen["vectors"] == 0 or params.data.duplicates == "keep", "a feature vector is on both sides"
+
+# %% [markdown]
+# ## One tune as the models read it
+# On melodies (`data.source: folk`), the models read one tune in three ways. The global-feature
+# models (FCNN, TabM, the trees) see summary numbers of the whole tune (02). The `ngram`
+# baseline sees symbols, one per sounding note for each melodic viewpoint: the interval from the
+# previous note, the scale degree above the tune's tonic, the duration and its ratio to the previous
+# one, the contour and the metric weight. It counts n-grams of those symbols. The sequence networks
+# read every step, rests included, as the frames of 02. With `inputs: viewpoints` (or `both`), they
+# embed the token codes in the `tok_*` columns, which quantise the same viewpoints (0 = none). No
+# viewpoint reads absolute pitch, so a transposed tune reads the same. Below: a training tune of
+# median length, its first 24 steps, and the n-grams the baseline counts in it (the run's
+# `baseline_settings.ngram`).
+
+# %%
+view = typical_tune_view(table.frame, splits[0].train, params.baseline_settings.get("ngram", {}))
+if view is None:
+    print(f"data.source {params.data.source}: no melodies, so no tune to show (the folk runs show one here)")
+else:
+    print(view.caption)
+    display(view.steps.head(24))
+    plots.tune_figure(view).show()
+    display(view.ngrams)
 
 # %% [markdown]
 # ## What this run shows

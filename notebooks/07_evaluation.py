@@ -99,9 +99,10 @@ shown(tuning) if len(tuning) else None
 # test probabilities as it trained, and the ensemble reads those files only. Temperature
 # scaling also matters for the distance-aware decision.
 #
-# **Out-of-fold rows.** With `train.bagging.folds` k > 1, every model trains k times, each
-# time leaving one part of the training rows out, so each training row has a probability from
-# a model that never saw it; the ensemble is fitted on all those out-of-fold rows. With k = 1
+# **Out-of-fold rows.** With `train.bagging.folds` k > 1 (by default 5 for a table of at most
+# 5,000 tracks), every model trains k times, each time leaving one part of the training rows
+# out, so each training row has a probability from a model that never saw it; the ensemble is
+# fitted on all those out-of-fold rows. With k = 1 (a larger table)
 # the held-out rows are the small validation split (a baseline's from a second fit on the
 # training rows only; the networks early-stopped on these rows, so they look slightly better
 # there than they are). The printout below says which rows this run used.

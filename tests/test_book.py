@@ -329,7 +329,7 @@ def _orchestrator(root: Path, *args: str, env: dict[str, str] | None = None) -> 
 @pytest.mark.slow
 def test_runs_keep_their_own_files_refuse_a_second_process_and_resume_after_kill_9(smoke_book):
     """A second process on a busy run is refused at once and changes nothing; kill -9 of the whole
-    run mid-notebook (held after 04_cnn's first epoch by the trainer's test hook, so the kill point does not
+    run mid-notebook (held after the first epoch of the second member of 04_cnn's bag, by the trainer's test hook, so the kill point does not
     depend on the machine's speed), then the same command, reuses what had
     finished and gives the predictions of an uninterrupted run; the other run's book is untouched;
     a book that would mix runs is refused."""
@@ -340,8 +340,9 @@ def test_runs_keep_their_own_files_refuse_a_second_process_and_resume_after_kill
     other, lone = RunDir(root / "runs" / "other"), RunDir(root / "runs" / "smoke")
     chain = ("--run-name", "other", "--only", "01,02,03,04", "--no-book")
     from geomusic_lib.core.killpoint import HELD_FILE, HOLD_ENV
+    from geomusic_lib.core.rundir import bag_member_dir
 
-    first = _orchestrator(root, *chain, env={HOLD_ENV: "cnn:1"})
+    first = _orchestrator(root, *chain, env={HOLD_ENV: "cnn/bag_1:1"})  # smoke.yaml: bags of 2
     deadline = time.time() + 600
     while not other.lock.exists():  # the run has started (01_data_prep takes seconds)
         assert first.poll() is None and time.time() < deadline, "run ended before it took its lock"
@@ -349,7 +350,7 @@ def test_runs_keep_their_own_files_refuse_a_second_process_and_resume_after_kill
     second = subprocess.run([sys.executable, "-m", "geomusic_lib", "run", "--params", "params/smoke.yaml", *chain],
                             cwd=root, capture_output=True, text=True, timeout=120)
     assert second.returncode == 2 and f"run 'other' is in use by pid {first.pid}" in second.stderr
-    held = other.checkpoint("cnn", kind="last").parent / HELD_FILE
+    held = bag_member_dir(other.fold_dir("cnn"), 1) / HELD_FILE
     while not held.is_file():  # 04_cnn has written its first epoch's checkpoint and waits there
         assert first.poll() is None and time.time() < deadline, "run finished or stalled before 04_cnn trained"
         time.sleep(0.05)

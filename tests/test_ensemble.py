@@ -83,7 +83,7 @@ def small_run(tmp_path_factory):
     from geomusic_lib.training import train_model
 
     run_dir = tmp_path_factory.mktemp("run")
-    params = params_from_dict({"train": {"epochs": 4, "batch_size": 64}, "model": {"fcnn": {"hidden": [32]}},
+    params = params_from_dict({"train": {"epochs": 4, "batch_size": 64, "bagging": {"folds": 1}}, "model": {"fcnn": {"hidden": [32]}},
                                "device": "cpu", "models": ["fcnn"], "baselines": ["majority", "logreg", "knn"]})
     table = load_uci(chromatic=False)
     splits = make_splits(table.frame, params.split, params.seed)

@@ -29,7 +29,8 @@ def toy_tune(rng: np.random.Generator, rising: bool, tonic: int = 2) -> dict:
     duration = rng.choice([0.5, 1.0, 1.5], size=24).astype(np.float32)
     onset = np.concatenate([[0.0], np.cumsum(duration)[:-1]]).astype(np.float32)
     beat = np.where(onset % 2 == 0, 1.0, 0.25).astype(np.float32)
-    return {"notes_midi": midi, "notes_duration": duration, "notes_beat_strength": beat, "tonic_pc": float(tonic)}
+    return {"notes_midi": midi, "notes_duration": duration, "notes_beat_strength": beat,
+            "notes_onset": onset, "tonic_pc": float(tonic)}
 
 
 def toy_table(n: int = 100, seed: int = 0) -> TrackTable:
@@ -124,3 +125,46 @@ def test_ngram_settings_are_checked_when_the_params_load():
                                "baseline_settings": {"ngram": {"viewpoints": ["interval*duration"], "C": 1.0}}})
     estimator = make_baseline("ngram", 0, params.baseline_settings_for("ngram"))
     assert estimator.get_params()["class_weight"] == "balanced" and estimator.C == 1.0
+
+
+def test_a_tune_step_by_step_lines_up_its_notes_symbols_and_tokens():
+    """01's table of one tune: a row per step, rests blank in the viewpoint columns, tokens as the frames'."""
+    from geomusic_lib.data.note_tokens import note_tokens
+    from geomusic_lib.data.viewpoints import pitch_name, tune_ngram_counts, tune_steps
+
+    tune = pd.Series(toy_tune(np.random.default_rng(3), rising=True))
+    tune.at["notes_midi"] = tune["notes_midi"].copy()
+    tune["notes_midi"][5] = np.nan  # a rest
+    steps = tune_steps(tune)
+    assert len(steps) == 24 and steps.loc[5, "note"] == "rest" and steps.loc[5, "interval"] == ""
+    symbols = tune_viewpoints(tune["notes_midi"], tune["notes_duration"], tune["notes_beat_strength"], 2.0)
+    assert steps.loc[steps["note"] != "rest", "degree"].tolist() == symbols["degree"]
+    codes = note_tokens(tune["notes_midi"], tune["notes_duration"], tune["notes_beat_strength"], 2.0)
+    assert (steps[[c for c in steps if c.startswith("tok_")]].to_numpy() == codes).all()
+    assert steps.loc[0, "note"] == pitch_name(tune["notes_midi"][0]) and pitch_name(61) == "C#4"
+    counts = tune_ngram_counts(tune, ["interval", "degree*duration"], [1, 3])
+    assert counts["n-grams"].tolist() == [23, 21, 23, 21]  # 23 sounding notes: 23 − n + 1 n-grams each
+    assert (counts["distinct"] <= counts["n-grams"]).all() and counts["most frequent"].str.contains("×").all()
+
+
+def test_the_typical_tune_has_the_median_length():
+    from geomusic_lib.data.viewpoints import typical_tune
+
+    frame = pd.DataFrame({"notes_midi": [np.full(k, 60.0) for k in (5, 40, 12, 13, 100)]})
+    assert typical_tune(frame, [0, 1, 2, 3, 4]) == 3 and typical_tune(frame, [0, 2, 4]) == 2
+
+
+def test_the_data_page_reads_a_melody_table_and_skips_a_table_without_melodies():
+    """01's tune section: a view of the typical training tune with the run's n-gram settings; None on UCI."""
+    from geomusic_lib.data import load_uci, typical_tune_view
+    from geomusic_lib.plots import tune_figure
+
+    tune = toy_tune(np.random.default_rng(3), rising=True) | {"track_id": "t0", "label": "China", "tonic_pc": 2}
+    frame = pd.DataFrame([tune])
+    view = typical_tune_view(frame, [0], {"viewpoints": ["contour"], "orders": [2]})
+    assert view.ngrams["viewpoint"].tolist() == ["contour"] and view.ngrams["n"].tolist() == [2]
+    assert view.caption.startswith("tune t0 (class China): 24 steps, 24 sounding notes")
+    assert len(tune_figure(view).data[0].x) == 24  # one bar per sounding note
+    with pytest.raises(ValueError, match="viewpoint"):
+        typical_tune_view(frame, [0], {"viewpoints": ["pitch"]})
+    assert typical_tune_view(load_uci().frame, [0, 1], {}) is None

@@ -24,7 +24,8 @@ def uci68():
 
 def _params(**extra):
     return params_from_dict({"device": "cpu", "model": {"tabm": TINY_TABM},
-                             "train": {"epochs": 2, "batch_size": 128, "threads": 1, **extra.pop("train", {})},
+                             "train": {"epochs": 2, "batch_size": 128, "threads": 1, "bagging": {"folds": 1},  # one model per split
+                                       **extra.pop("train", {})},
                              **extra})
 
 

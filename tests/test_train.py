@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _params(tmp_path: Path, **train):
     return params_from_dict({"runs_dir": str(tmp_path), "device": "cpu", "seed": 3,
                              "model": {"fcnn": {"hidden": [64, 32]}},
-                             "train": {"epochs": 6, "batch_size": 64, "patience": 50, **train}})
+                             "train": {"epochs": 6, "batch_size": 64, "patience": 50, "bagging": {"folds": 1}, **train}})  # one model per split
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ SCRIPT = textwrap.dedent("""
     def train(out):
         table = load_uci()
         params = params_from_dict({"device": "cpu", "seed": 5, "split": {"strategy": "kfold", "folds": 2},
-                                   "train": {"epochs": 4, "batch_size": 16, "patience": 100}})
+                                   "train": {"epochs": 4, "batch_size": 16, "patience": 100, "bagging": {"folds": 1}}})
         splits = make_splits(table.frame, params.split, params.seed)
         train_model("fcnn", table, splits, params, out, progress=False)
 
@@ -193,7 +193,7 @@ def test_checkpoint_normalisation_comes_from_training_rows_only(tmp_path):
     from geomusic_lib.training import train_model
 
     table = load_uci()
-    params = params_from_dict({"seed": 0, "train": {"epochs": 1}, "model": {"fcnn": {"hidden": [8]}}})
+    params = params_from_dict({"seed": 0, "train": {"epochs": 1, "bagging": {"folds": 1}}, "model": {"fcnn": {"hidden": [8]}}})
     (split,) = make_splits(table.frame, params.split, params.seed)
     rows = table.frame.index[np.r_[split.val, split.test]]
     table.frame.loc[rows, table.feature_names] += 1000.0  # val/test rows far away: must not move the statistics

@@ -89,7 +89,10 @@ def test_the_model_stages_use_the_tuned_settings(tuned_run):
 
 
 def test_tuning_needs_validation_rows(tmp_path):
-    params = params_from_dict(tune_params(tmp_path, split={"train": 0.8, "val": 0.0, "test": 0.2}))
+    """One model per split (bagging.folds 1) early-stops and scores trials on split.val rows alone."""
+    raw = tune_params(tmp_path, split={"train": 0.8, "val": 0.0, "test": 0.2})
+    raw["train"]["bagging"] = {"folds": 1}
+    params = params_from_dict(raw)
     run = RunDir(params.run_dir)
     stages.prepare_data(params, run)
     with pytest.raises(ValueError, match="validation rows.*split.val"):
@@ -113,7 +116,8 @@ def test_trials_with_tune_folds_are_scored_out_of_fold_on_every_training_row(tmp
     np.testing.assert_array_equal(held, bag_rows(data.splits[0]))  # every training row once
     assert not set(held) & set(data.splits[0].test)
     assert all(not set(p.train) & set(p.val) for p in parts)
-    assert tune_folds(params_from_dict({"train": {"bagging": {"folds": 4}}})) == 4  # auto follows the bag
+    assert tune_folds(params_from_dict({"train": {"bagging": {"folds": 4}}}), 10**6) == 4  # auto follows the bag
+    assert tune_folds(params_from_dict({}), 1059) == 5 and tune_folds(params_from_dict({}), 10**6) == 1
     stages.tune_models(params, run, ["random_forest"])
     assert json.loads(run.tuning_best("random_forest").read_text())["scored_on"] == "1 split(s), 3 out-of-fold parts each"
     other = params.model_copy(update={"tune": params.tune.model_copy(update={"folds": 1, "trials": 2})})
@@ -185,12 +189,13 @@ def test_tuned_tree_settings_keep_the_params_files_max_train_rows(tmp_path, monk
     raw = tune_params(tmp_path / "runs", baselines=["majority", "random_forest", "hist_gb"],
                       baseline_settings={"random_forest": {"max_train_rows": 123, "n_estimators": 50},
                                          "hist_gb": {"max_train_rows": 77}})
+    raw["train"]["bagging"] = {"folds": 1}  # one fit per trial on the split's training rows
     params, run = params_from_dict(raw), RunDir(tmp_path / "runs" / "tuned")
     best = {"n_estimators": 200, "max_features": 0.3, "min_samples_leaf": 4}
     seen = []
     monkeypatch.setattr(tune, "fit_baseline", lambda name, seed, x, y, settings: seen.append(settings))
     monkeypatch.setattr(tune, "baseline_proba", lambda fitted, x, n: np.full((len(x), n), 1 / n))
-    table = SimpleNamespace(features=np.zeros((6, 2)), label_indices=lambda: np.array([0, 1] * 3), classes=lambda: ["a", "b"])
+    table = SimpleNamespace(frame=range(6), features=np.zeros((6, 2)), label_indices=lambda: np.array([0, 1] * 3), classes=lambda: ["a", "b"])
     data = SimpleNamespace(table=table, splits=[Split(-1, np.arange(4), np.arange(4, 6), np.array([], dtype=int))])
     tune._baseline_objective("random_forest", params, data)(optuna.trial.FixedTrial(best))
     assert seen == [{"max_train_rows": 123, **best}]  # trials fit on the bounded subsample too

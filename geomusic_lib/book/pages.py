@@ -194,18 +194,37 @@ def results_table_markdown(run: RunDir, root: Path | None = None) -> str:
 
 
 def weighting_protocol(run: RunDir) -> str:
-    """One sentence on class weighting and the ensemble's objective, from the run's manifest ("" without one)."""
+    """Two sentences on the training protocol (bagging and where the ensemble is fitted) and on class
+    weighting and the ensemble's objective, from the run's manifest ("" without one)."""
     try:
         plain = read_manifest(run.path)["params"]
     except (FileNotFoundError, KeyError, ValueError):
         return ""
     on = bool(plain.get("train", {}).get("class_weights"))
     chosen = plain.get("evaluate", {}).get("ensemble_objective", "auto")  # resolved once, by Params
-    objective = Params.model_validate({"train": {"class_weights": on},
-                                       "evaluate": {"ensemble_objective": chosen}}).ensemble_objective()
+    resolved = Params.model_validate({"train": {"class_weights": on, "bagging": plain.get("train", {}).get(
+        "bagging", {})}, "evaluate": {"ensemble_objective": chosen}})
+    objective = resolved.ensemble_objective()
     weighted = ("Classes are weighted by inverse frequency for every model (train.class_weights: true)"
                 if on else "Classes are not weighted, for any model (train.class_weights: false)")
-    return f"{weighted}; the ensemble's weights minimise the {objective.replace('_', ' ')}. "
+    return f"{bagging_protocol(run, resolved)}{weighted}; the ensemble's weights minimise the " \
+           f"{objective.replace('_', ' ')}. "
+
+
+def bagging_protocol(run: RunDir, params: Params) -> str:
+    """One sentence: each model is a bag of k (and the ensemble is fitted out of fold), or one model per split."""
+    meta = json.loads(run.meta.read_text(encoding="utf-8")) if run.meta.is_file() else {}
+    if "n_tracks" not in meta and params.train.bagging.folds == "auto":
+        return ""
+    k = params.train.bagging.folds_for(int(meta.get("n_tracks", 0)))
+    setting = f"train.bagging.folds: {params.train.bagging.folds}" + (" = " + str(k) if
+                                                                        params.train.bagging.folds == "auto" else "")
+    if k > 1:
+        return (f"Every model is a bag of {k} members per split ({setting}): each trains on {k - 1} of {k} parts "
+                "of the training and validation rows and early-stops on the part it leaves out; its test "
+                "probabilities are the members' mean, and the ensemble is fitted on the out-of-fold rows. ")
+    return (f"One model per split ({setting}): networks early-stop on the validation rows, and the ensemble "
+            "is fitted on them. ")
 
 
 def _with_interval(row: Any, column: str, digits: int) -> str:

@@ -18,6 +18,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 
 from geomusic_lib.core.params_models import (AttentionParams, CnnParams, FcnnParams, ModelParams, NetworkName,  # noqa: F401
                                             RnnParams, Strict, TabmParams)
+from geomusic_lib.core.params_bagging import BaggingParams  # noqa: F401
 from geomusic_lib.core.params_ngram import NGRAM_VIEWPOINTS, NgramSettings  # noqa: F401
 
 
@@ -132,13 +133,6 @@ class FeatureParams(Strict):
         ]
     )
     metadata_min_count: int = Field(5, ge=1)
-
-
-class BaggingParams(Strict):
-    folds: int = Field(1, ge=1, description="k-fold bagging inside each split: every model trains k times, each "
-                                            "member early-stopping on its held-out fold; 1 = one model per split")
-    jobs: int | Literal["auto"] = Field(1, description="bag members trained at once, each in its own process; "
-                                        "auto = one per free CPU core, or per visible GPU")
 
 
 class TrainParams(Strict):
@@ -302,6 +296,14 @@ class Params(Strict):
                                  "model (networks, baselines and the ensemble's objective); set train.class_weights")
             self.train_for(name)
         return self
+
+    def for_tracks(self, n_tracks: int) -> "Params":
+        """These params for a table of `n_tracks` tracks: `train.bagging.folds: auto` made a number."""
+        if self.train.bagging.folds != "auto":
+            return self
+        train = self.train.model_copy(update={"bagging": self.train.bagging.model_copy(
+            update={"folds": self.train.bagging.folds_for(n_tracks)})})
+        return self.model_copy(update={"train": train})
 
     def ensemble_objective(self) -> str:
         """`evaluate.ensemble_objective`, with `auto` resolved by `train.class_weights`."""

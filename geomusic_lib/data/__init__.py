@@ -18,6 +18,7 @@ from geomusic_lib.data.store import (
 )
 from geomusic_lib.data.duplicates import duplicate_counts, shared_between
 from geomusic_lib.data.views import check_finite, make_view, Normalizer, pad_frames, ViewBatch
+from geomusic_lib.data.viewpoints import TuneView, typical_tune_view
 from geomusic_lib.data.frames import frame_channels, FRAMES_DIR, frames_for_tracks, load_frames, write_frames
 
 __all__ = [
@@ -29,5 +30,5 @@ __all__ = [
     "geo_soft_targets", "great_circle_km", "lookup_country", "region_of", "bag_splits", "load_splits", "make_splits", "save_splits",
     "Split", "split_gaps", "split_groups", "attach_features", "build_class_table", "load_dataset", "load_run_data",
     "prepare_run_data", "read_meta", "run_splits", "RunData", "duplicate_counts", "shared_between", "check_finite", "make_view", "Normalizer", "pad_frames", "ViewBatch",
-    "frame_channels", "FRAMES_DIR", "frames_for_tracks", "load_frames", "write_frames"
+    "frame_channels", "FRAMES_DIR", "frames_for_tracks", "load_frames", "write_frames", "TuneView", "typical_tune_view"
 ]

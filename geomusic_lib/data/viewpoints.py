@@ -17,17 +17,26 @@ Two viewpoints linked as `a*b` (e.g. `interval*duration`) read one symbol per no
 """
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from geomusic_lib.core.params import NGRAM_VIEWPOINTS
+from geomusic_lib.core.params import NGRAM_VIEWPOINTS, NgramSettings
+from geomusic_lib.data.note_tokens import NOTE_TOKENS, note_tokens
 
 #: The track-table columns the viewpoints are read from (the `folk` source writes them).
 MELODY_COLUMNS = ["notes_midi", "notes_duration", "notes_beat_strength", "tonic_pc"]
 START = "s"
+NOTE_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+
+
+def pitch_name(midi: float) -> str:
+    """`60` → `C4`."""
+    return f"{NOTE_NAMES[int(midi) % 12]}{int(midi) // 12 - 1}"
 
 
 def _symbols(values: np.ndarray, as_text: Any) -> list[str]:
@@ -88,3 +97,83 @@ def ngrams(tune: dict[str, list[str]], viewpoints: Sequence[str], orders: Sequen
         for n in orders:
             tokens.extend(f"{viewpoint}:{' '.join(seq[i:i + n])}" for i in range(len(seq) - n + 1))
     return tokens
+
+
+def _track_arrays(track: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    missing = [c for c in MELODY_COLUMNS if c not in track.index]
+    if missing:
+        raise KeyError(f"track {track.get('track_id')!r}: no {missing}; a tune needs a symbolic source "
+                       "(data.source: folk)")
+    midi, duration, beat = (np.asarray(track[c], dtype=np.float64) for c in MELODY_COLUMNS[:3])
+    return midi, duration, beat, float(track["tonic_pc"])
+
+
+def tune_steps(track: pd.Series) -> pd.DataFrame:
+    """One tune step by step (a row of the run's tracks): the note or rest, its duration and beat strength,
+    its viewpoint symbols (the `ngram` baseline's alphabet, blank at rests) and its token codes (what the
+    sequence networks embed, `note_tokens`; 0 = none)."""
+    midi, duration, beat, tonic = _track_arrays(track)
+    sounding = np.isfinite(midi)
+    steps = pd.DataFrame({
+        "note": [pitch_name(m) if np.isfinite(m) else "rest" for m in midi],
+        "duration (q)": [str(Fraction(float(d)).limit_denominator(48)) for d in duration],
+        "beat strength": np.round(beat, 3)})
+    for name, symbols in tune_viewpoints(midi, duration, beat, tonic).items():
+        column = np.full(len(midi), "", dtype=object)
+        column[sounding] = symbols
+        steps[name] = column
+    codes = note_tokens(midi, duration, beat, tonic)
+    for i, name in enumerate(NOTE_TOKENS):
+        steps[f"tok_{name}"] = codes[:, i]
+    return steps.rename_axis("step")
+
+
+def tune_ngram_counts(track: pd.Series, viewpoints: Sequence[str], orders: Sequence[int],
+                      top: int = 3) -> pd.DataFrame:
+    """The n-grams of one tune that the `ngram` baseline counts, per viewpoint and order: how many there are,
+    how many distinct, and the `top` most frequent (`symbols ×count`, symbols joined by spaces)."""
+    midi, duration, beat, tonic = _track_arrays(track)
+    tune = tune_viewpoints(midi, duration, beat, tonic)
+    rows = []
+    for viewpoint in viewpoints:
+        for n in orders:
+            counts = Counter(token.partition(":")[2] for token in ngrams(tune, [viewpoint], [n]))
+            common = ", ".join(f"{gram} ×{k}" for gram, k in counts.most_common(top))
+            rows.append({"viewpoint": viewpoint, "n": n, "n-grams": sum(counts.values()),
+                         "distinct": len(counts), "most frequent": common})
+    return pd.DataFrame(rows)
+
+
+def has_melodies(frame: pd.DataFrame) -> bool:
+    """Whether a track table holds the note arrays that viewpoints are read from (a symbolic source)."""
+    return all(c in frame.columns for c in MELODY_COLUMNS)
+
+
+def typical_tune(frame: pd.DataFrame, rows: Sequence[int]) -> int:
+    """The position (among `rows` of `frame`) of the tune whose number of sounding notes is nearest the
+    median of those rows: a tune of ordinary length, to show step by step."""
+    lengths = np.array([int(np.isfinite(np.asarray(m, dtype=float)).sum())
+                        for m in frame["notes_midi"].iloc[list(rows)]])
+    return int(np.asarray(rows)[np.argmin(np.abs(lengths - np.median(lengths)))])
+
+
+@dataclass
+class TuneView:
+    """One tune as the models read it: its row, its steps (`tune_steps`), its n-gram counts and a caption."""
+    tune: pd.Series
+    steps: pd.DataFrame
+    ngrams: pd.DataFrame
+    caption: str
+
+
+def typical_tune_view(frame: pd.DataFrame, rows: Sequence[int], ngram: dict[str, Any]) -> TuneView | None:
+    """The tune of median length among `rows`, read step by step and as the n-grams of the run's
+    `baseline_settings.ngram` (`ngram`); None when the table holds no melodies."""
+    if not has_melodies(frame):
+        return None
+    settings = NgramSettings.model_validate(ngram)
+    tune = frame.iloc[typical_tune(frame, rows)]
+    steps = tune_steps(tune)
+    caption = (f"tune {tune['track_id']} (class {tune['label']}): {len(steps)} steps, "
+               f"{int((steps['note'] != 'rest').sum())} sounding notes, tonic pitch class {int(tune['tonic_pc'])}")
+    return TuneView(tune, steps, tune_ngram_counts(tune, settings.viewpoints, settings.orders), caption)

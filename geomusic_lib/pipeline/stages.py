@@ -131,7 +131,7 @@ def fit_ensemble(params: Params, run: RunDir, data: RunData | None = None) -> li
     """Notebook 07: fit the run's ensemble when `evaluate.ensemble` is on and every split has
     validation rows; otherwise remove a stale one (so it is not scored) and say why."""
     data = data or load_run_data(run)
-    bagged = params.train.bagging.folds > 1
+    bagged = params.train.bagging.folds_for(len(data.table.frame)) > 1
     why_not = ("evaluate.ensemble is false" if not params.evaluate.ensemble else
                "a split has no validation rows (split.val: 0)"
                if not bagged and any(len(s.val) == 0 for s in data.splits) else None)
@@ -177,7 +177,7 @@ def run_ensemble(run: RunDir, data: RunData, params: Params, members: Sequence[s
     from geomusic_lib.training.ensemble_members import member_probabilities
 
     names = ensemble_members(run, params, members)
-    params = effective_params(params, run, names)
+    params = effective_params(params, run, names).for_tracks(len(data.table.frame))
     stored = {m: read_predictions(run.predictions(m)) for m in names}
     per_split, held_out = member_probabilities(run, data, names, stored, params.train.bagging.folds > 1)
     for i, more in enumerate(extra or []):

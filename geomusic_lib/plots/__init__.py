@@ -13,7 +13,7 @@ from geomusic_lib.plots.interpret import (
     CONTINENT_COLOURS, REGION_SYMBOLS, attention_figure, feature_importance_figure, per_class_importance_figure,
     region_styles, tsne_figure,
 )
-from geomusic_lib.plots.melody import melody_weight_figure, pitch_name
+from geomusic_lib.plots.melody import melody_weight_figure, pitch_name, tune_figure
 from geomusic_lib.plots.predict import top_k_figure
 from geomusic_lib.plots.style import BOOK_WIDTH_PX
 
@@ -22,6 +22,6 @@ __all__ = [
     "figure_html", "geo_assets_script", "KIND_LABELS", "METRIC_LABELS", "accuracy_choropleth", "cdf_steps",
     "confusion_matrix_figure", "distance_error_cdf", "learning_curves", "model_comparison", "reliability_diagram",
     "CONTINENT_COLOURS", "REGION_SYMBOLS", "attention_figure", "feature_importance_figure",
-    "per_class_importance_figure", "region_styles", "tsne_figure", "melody_weight_figure", "pitch_name",
+    "per_class_importance_figure", "region_styles", "tsne_figure", "melody_weight_figure", "pitch_name", "tune_figure",
     "top_k_figure", "BOOK_WIDTH_PX",
 ]

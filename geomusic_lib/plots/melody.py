@@ -9,14 +9,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from geomusic_lib.data.viewpoints import pitch_name, TuneView
+from geomusic_lib.evaluation.interpret_sequence import melody_notes
 from geomusic_lib.plots.style import colour_bar
-
-NOTE_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-
-
-def pitch_name(midi: float) -> str:
-    """`60` → `C4`."""
-    return f"{NOTE_NAMES[int(midi) % 12]}{int(midi) // 12 - 1}"
 
 
 def melody_weight_figure(melodies: Sequence[pd.DataFrame], weights: Sequence[np.ndarray], titles: Sequence[str],
@@ -51,3 +46,10 @@ def melody_weight_figure(melodies: Sequence[pd.DataFrame], weights: Sequence[np.
     fig.update_xaxes(title_text="time (quarter notes from the start)", row=len(melodies), col=1)
     fig.update_layout(title=title, height=220 * len(melodies) + 120, bargap=0)
     return fig
+
+
+def tune_figure(view: TuneView) -> go.Figure:
+    """The piano roll of one tune (`data.typical_tune_view`), each note coloured by its beat strength."""
+    return melody_weight_figure([melody_notes(view.tune)], [view.steps["beat strength"].to_numpy(float)],
+                                [f"{view.tune['track_id']} ({view.tune['label']})"], weight_label="beat strength",
+                                title="The tune as notes, coloured by metric weight")

@@ -42,7 +42,7 @@ def oof_positions(rows: np.ndarray, held_out: np.ndarray) -> np.ndarray:
 def split_members(table: TrackTable, split: Split, params: Params, folds: int | None = None) -> list[Split]:
     """The split itself, or with `folds` (default `train.bagging.folds`) k > 1 the k members of its
     bag (grouped as the run's split is, identical feature vectors included under `data.duplicates: group`)."""
-    k = params.train.bagging.folds if folds is None else folds
+    k = params.train.bagging.folds_for(len(table.frame)) if folds is None else folds
     if k <= 1:
         return [split]
     joined = table.feature_names if params.data.duplicates == "group" else ()

@@ -128,6 +128,7 @@ def run_baselines(table: TrackTable, splits: Sequence[Split], params: Params, ou
     ensemble is fitted on: out-of-fold training rows when bagged, else the validation rows).
     `melodies` (`track_id` + note arrays) feeds `ngram` when the table holds only features."""
     names = list(params.baselines if names is None else names)
+    params = params.for_tracks(len(table.frame))  # `train.bagging.folds: auto` made a number
     for name in names:
         if name not in BASELINES:
             raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")

@@ -100,7 +100,7 @@ def train_model(name: str, table: TrackTable, splits: Sequence[Split], params: P
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     if not splits:
         raise ValueError("no splits to train on; make them with geomusic_lib.data.make_splits")
-    params = params.for_model(name)  # `train` plus this network's `train_per_model` entry
+    params = params.for_tracks(len(table.frame)).for_model(name)  # bagging's k, then `train_per_model`
     out_dir = Path(out_dir)
     classes = table.classes()
     class_lat, class_lon, class_region = class_coordinates(table, classes, class_info)

@@ -146,9 +146,9 @@ def overrides_of(name: str, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- objectives
-def tune_folds(params: Params) -> int:
-    """The k of `tune.folds` (`auto`: `train.bagging.folds`)."""
-    k = params.train.bagging.folds if params.tune.folds == "auto" else int(params.tune.folds)
+def tune_folds(params: Params, n_tracks: int) -> int:
+    """The k of `tune.folds` on a table of `n_tracks` tracks (`auto`: the run's `train.bagging.folds`)."""
+    k = params.train.bagging.folds_for(n_tracks) if params.tune.folds == "auto" else int(params.tune.folds)
     if k < 1:
         raise ValueError(f"tune.folds is {params.tune.folds}; set a whole number ≥ 1 or auto")
     return k
@@ -158,7 +158,7 @@ def trial_splits(data: RunData, params: Params) -> list[Split]:
     """The parts a trial trains and is scored on: for each of the first `tune.splits` splits, its
     `tune.folds` grouped, stratified parts (one part: the split itself), numbered 0, 1, ... and
     without test rows."""
-    k = tune_folds(params)
+    k = tune_folds(params, len(data.table.frame))
     parts = [p for split in data.splits[:params.tune.splits] for p in split_members(data.table, split, params, k)]
     if any(len(p.val) == 0 for p in parts):
         raise ValueError("tuning scores settings on held-out rows, but a split has no validation rows; set "
@@ -254,12 +254,13 @@ def _create_or_load(optuna, store: StudyStore, params: Params, pruner, first: di
     return study
 
 
-def open_study(run: RunDir, name: str, params: Params):
+def open_study(run: RunDir, name: str, params: Params, n_tracks: int):
     """Model `name`'s study under `tune.storage`, created or resumed. Its first trial is the params
     file's settings. In the run's SQLite file, a trial a killed run left running is marked failed (it
     never counts); on a shared storage, only the trials of dead workers are (`recover_dead_trials`).
     The sampler's seed moves on by the number of stored trials (and, shared, by a worker's own
-    offset), so a resumed study never proposes its first trials again."""
+    offset), so a resumed study never proposes its first trials again. `n_tracks`: the table's size
+    (it sets `tune.folds: auto`)."""
     optuna = _optuna()
     store = storage_of(run, name, params)
     if not store.shared:
@@ -267,7 +268,7 @@ def open_study(run: RunDir, name: str, params: Params):
     tp = params.tune
     pruner = optuna.pruners.MedianPruner(n_startup_trials=tp.startup_trials, n_warmup_steps=tp.warmup_epochs)
     study = _create_or_load(optuna, store, params, pruner, current_settings(name, params))
-    k = tune_folds(params)
+    k = tune_folds(params, n_tracks)
     scored_on = f"{tp.splits} split(s), " + (f"{k} out-of-fold parts each" if k > 1 else "validation rows")
     stored = study.user_attrs.get("scored_on", scored_on if study.trials else None)
     if stored not in (None, scored_on):
@@ -346,7 +347,7 @@ def tune_model(name: str, params: Params, run: RunDir, data: RunData, frames=Non
         raise ValueError(f"tune: no search space for {name!r}; tunable models are {sorted(SPACES)}")
     trial_splits(data, params)  # a clear error before the study opens
     store = storage_of(run, name, params)
-    study = open_study(run, name, params)
+    study = open_study(run, name, params, len(data.table.frame))
     n_left, seconds_left = remaining_budget(study, params.tune)
     if n_left != 0 and seconds_left != 0:
         objective = (_baseline_objective(name, params, data) if name in TUNABLE_BASELINES
