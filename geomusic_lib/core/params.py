@@ -17,7 +17,7 @@ import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from geomusic_lib.core.params_models import (AttentionParams, CnnParams, FcnnParams, ModelParams, NetworkName,  # noqa: F401
-                                            RnnParams, Strict, TabmParams)
+                                            RnnParams, Strict, TabmParams, auto_or_at_least_one)
 from geomusic_lib.core.params_bagging import BaggingParams  # noqa: F401
 from geomusic_lib.core.params_ngram import NGRAM_VIEWPOINTS, NgramSettings  # noqa: F401
 
@@ -156,9 +156,7 @@ class TrainParams(Strict):
     @field_validator("threads")
     @classmethod
     def _positive_threads(cls, value: str | int) -> str | int:
-        if value != "auto" and value < 1:
-            raise ValueError("must be auto or a whole number of threads ≥ 1, e.g. threads: 1")
-        return value
+        return auto_or_at_least_one(value, "threads", "threads: 1")
 
 
 class TuneParams(Strict):

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from geomusic_lib.core.params_models import Strict
+from geomusic_lib.core.params_models import Strict, auto_or_at_least_one
 
 #: `folds: auto` bags tables of at most this many tracks (UCI 1,059, the Chinese provinces 1,170,
 #: spotify_country 1,698): their validation split alone is a few hundred rows or fewer.
@@ -25,9 +25,7 @@ class BaggingParams(Strict):
     @field_validator("folds")
     @classmethod
     def _whole_folds(cls, value: int | str) -> int | str:
-        if value != "auto" and value < 1:
-            raise ValueError("must be auto or a whole number of folds ≥ 1, e.g. folds: 5 (1 = no bagging)")
-        return value
+        return auto_or_at_least_one(value, "folds", "folds: 5 (1 = no bagging)")
 
     def folds_for(self, n_tracks: int) -> int:
         """The k in force for a table of `n_tracks` tracks (`auto` resolved)."""

@@ -22,6 +22,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def auto_or_at_least_one(value: int | str, what: str, example: str) -> int | str:
+    """A field's `auto` or a whole number ≥ 1, else a one-line error naming `what` and an `example`."""
+    if value != "auto" and value < 1:
+        raise ValueError(f"must be auto or a whole number of {what} ≥ 1, e.g. {example}")
+    return value
+
+
 class FcnnParams(Strict):
     """The FCNN, with RealMLP-TD's options (models/fcnn.py); benchmarks/bench_fcnn_ingredients.py chose them."""
 
