@@ -15,7 +15,7 @@ early-stop on each fold's validation rows; baselines fit on train + validation. 
 held-out probabilities as it trains (the validation rows, or the out-of-fold rows when bagged); the best
 sequence and global-feature models are marked by their held-out score, and the ensemble's temperatures and
 weights are fitted on those rows with the run's objective (`geomusic_lib.training.ensemble`). Test rows
-choose nothing. Writes `out/folk.md`.
+choose nothing. Writes one table per level: `out/folk_province.md`, `out/folk_country.md` (and `out/folk_files.md`).
 """
 from __future__ import annotations
 
@@ -290,26 +290,22 @@ def main() -> None:
     os.environ["LOKY_MAX_CPU_COUNT"] = str(args.threads)
     threadpool_limits(args.threads)
     tag = (("folk_quick" if args.quick else "folk") + (f"_bag{args.bagging}" if args.bagging else "")
-           + (f"_{args.overlay.stem}" if args.overlay else "") + ("_files" if args.levels == ["files"] else ""))
-    t0, stamp = time.perf_counter(), MADE_AT_STAMP.format(made_at(HERE.parent))  # the code that runs, not a later one
-    lines = [f"Essen Folksong Collection via music21; torch {torch.__version__}, {args.threads} CPU thread(s), "
-             f"load {os.getloadavg()[0]:.1f} at the start. "
-             f"Brackets: 95 % bootstrap intervals over tunes ({args.bootstrap} resamples).", ""]
-    if "province" in args.levels:  # first: the fair test of melody reading (one pair of collection files)
-        lines += province_level(level_params(HERE.parent / "params" / "folk_china.yaml", args,
-                                             ["han1"] if args.quick else None), args,
-                                args.out / f"{tag}_run" / "province") + [""]
-    if "country" in args.levels:
-        lines += country_level(level_params(HERE.parent / "params" / "folk.yaml", args, files), args,
-                               args.out / f"{tag}_run" / "country") + [""]
-    if "files" in args.levels:
-        lines += files_level(level_params(HERE.parent / "params" / "folk.yaml", args, files), args,
-                             args.out / f"{tag}_run" / "country") + [""]
-    lines += ["", f"Total {time.perf_counter() - t0:.0f} s."]
-    text = "\n".join(lines)
-    print(text)
+           + (f"_{args.overlay.stem}" if args.overlay else ""))
+    stamp = MADE_AT_STAMP.format(made_at(HERE.parent))  # the code that runs, not a later one
+    head = [f"Essen Folksong Collection via music21; torch {torch.__version__}, {args.threads} CPU thread(s), "
+            f"load {os.getloadavg()[0]:.1f} at the start. "
+            f"Brackets: 95 % bootstrap intervals over tunes ({args.bootstrap} resamples).", ""]
+    levels = {"province": (province_level, "folk_china.yaml", ["han1"] if args.quick else None),
+              "country": (country_level, "folk.yaml", files), "files": (files_level, "folk.yaml", files)}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{tag}.md").write_text(stamp + "\n" + text + "\n", encoding="utf-8")
+    for level in [lv for lv in levels if lv in args.levels]:  # province first: the fair test of melody reading
+        fit_level, params_file, level_files = levels[level]
+        t0 = time.perf_counter()
+        body = fit_level(level_params(HERE.parent / "params" / params_file, args, level_files), args,
+                         args.out / f"{tag}_run" / ("province" if level == "province" else "country"))
+        text = "\n".join([*head, *body, "", f"Total {time.perf_counter() - t0:.0f} s."])
+        print(text, flush=True)
+        (args.out / f"{tag}_{level}.md").write_text(stamp + "\n" + text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from geomusic_lib.predict import read_predictions
 from geomusic_lib.training import train_model
 from geomusic_lib.core.manifest import MADE_AT_STAMP, made_at
 from geomusic_lib.book.findings import split_protocol
+from _cv import protocol
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent.parent / "shared" / "data" / "spotify_country" / "top50_41countries_2025-02-12.csv"
@@ -128,9 +129,8 @@ def _markdown(table: pd.DataFrame, params, run: RunDir, args) -> str:
             f"countries, {args.folds}-fold stratified CV grouped by first artist (seed {args.seed}); settings from "
             f"`{args.params.name}`" + (f" + `{args.overlay.name}`" if args.overlay else "") +
             f"; torch {torch.__version__}. Brackets: 95 % bootstrap intervals over rows ({args.bootstrap} resamples). "
-            + split_protocol(data.table.notes) + f" Classes are {'' if params.train.class_weights else 'not '}weighted, "
-            f"for every model (train.class_weights); the ensemble minimises the {params.ensemble_objective()} on the "
-            f"validation rows; train.bagging.folds: {params.train.bagging.folds_for(len(data.table.frame))}.")
+            + split_protocol(data.table.notes) + " " + protocol(params.for_tracks(len(data.table.frame)))
+            + " Bag size from train.bagging.folds: auto; the ensemble is fitted on the out-of-fold rows.")
     lines = [head, "", "| model | top-1 | top-5 | mean km | time s |", "|---|---:|---:|---:|---:|"]
     for r in table.itertuples(index=False):
         lines.append(f"| {r.model} | {r[1]:.1%} ({r[2]:.1%}–{r[3]:.1%}) | {r[4]:.1%} | {r[5]:,.0f} ({r[6]:,.0f}–"

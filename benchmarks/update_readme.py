@@ -21,8 +21,11 @@ BENCH_TABLES = {"uci_cv.md": "10-fold cross-validation on UCI (`benchmarks/bench
                 "chroma_collapse.md": "UCI chroma copies: 72 distinct columns against the file's 116, 10-fold CV "
                                       "(`benchmarks/bench_uci_cv.py --compare-chroma`)",
                 "spotify_country.md": "The spotify_country table, artist-grouped 5-fold CV (`benchmarks/bench_spotify_country.py`)",
-                "folk.md": "Essen folk melodies, variant-grouped 5-fold CV (`benchmarks/bench_folk.py`); the Chinese "
-                           "provinces are the fair test of melody reading (the country label mostly follows the file)",
+                "folk_province.md": "Essen folk melodies, Chinese provinces, variant-grouped 5-fold CV "
+                                    "(`benchmarks/bench_folk.py --levels province`): the fair test of melody reading",
+                "folk_country.md": "Essen folk melodies, country level, variant-grouped 5-fold CV "
+                                   "(`benchmarks/bench_folk.py --levels country`); the country label mostly follows "
+                                   "the collection file",
                 "mirage_scale.md": "MIRAGE at full scale: synthetic v1 exports of 10K-1M events through the whole book "
                                    "(`benchmarks/bench_mirage_scale.py`)"}
 

@@ -166,14 +166,15 @@ plots.distance_error_cdf(predictions, classes, decision=params.evaluate.decision
 
 # %% [markdown]
 # ## Which countries are recognised?
-# Recall per country for the best network. **What to look for:** countries with
+# Recall per class for the best network: a country map, or points at the class
+# coordinates when the labels are provinces or regions. **What to look for:** places with
 # distinctive instruments or scales (for example in South-East Asia or West Africa)
-# against countries whose recordings resemble their neighbours'. Small classes have few
+# against places whose music resembles their neighbours'. Small classes have few
 # test tracks: hover to see how many.
 
 # %%
 per_class = run.read_per_class(best)
-plots.accuracy_choropleth(per_class, title=f"Recall per country: {best}").show()
+plots.accuracy_map(per_class, model=best).show()
 
 # %% [markdown]
 # ## Can the probabilities be trusted?

@@ -65,6 +65,19 @@ def test_choropleth_names_classes_that_are_not_countries():
     assert "Atlantis" in fig.layout.title.text and len(fig.data[0].locations) == 3
 
 
+def test_the_accuracy_map_draws_provinces_as_points_and_countries_as_a_choropleth():
+    countries = per_class_metrics(tiny_predictions(), CLASSES)
+    assert isinstance(plots.accuracy_map(countries, model="fcnn").data[0], go.Choropleth)
+    provinces = countries.assign(**{"class": ["Shaanxi", "Jiangsu", "Hebei", "Atlantis"],
+                                    "lat": [34.3, 32.1, 38.0, np.nan], "lon": [108.9, 118.8, 114.5, np.nan]})
+    fig = plots.accuracy_map(provinces, model="fcnn")
+    points = fig.data[0]
+    assert isinstance(points, go.Scattergeo) and list(points.text) == ["Shaanxi", "Jiangsu", "Hebei"]
+    assert list(points.marker.color) == pytest.approx(list(provinces["recall"][:3]))
+    assert "no coordinates: Atlantis" in fig.layout.title.text and "fcnn" in fig.layout.title.text
+    assert_offline_html(fig)
+
+
 def test_reliability_diagram_has_a_line_per_model():
     pred, _ = random_predictions()
     fig = plots.reliability_diagram({"a": pred, "b": tiny_predictions()}, n_bins=10)

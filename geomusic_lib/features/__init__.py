@@ -8,12 +8,10 @@ Sources, chosen by `features.source`:
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from geomusic_lib.data.frames import frame_channels, load_frames
 from geomusic_lib.features.base import (
@@ -49,7 +47,7 @@ def extract_features(tracks: pd.DataFrame, params: FeatureParams, out_dir: str |
     frame = sample_tracks(normalise_columns(check_tracks(tracks)), params.sample_size, seed)
     result = _dispatch(frame, params, out_dir, target, client)
     check_no_target_leak(result.features.columns, target, f"{params.source} features")
-    tqdm.write(f"features ({params.source}): {summary_line(result.coverage)}", file=sys.stderr)
+    print(f"features ({params.source}): {summary_line(result.coverage)}", flush=True)  # stdout: a result, not a warning
     return result
 
 

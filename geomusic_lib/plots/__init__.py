@@ -6,7 +6,7 @@ from geomusic_lib.plots.data import (
     geo_assets_script,
 )
 from geomusic_lib.plots.evaluation import (
-    KIND_LABELS, METRIC_LABELS, accuracy_choropleth, cdf_steps, confusion_matrix_figure, distance_error_cdf,
+    KIND_LABELS, METRIC_LABELS, accuracy_choropleth, accuracy_map, accuracy_points_map, cdf_steps, confusion_matrix_figure, distance_error_cdf,
     learning_curves, model_comparison, reliability_diagram,
 )
 from geomusic_lib.plots.interpret import (
@@ -19,7 +19,7 @@ from geomusic_lib.plots.style import BOOK_WIDTH_PX
 
 __all__ = [
     "WORLD_TOPOJSON", "class_map_figure", "class_profile", "class_profile_heatmap", "class_sizes_figure",
-    "figure_html", "geo_assets_script", "KIND_LABELS", "METRIC_LABELS", "accuracy_choropleth", "cdf_steps",
+    "figure_html", "geo_assets_script", "KIND_LABELS", "METRIC_LABELS", "accuracy_choropleth", "accuracy_map", "accuracy_points_map", "cdf_steps",
     "confusion_matrix_figure", "distance_error_cdf", "learning_curves", "model_comparison", "reliability_diagram",
     "CONTINENT_COLOURS", "REGION_SYMBOLS", "attention_figure", "feature_importance_figure",
     "per_class_importance_figure", "region_styles", "tsne_figure", "melody_weight_figure", "pitch_name", "tune_figure",

@@ -100,6 +100,37 @@ def accuracy_choropleth(
     return fig
 
 
+def accuracy_points_map(per_class: pd.DataFrame, metric: str = "recall",
+                        title: str = "Accuracy per class (share of its tracks placed in the right class)") -> go.Figure:
+    """Per-class accuracy as points at the class coordinates, sized by test tracks: for labels that are not
+    countries (provinces, regions), which a country choropleth cannot draw."""
+    shown = per_class.dropna(subset=["lat", "lon"])
+    size = 8 + 22 * np.sqrt(shown["support"] / max(float(shown["support"].max()), 1.0))
+    fig = go.Figure(go.Scattergeo(
+        lat=shown["lat"], lon=shown["lon"], text=shown["class"], mode="markers+text", textposition="top center",
+        marker={"size": size, "color": shown[metric], "cmin": 0, "cmax": 1, "colorscale": "Viridis",
+                "line": {"color": "white", "width": 0.5},
+                "colorbar": colour_bar(f"{metric} (share of the class's tracks)" if metric == "recall" else metric)},
+        customdata=shown["support"], hovertemplate="%{text}<br>" + metric + ": %{marker.color:.2f}<br>"
+                                                   "test tracks: %{customdata}<extra></extra>"))
+    missing = sorted(set(per_class["class"].astype(str)) - set(shown["class"].astype(str)))
+    if missing:
+        title += f"<br><sub>no coordinates: {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}</sub>"
+    fig.update_layout(title=title, geo={"showframe": False, "showcoastlines": True, "showcountries": True,
+                                        "projection_type": "natural earth", "fitbounds": "locations"},
+                      margin={"l": 10, "r": 10, "t": 70, "b": 10})
+    return fig
+
+
+def accuracy_map(per_class: pd.DataFrame, model: str, metric: str = "recall") -> go.Figure:
+    """Recall per class of `model` on a map: a country choropleth where most classes are countries, else
+    points at the class coordinates (Chinese provinces, regions)."""
+    countries = sum(_iso3(str(c)) is not None for c in per_class["class"])
+    if countries * 2 >= len(per_class) or not {"lat", "lon"} <= set(per_class.columns):
+        return accuracy_choropleth(per_class, metric, title=f"Recall per country: {model}")
+    return accuracy_points_map(per_class, metric, title=f"Recall per class, at its coordinates: {model}")
+
+
 def reliability_diagram(
     predictions: Mapping[str, Predictions] | Predictions,
     n_bins: int = 10,
