@@ -165,7 +165,9 @@ def markdown(rows: dict[int, dict], jobs: int, params: Path) -> str:
     """The report: loader, per-notebook time and memory, output sizes, growth, targets."""
     sizes = sorted(rows)
     head = " | ".join(f"{n:,} events" for n in sizes)
-    lines = [f"Measured {dt.date.today()} on {os.cpu_count()} CPU cores (shared), `--jobs {jobs}`, "
+    loads = ", ".join(f"{rows[n]['load']['mean']:.1f} at {n:,} events" for n in sizes if rows[n].get("load"))
+    lines = [f"Measured {dt.date.today()} on {os.cpu_count()} CPU cores (mean load average while the book ran: "
+             f"{loads or 'not recorded'}), `--jobs {jobs}`, "
              f"params `{params.relative_to(REPO) if params.is_relative_to(REPO) else params}` "
              f"(`python benchmarks/bench_mirage_scale.py --sizes {' '.join(map(str, sizes))} --jobs {jobs}`).", "",
              "#### Loading and preparing (load, majority vote, grouped split; fresh process)", "",
