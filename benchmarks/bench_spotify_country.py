@@ -125,12 +125,14 @@ def _table(params, run: RunDir, seconds: dict[str, float], args) -> pd.DataFrame
 
 def _markdown(table: pd.DataFrame, params, run: RunDir, args) -> str:
     data = load_run_data(run)
+    bagged = params.for_tracks(len(data.table.frame)).train.bagging.folds > 1
     head = (f"spotify_country (`{args.source.name}`): {len(data.table.frame)} rows, {len(data.table.classes())} "
             f"countries, {args.folds}-fold stratified CV grouped by first artist (seed {args.seed}); settings from "
             f"`{args.params.name}`" + (f" + `{args.overlay.name}`" if args.overlay else "") +
             f"; torch {torch.__version__}. Brackets: 95 % bootstrap intervals over rows ({args.bootstrap} resamples). "
             + split_protocol(data.table.notes) + " " + protocol(params.for_tracks(len(data.table.frame)))
-            + " Bag size from train.bagging.folds: auto; the ensemble is fitted on the out-of-fold rows.")
+            + f" Bag size from train.bagging.folds: {params.train.bagging.folds}"
+            + ("; the ensemble is fitted on the out-of-fold rows." if bagged else "."))
     lines = [head, "", "| model | top-1 | top-5 | mean km | time s |", "|---|---:|---:|---:|---:|"]
     for r in table.itertuples(index=False):
         lines.append(f"| {r.model} | {r[1]:.1%} ({r[2]:.1%}–{r[3]:.1%}) | {r[4]:.1%} | {r[5]:,.0f} ({r[6]:,.0f}–"

@@ -165,7 +165,7 @@ plots.confusion_matrix_figure(predictions[best], classes, decision=params.evalua
 plots.distance_error_cdf(predictions, classes, decision=params.evaluate.decision).show()
 
 # %% [markdown]
-# ## Which countries are recognised?
+# ## Which countries or provinces are recognised?
 # Recall per class for the best network: a country map, or points at the class
 # coordinates when the labels are provinces or regions. **What to look for:** places with
 # distinctive instruments or scales (for example in South-East Asia or West Africa)

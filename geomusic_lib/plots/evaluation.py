@@ -2,7 +2,7 @@
 matrix, distance errors, calibration, accuracy on the map."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -75,6 +75,13 @@ def _iso3(name: str) -> str | None:
     return info.iso3 if info is not None and info.iso3 else None
 
 
+def _left_off(why: str, names: Sequence[str], shown: int = 8) -> str:
+    """A map title's subtitle naming the classes it could not draw ('' when none)."""
+    if not names:
+        return ""
+    return f"<br><sub>{why}: {', '.join(names[:shown])}{' …' if len(names) > shown else ''}</sub>"
+
+
 def accuracy_choropleth(
     per_class: pd.DataFrame,
     metric: str = "recall",
@@ -93,8 +100,7 @@ def accuracy_choropleth(
                       "test tracks: %{customdata[0]}<extra></extra>",
         colorbar=colour_bar("recall (share of the country's tracks)" if metric == "recall" else f"{metric} (0-1)"), marker_line_color="white", marker_line_width=0.5,
     ))
-    if unmapped:
-        title += f"<br><sub>not on the map: {', '.join(unmapped[:8])}{' …' if len(unmapped) > 8 else ''}</sub>"
+    title += _left_off("not on the map", unmapped)
     fig.update_layout(title=title, geo={"showframe": False, "showcoastlines": True, "projection_type": "natural earth"},
                       margin={"l": 10, "r": 10, "t": 70, "b": 10})
     return fig
@@ -113,9 +119,7 @@ def accuracy_points_map(per_class: pd.DataFrame, metric: str = "recall",
                 "colorbar": colour_bar(f"{metric} (share of the class's tracks)" if metric == "recall" else metric)},
         customdata=shown["support"], hovertemplate="%{text}<br>" + metric + ": %{marker.color:.2f}<br>"
                                                    "test tracks: %{customdata}<extra></extra>"))
-    missing = sorted(set(per_class["class"].astype(str)) - set(shown["class"].astype(str)))
-    if missing:
-        title += f"<br><sub>no coordinates: {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}</sub>"
+    title += _left_off("no coordinates", sorted(set(per_class["class"].astype(str)) - set(shown["class"].astype(str))))
     fig.update_layout(title=title, geo={"showframe": False, "showcoastlines": True, "showcountries": True,
                                         "projection_type": "natural earth", "fitbounds": "locations"},
                       margin={"l": 10, "r": 10, "t": 70, "b": 10})
@@ -123,12 +127,12 @@ def accuracy_points_map(per_class: pd.DataFrame, metric: str = "recall",
 
 
 def accuracy_map(per_class: pd.DataFrame, model: str, metric: str = "recall") -> go.Figure:
-    """Recall per class of `model` on a map: a country choropleth where most classes are countries, else
+    """`metric` (recall by default) per class of `model` on a map: a country choropleth where most classes are countries, else
     points at the class coordinates (Chinese provinces, regions)."""
     countries = sum(_iso3(str(c)) is not None for c in per_class["class"])
     if countries * 2 >= len(per_class) or not {"lat", "lon"} <= set(per_class.columns):
-        return accuracy_choropleth(per_class, metric, title=f"Recall per country: {model}")
-    return accuracy_points_map(per_class, metric, title=f"Recall per class, at its coordinates: {model}")
+        return accuracy_choropleth(per_class, metric, title=f"{metric.capitalize()} per country: {model}")
+    return accuracy_points_map(per_class, metric, title=f"{metric.capitalize()} per class, at its coordinates: {model}")
 
 
 def reliability_diagram(
